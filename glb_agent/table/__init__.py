@@ -1,0 +1,1 @@
+"""GLB forwarding tables: rendezvous-hash construction, upstream file formats, diffs."""

@@ -1,0 +1,54 @@
+"""The in-memory description of one forwarding table, independent of where it came from.
+
+Both the YAML config layer and upstream's forwarding-table JSON reader produce these, and
+the builder, the binary writer and the data plane consume them, so they are the one
+contract between those layers. Order matters: a backend's index in ``backends`` is the
+index the 65,536 rows refer to, exactly as in upstream's binary file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Literal
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+BackendState = Literal["active", "draining", "filling", "inactive"]
+Protocol = Literal["tcp", "udp"]
+
+TABLE_ROWS = 0x10000
+UPSTREAM_MAX_BACKENDS = 0x100
+UPSTREAM_MAX_BINDS = 0x100
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A proxy as one table sees it; ``healthy`` is the health checker's current view."""
+
+    ip: IPAddress
+    state: BackendState = "active"
+    healthy: bool = True
+    # upstream's JSON carries {"http": port, "gue": port}; kept so JSON round-trips.
+    healthchecks: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Bind:
+    """Traffic the table serves: a VIP address or prefix, a protocol and a port range."""
+
+    network: IPNetwork
+    proto: Protocol
+    port_start: int
+    port_end: int
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Everything needed to build and serialise one table (one GLB service)."""
+
+    name: str
+    hash_key: bytes  # 16 bytes: SipHash key for the packet hash on the director
+    seed: bytes  # 16 bytes: SipHash key for the rendezvous ranking of backends
+    binds: tuple[Bind, ...] = ()
+    backends: tuple[Backend, ...] = field(default_factory=tuple)
