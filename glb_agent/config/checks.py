@@ -1,0 +1,164 @@
+"""Rules that relate several places of the document.
+
+Each returns ``(path, message)`` pairs pointing at the exact offending entry (usually the
+second occurrence, naming the first), so the loader can print ``file:line`` for each.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from pathlib import Path
+
+from glb_agent.config.model import GlbConfig, PortRange
+from glb_agent.config.yamlsrc import Locator, PathElem
+from glb_agent.table.spec import UPSTREAM_MAX_BINDS
+
+Issue = tuple[tuple[PathElem, ...], str]
+
+MAX_BACKENDS = 4096
+
+
+def _unique(items: list, key, section: str, field: str, loc: Locator) -> Iterator[Issue]:
+    seen: dict[object, int] = {}
+    for i, item in enumerate(items):
+        value = key(item)
+        if value in seen:
+            first = seen[value]
+            yield ((section, i, field),
+                   f"duplicate {field} {value} (first at line {loc.line_of((section, first))})")
+        else:
+            seen[value] = i
+
+
+def check_names_and_hosts(cfg: GlbConfig, loc: Locator) -> Iterator[Issue]:
+    for section in ("directors", "proxies", "services"):
+        yield from _unique(getattr(cfg, section), lambda x: x.name, section, "name", loc)
+    seen_peer: dict[str, int] = {}
+    for i, peer in enumerate(cfg.bgp.peers):
+        if peer.name in seen_peer:
+            yield (("bgp", "peers", i, "name"), f"duplicate peer name {peer.name}")
+        seen_peer.setdefault(peer.name, i)
+    hosts: dict[ipaddress.IPv4Address, tuple[PathElem, ...]] = {}
+    for section in ("directors", "proxies"):
+        for i, host in enumerate(getattr(cfg, section)):
+            path = (section, i, "address")
+            if host.address in hosts:
+                other = hosts[host.address]
+                yield (path, f"address {host.address} is already used by {other[0]}[{other[1]}] "
+                             f"(line {loc.line_of(other)})")
+            hosts.setdefault(host.address, path)
+    for i, peer in enumerate(cfg.bgp.peers):
+        if peer.address in hosts:
+            yield (("bgp", "peers", i, "address"),
+                   f"peer address {peer.address} is a director or proxy of this fleet")
+
+
+def check_references(cfg: GlbConfig) -> Iterator[Issue]:
+    peers = {p.name for p in cfg.bgp.peers}
+    directors = {d.name for d in cfg.directors}
+    for i, d in enumerate(cfg.directors):
+        for j, name in enumerate(d.bgp_peers or []):
+            if name not in peers:
+                yield (("directors", i, "bgp_peers", j),
+                       f"unknown BGP peer {name!r} (bgp.peers has: {', '.join(sorted(peers))})")
+    for i, p in enumerate(cfg.proxies):
+        for j, name in enumerate(p.directors or []):
+            if name not in directors:
+                yield (("proxies", i, "directors", j),
+                       f"unknown director {name!r} (directors: {', '.join(sorted(directors))})")
+
+
+def check_services(cfg: GlbConfig, loc: Locator) -> Iterator[Issue]:
+    proxies = {p.address for p in cfg.proxies}
+    hosts = proxies | {d.address for d in cfg.directors} | {d.outer_source for d in cfg.directors}
+    for s, svc in enumerate(cfg.services):
+        base = ("services", s)
+        seen: dict[ipaddress.IPv4Address, int] = {}
+        for b, backend in enumerate(svc.backends):
+            path = (*base, "backends", b, "address")
+            if backend.address in seen:
+                first = svc.backends[seen[backend.address]]
+                yield (path, f"backend {backend.address} is listed twice: as {first.state} at line "
+                             f"{loc.line_of((*base, 'backends', seen[backend.address]))} and as "
+                             f"{backend.state} here")
+                continue
+            seen[backend.address] = b
+            if backend.address not in proxies:
+                yield (path, f"backend {backend.address} is not the address of any entry in proxies")
+        changing = [b for b, x in enumerate(svc.backends) if x.state in ("draining", "filling")]
+        for b in changing[1:]:
+            yield ((*base, "backends", b, "state"),
+                   f"only one backend per service may be draining or filling at a time "
+                   f"(backend at line {loc.line_of((*base, 'backends', changing[0]))} already is): "
+                   "two in transition can break connections whose primary and secondary both move")
+        if all(x.state == "inactive" for x in svc.backends):
+            yield ((*base, "backends"), "every backend is inactive: the table would be empty")
+        if len(svc.backends) > MAX_BACKENDS:
+            yield ((*base, "backends"), f"{len(svc.backends)} backends; at most {MAX_BACKENDS}")
+        for field in ("hash_key", "seed"):
+            if getattr(svc, field) is None and cfg.fleet.secret is None and cfg.fleet.secret_file is None:
+                yield (base, f"no {field} and no fleet.secret to derive it from: set one of them")
+        vseen: dict[object, int] = {}
+        for v, vip in enumerate(svc.vips):
+            if vip in vseen:
+                yield ((*base, "vips", v), f"duplicate VIP {vip}")
+            vseen.setdefault(vip, v)
+            if vip in hosts:
+                yield ((*base, "vips", v), f"VIP {vip} is the address of a director or proxy")
+        for p, port in enumerate(svc.ports):
+            for q in range(p):
+                if port.overlaps(svc.ports[q]):
+                    yield ((*base, "ports", p), f"port {port} overlaps port {svc.ports[q]} of this service")
+                    break
+        n_binds = (len(svc.vips) + len(svc.cidrs)) * len(svc.ports)
+        if n_binds > UPSTREAM_MAX_BINDS:
+            yield ((*base, "ports"),
+                   f"{n_binds} binds (addresses x port ranges); a table holds at most {UPSTREAM_MAX_BINDS}")
+
+
+def _bind_nets(svc) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, tuple[PathElem, ...]]]:
+    out = [(ipaddress.ip_network(v), ("vips", i)) for i, v in enumerate(svc.vips)]
+    out += [(n, ("cidrs", i)) for i, n in enumerate(svc.cidrs)]
+    return out
+
+
+def check_bind_conflicts(cfg: GlbConfig, loc: Locator) -> Iterator[Issue]:
+    """Two services must never claim the same (address, protocol, port): which table wins?"""
+    claimed: list[tuple[object, str, PortRange, tuple[PathElem, ...]]] = []
+    for s, svc in enumerate(cfg.services):
+        mine = []
+        for net, sub in _bind_nets(svc):
+            for port in svc.ports:
+                for other_net, proto, other_port, where in claimed:
+                    if (proto == svc.protocol and net.version == other_net.version
+                            and net.overlaps(other_net) and port.overlaps(other_port)):
+                        yield (("services", s, *sub),
+                               f"{net} {svc.protocol}/{port} is already served by "
+                               f"services[{where[1]}] (line {loc.line_of(where)})")
+                        break
+                mine.append((net, svc.protocol, port, ("services", s, *sub)))
+        claimed += mine
+
+
+def check_secret_file(cfg: GlbConfig, source: Path) -> Iterator[Issue]:
+    if cfg.fleet.secret_file is None:
+        return
+    path = (source.parent / cfg.fleet.secret_file)
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        yield (("fleet", "secret_file"), f"cannot read {path}: {exc.strerror}")
+        return
+    if len(secret) < 16:
+        yield (("fleet", "secret_file"), f"{path}: the secret must be at least 16 characters")
+
+
+def all_issues(cfg: GlbConfig, loc: Locator, source: Path) -> list[Issue]:
+    return [
+        *check_names_and_hosts(cfg, loc),
+        *check_references(cfg),
+        *check_services(cfg, loc),
+        *check_bind_conflicts(cfg, loc),
+        *check_secret_file(cfg, source),
+    ]
