@@ -26,7 +26,6 @@ from pydantic import (
 )
 
 
-
 def _parse_ip(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         return value

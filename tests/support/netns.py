@@ -7,6 +7,7 @@ Only the address ranges PLATFORM.md allows are used by the callers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -85,18 +86,14 @@ class Lab:
         for proc in self.procs:
             if proc.poll() is None:
                 proc.kill()
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    pass
         for name in reversed(self.namespaces):
             # Killing leftovers first lets the namespace (and its veths) really go away.
             pids = sh("ip", "netns", "pids", name, check=False).stdout.split()
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), 9)
-                except (ProcessLookupError, ValueError):
-                    pass
             sh("ip", "netns", "del", name, check=False)
         self.namespaces.clear()
 

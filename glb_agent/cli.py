@@ -1,0 +1,85 @@
+"""``glb-agent``: one entry point for operators, Ansible roles, systemd units and the lab.
+
+Exit codes (documented in README): 0 success; 1 the operation failed (a system error,
+a failed check); 2 bad input (YAML, JSON, binary files, arguments) — and then nothing
+was written or applied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+from collections.abc import Sequence
+
+from glb_agent import __version__
+from glb_agent.errors import GlbError, InputError
+
+# Each module exposes register(subparsers); handlers are set with set_defaults(func=...)
+# and return an exit code.
+COMMAND_MODULES = (
+    "glb_agent.commands.validate",
+    "glb_agent.commands.render",
+    "glb_agent.commands.table",
+    "glb_agent.commands.director",
+    "glb_agent.commands.proxy",
+    "glb_agent.commands.bgp",
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on usage errors already; keep its message but add our prefix."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"glb-agent: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="glb-agent",
+        description="Drive a GLB-style load balancer fleet from one declarative YAML.",
+        epilog="exit codes: 0 ok, 1 operation failed, 2 bad input (nothing applied)",
+    )
+    parser.add_argument("--version", action="version", version=f"glb-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is None:
+            continue  # that part of the agent is not installed in this build
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        _report(args, exc, EXIT_BAD_INPUT)
+        return EXIT_BAD_INPUT
+    except GlbError as exc:
+        _report(args, exc, EXIT_FAILED)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def _report(args: argparse.Namespace, exc: Exception, code: int) -> None:
+    if getattr(args, "json", False):
+        problems = getattr(exc, "problems", None) or [str(exc)]
+        print(json.dumps({"ok": False, "exit_code": code, "errors": problems}, indent=2))
+    else:
+        # Problems already start with file:line (compiler style, so editors can jump there).
+        for line in str(exc).splitlines():
+            print(line if isinstance(exc, InputError) else f"glb-agent: error: {line}",
+                  file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Renderers: config files for directors and routers, written atomically and deterministically."""
