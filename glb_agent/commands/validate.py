@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="path to glb.yml")
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=run)
+    register_reference(sub)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,4 +36,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.config}: ok: fleet {cfg.fleet.name}, {len(cfg.services)} services, "
               f"{summary['backends']} backends, {len(cfg.directors)} directors, "
               f"{len(cfg.proxies)} proxies")
+    return 0
+
+
+def register_reference(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("config-reference", help="print the glb.yml reference (Markdown)",
+                       description="Print the YAML reference generated from the config models.")
+    p.set_defaults(func=_print_reference)
+
+
+def _print_reference(args: argparse.Namespace) -> int:
+    from glb_agent.config.reference import reference_markdown
+
+    print(reference_markdown(), end="")
     return 0

@@ -68,7 +68,10 @@ def _message(err: dict) -> str:
         parent = _model_at(loc[:-1])
         known = sorted(parent.model_fields) if parent else []
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else (f"; expected one of: {', '.join(known)}" if known else "")
+        if close:
+            hint = f"; did you mean {close[0]!r}?"
+        else:
+            hint = f"; expected one of: {', '.join(known)}" if known else ""
         return f"unknown key {loc[-1]!r}{hint}"
     if kind == "missing":
         return "required key is missing"

@@ -1,0 +1,26 @@
+# The two commands a fresh machine needs (both install what they use; run as root):
+#   make lab    build the namespace lab (router, directors, proxies, client) and demo it
+#   make test   run the whole test suite
+.PHONY: lab lab-down test lint bench setup
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+setup:
+	bash scripts/setup.sh
+
+lab: setup
+	$(VENV)/bin/glb-agent lab up
+	$(VENV)/bin/glb-agent lab demo
+
+lab-down: setup
+	$(VENV)/bin/glb-agent lab down
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check glb_agent tests bench
+
+bench: setup
+	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
