@@ -1,0 +1,66 @@
+"""Build and tear down the lab's namespaces and links (see topology.py for the picture)."""
+
+from __future__ import annotations
+
+from glb_agent.lab import netns
+from glb_agent.lab.topology import CLIENT_NET, CLIENT_NS, FABRIC_NS, PREFIX, Node, Plan
+
+BRIDGE = "br0"
+
+
+def _port_name(node: Node) -> str:
+    return f"p-{node.name}"[:15]
+
+
+def _attach_to_fabric(node: Node, plan: Plan, *extra_addrs: str) -> None:
+    netns.add(node.ns)
+    port = _port_name(node)
+    addrs = [f"{node.address}/{plan.fabric_prefix}", *extra_addrs]
+    netns.veth(node.ns, node.interface, FABRIC_NS, port, a_addrs=addrs, a_mac=node.mac)
+    netns.run("ip", "link", "set", port, "master", BRIDGE, ns=FABRIC_NS)
+    # veth XDP_TX needs the receiving peer to run XDP or GRO; the bridge ports get GRO.
+    netns.run("ethtool", "-K", port, "gro", "on", ns=FABRIC_NS, check=False)
+    netns.run("ethtool", "-K", node.interface, "gro", "on", ns=node.ns, check=False)
+
+
+def build(plan: Plan) -> None:
+    """Create every namespace and link; the caller removes a half-built lab with destroy()."""
+    netns.add(FABRIC_NS)
+    netns.run("ip", "link", "add", BRIDGE, "type", "bridge", ns=FABRIC_NS)
+    netns.run("ip", "link", "set", BRIDGE, "up", ns=FABRIC_NS)
+
+    router = plan.router
+    _attach_to_fabric(router, plan)
+    netns.sysctl(router.ns, {
+        "net.ipv4.ip_forward": 1,
+        "net.ipv6.conf.all.forwarding": 1,
+        # hash ECMP on the 5-tuple, as datacenter routers do, so flows spread over directors
+        "net.ipv4.fib_multipath_hash_policy": 1,
+        "net.ipv6.fib_multipath_hash_policy": 1,
+        # directors hand GUE back to the router on the same segment: no redirects for that
+        "net.ipv4.conf.all.send_redirects": 0,
+        "net.ipv4.conf.fab.send_redirects": 0,
+    })
+
+    netns.add(CLIENT_NS)
+    client_addrs = [f"{plan.client_address}/{CLIENT_NET.prefixlen}"]
+    client_addrs += [f"{a}/{CLIENT_NET.prefixlen}" for a in plan.client_addresses]
+    netns.veth(CLIENT_NS, "eth0", router.ns, "cli",
+               a_addrs=client_addrs, b_addrs=[f"{plan.router_client_address}/{CLIENT_NET.prefixlen}"])
+    netns.run("ip", "route", "add", "default", "via", str(plan.router_client_address), ns=CLIENT_NS)
+
+    for node in plan.directors:
+        _attach_to_fabric(node, plan)
+        netns.run("ip", "route", "add", "default", "via", str(router.address), ns=node.ns)
+    for node in plan.proxies:
+        _attach_to_fabric(node, plan)
+        # replies to clients leave directly (DSR) through the router
+        netns.run("ip", "route", "add", "default", "via", str(router.address), ns=node.ns)
+
+
+def destroy() -> list[str]:
+    """Remove every lab namespace (and the processes in them), built fully or not."""
+    removed = netns.names(PREFIX)
+    for name in removed:
+        netns.delete(name)
+    return removed
