@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     class Server(ThreadingHTTPServer):
-        address_family = __import__("socket").AF_INET6 if ":" in args.bind else __import__("socket").AF_INET
+        address_family = socket.AF_INET6 if ":" in args.bind else socket.AF_INET
         daemon_threads = True
         allow_reuse_address = True
 
