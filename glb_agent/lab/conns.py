@@ -1,0 +1,133 @@
+"""Keep N long-lived TCP connections busy through the VIP and record every failure.
+
+Run inside the client namespace. Each connection is one HTTP/1.1 keep-alive session that
+POSTs a random body to ``/echo`` every ``--interval`` seconds and checks the echo byte for
+byte, so a reset, a stall or corrupted data is seen within one interval. Connections bind to
+different client source addresses so the director's source hash spreads them over proxies.
+
+The report (JSON, rewritten atomically every ``--report-every`` seconds and at exit) has, per
+connection: the proxy that served it, exchanges done, the longest gap between successful
+exchanges, and the error that broke it, if any. Stop with SIGTERM/SIGINT or ``--duration``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class ConnState:
+    source: str
+    proxy: str | None = None
+    exchanges: int = 0
+    last_ok: float = field(default_factory=time.monotonic)
+    max_gap: float = 0.0
+    error: str | None = None
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str,
+                    method: str, path: str, body: bytes) -> bytes:
+    head = (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
+            "Connection: keep-alive\r\n\r\n").encode()
+    writer.write(head + body)
+    await writer.drain()
+    status = await reader.readline()
+    if not status.startswith(b"HTTP/1.1 200"):
+        raise ConnectionError(f"bad status {status[:40]!r}")
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    return await reader.readexactly(length)
+
+
+async def keep(state: ConnState, vip: str, port: int, interval: float, timeout: float,
+               stop: asyncio.Event) -> None:
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(vip, port, local_addr=(state.source, 0)), timeout)
+        hello = json.loads(await asyncio.wait_for(_exchange(reader, writer, vip, "GET", "/", b""), timeout))
+        state.proxy = hello["proxy"]
+        state.last_ok = time.monotonic()
+        while not stop.is_set():
+            body = os.urandom(64)
+            echoed = await asyncio.wait_for(_exchange(reader, writer, vip, "POST", "/echo", body), timeout)
+            if echoed != body:
+                raise ConnectionError("echo corrupted")
+            now = time.monotonic()
+            state.max_gap = max(state.max_gap, now - state.last_ok)
+            state.last_ok = now
+            state.exchanges += 1
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+        writer.close()
+    except (TimeoutError, OSError, ConnectionError, asyncio.IncompleteReadError, ValueError) as exc:
+        state.error = f"{type(exc).__name__}: {exc}"[:200]
+
+
+def _write_report(path: str, states: list[ConnState], started: float) -> None:
+    now = time.monotonic()
+    conns = []
+    for s in states:
+        d = asdict(s)
+        d["current_gap"] = round(now - s.last_ok, 3) if s.error is None else None
+        del d["last_ok"]
+        conns.append(d)
+    report = {
+        "elapsed": round(now - started, 3),
+        "alive": sum(1 for s in states if s.error is None and s.proxy is not None),
+        "broken": sum(1 for s in states if s.error is not None),
+        "connections": conns,
+    }
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(report, fh)
+    os.replace(tmp, path)
+
+
+async def run(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    sources = args.sources.split(",")
+    states = [ConnState(sources[i % len(sources)]) for i in range(args.count)]
+    started = time.monotonic()
+    tasks = []
+    for state in states:
+        tasks.append(asyncio.create_task(keep(state, args.vip, args.port, args.interval, args.timeout, stop)))
+        await asyncio.sleep(0.005)  # do not SYN-flood the lab
+    deadline = started + args.duration
+    while not stop.is_set() and time.monotonic() < deadline:
+        _write_report(args.report, states, started)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), args.report_every)
+    stop.set()
+    await asyncio.gather(*tasks)
+    _write_report(args.report, states, started)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="keep long-lived TCP connections through a VIP")
+    ap.add_argument("--vip", required=True)
+    ap.add_argument("--port", type=int, default=80)
+    ap.add_argument("--sources", required=True, help="comma-separated client source addresses")
+    ap.add_argument("--count", type=int, default=200)
+    ap.add_argument("--interval", type=float, default=0.5)
+    ap.add_argument("--timeout", type=float, default=5.0)
+    ap.add_argument("--duration", type=float, default=600.0, help="hard stop, seconds")
+    ap.add_argument("--report", required=True)
+    ap.add_argument("--report-every", type=float, default=0.5)
+    asyncio.run(run(ap.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
