@@ -41,6 +41,15 @@ class Bind:
     proto: Protocol
     port_start: int
     port_end: int
+    # The address as the source wrote it when it has host bits set under the prefix
+    # (e.g. "fdb4:98ce:52d4::42/64"): upstream's binary stores it unmasked, so a
+    # byte-compatible writer needs it. None means ``network.network_address``.
+    address: IPAddress | None = None
+
+    @property
+    def stored_address(self) -> IPAddress:
+        """The address written into the binary table's bind entry."""
+        return self.address if self.address is not None else self.network.network_address
 
 
 @dataclass(frozen=True)

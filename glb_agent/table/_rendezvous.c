@@ -1,0 +1,310 @@
+/*
+ * Rendezvous ranking of backends for GLB forwarding-table rows: the hot loop of
+ * `glb-agent table build`, in C because it is ~150 64-bit operations per (row, backend)
+ * pair and 4 tables x 256 backends is 67 million pairs.
+ *
+ * For row r, upstream ranks backend b by bswap64(SipHash-2-4(seed, H(r) || ip(b))), where
+ * H(r) = SipHash-2-4(seed, be32(r)). H(r) is exactly the first 8-byte message block, so the
+ * SipHash state after that block depends only on the row: we compute it once per row and
+ * per backend run only the remaining block(s) plus finalisation. Only the two smallest
+ * ranks are kept (a running top-2, no sort). The per-backend loop has no branches and no
+ * cross-iteration dependencies, so the compiler vectorises it; target_clones builds an
+ * AVX2 and an AVX-512 version next to the baseline one and picks at load time, so the same
+ * binary runs on any x86-64 host.
+ *
+ * Python interface (the GIL is released while computing, so threads can split the rows):
+ *   top2(seed: bytes[16], v4: bytes[4*n4], v6: bytes[16*n6], index: bytes[4*(n4+n6)],
+ *        out: writable buffer of >= 8*row_end bytes, row_start: int, row_end: int) -> None
+ * `index` maps candidate positions (all IPv4 candidates first, then all IPv6 ones, each
+ * group in table order) to the row values to store (indices into the full backends list,
+ * increasing with table order). out[2r] and out[2r+1] receive, as native uint32, the
+ * index of the smallest and second-smallest rank; equal ranks (never seen in practice)
+ * are ordered by index so the result never depends on the IPv4/IPv6 grouping. With a
+ * single candidate both entries are that candidate. The primary/secondary swap for
+ * unhealthy or draining primaries is policy and lives in Python.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+#define GLB_MULTIVERSION __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#else
+#define GLB_MULTIVERSION
+#endif
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+
+#define SIPROUND(v0, v1, v2, v3)                                                                   \
+	do {                                                                                       \
+		v0 += v1;                                                                          \
+		v1 = ROTL(v1, 13);                                                                 \
+		v1 ^= v0;                                                                          \
+		v0 = ROTL(v0, 32);                                                                 \
+		v2 += v3;                                                                          \
+		v3 = ROTL(v3, 16);                                                                 \
+		v3 ^= v2;                                                                          \
+		v0 += v3;                                                                          \
+		v3 = ROTL(v3, 21);                                                                 \
+		v3 ^= v0;                                                                          \
+		v2 += v1;                                                                          \
+		v1 = ROTL(v1, 17);                                                                 \
+		v1 ^= v2;                                                                          \
+		v2 = ROTL(v2, 32);                                                                 \
+	} while (0)
+
+static inline uint64_t load_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static inline uint64_t load_le32(const uint8_t *p)
+{
+	return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24;
+}
+
+static inline uint64_t bswap64(uint64_t x)
+{
+	return __builtin_bswap64(x);
+}
+
+typedef struct {
+	uint64_t v0, v1, v2, v3;
+} sip_state;
+
+static inline sip_state sip_init(uint64_t k0, uint64_t k1)
+{
+	sip_state s = {
+	    k0 ^ 0x736f6d6570736575ULL,
+	    k1 ^ 0x646f72616e646f6dULL,
+	    k0 ^ 0x6c7967656e657261ULL,
+	    k1 ^ 0x7465646279746573ULL,
+	};
+	return s;
+}
+
+static inline void sip_block(sip_state *s, uint64_t m)
+{
+	uint64_t v0 = s->v0, v1 = s->v1, v2 = s->v2, v3 = s->v3;
+	v3 ^= m;
+	SIPROUND(v0, v1, v2, v3);
+	SIPROUND(v0, v1, v2, v3);
+	v0 ^= m;
+	s->v0 = v0, s->v1 = v1, s->v2 = v2, s->v3 = v3;
+}
+
+static inline uint64_t sip_final(sip_state s)
+{
+	uint64_t v0 = s.v0, v1 = s.v1, v2 = s.v2, v3 = s.v3;
+	v2 ^= 0xff;
+	SIPROUND(v0, v1, v2, v3);
+	SIPROUND(v0, v1, v2, v3);
+	SIPROUND(v0, v1, v2, v3);
+	SIPROUND(v0, v1, v2, v3);
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* Row hash: SipHash-2-4 of the 4-byte big-endian row number (a single, final block). */
+static inline uint64_t row_hash(uint64_t k0, uint64_t k1, uint32_t row)
+{
+	sip_state s = sip_init(k0, k1);
+	uint64_t be = (uint64_t)((row >> 24) & 0xff) | (uint64_t)((row >> 16) & 0xff) << 8 |
+		      (uint64_t)((row >> 8) & 0xff) << 16 | (uint64_t)(row & 0xff) << 24;
+	sip_block(&s, be | (4ULL << 56));
+	return sip_final(s);
+}
+
+typedef struct {
+	uint64_t k0, k1;
+	const uint64_t *v4_last; /* per IPv4 candidate: its final block (address | 12 << 56) */
+	size_t n4;
+	const uint64_t *v6_lo, *v6_hi; /* per IPv6 candidate: address blocks 1 and 2 */
+	size_t n6;
+	const uint32_t *index;
+	uint64_t *ranks; /* scratch, n4 + n6 */
+	uint32_t *out;
+	uint32_t row_start, row_end;
+} job;
+
+GLB_MULTIVERSION
+static void run_job(const job *j)
+{
+	/* Locals, not j->...: the stores to ranks[] could otherwise alias the loop bounds,
+	 * and GCC then refuses to vectorise ("number of iterations cannot be computed"). */
+	const size_t n4 = j->n4, n6 = j->n6, n = n4 + n6;
+	const uint64_t k0 = j->k0, k1 = j->k1;
+	const uint32_t row_start = j->row_start, row_end = j->row_end;
+	const uint64_t *restrict v4 = j->v4_last;
+	const uint64_t *restrict lo = j->v6_lo;
+	const uint64_t *restrict hi = j->v6_hi;
+	const uint32_t *restrict index = j->index;
+	uint32_t *restrict out = j->out;
+	uint64_t *restrict ranks = j->ranks;
+	uint64_t *restrict ranks6 = ranks + n4;
+
+	for (uint32_t row = row_start; row < row_end; row++) {
+		sip_state s = sip_init(k0, k1);
+		sip_block(&s, row_hash(k0, k1, row));
+		const uint64_t s0 = s.v0, s1 = s.v1, s2 = s.v2, s3 = s.v3;
+
+		for (size_t b = 0; b < n4; b++) {
+			uint64_t v0 = s0, v1 = s1, v2 = s2, v3 = s3;
+			const uint64_t m = v4[b];
+			v3 ^= m;
+			SIPROUND(v0, v1, v2, v3);
+			SIPROUND(v0, v1, v2, v3);
+			v0 ^= m;
+			v2 ^= 0xff;
+			SIPROUND(v0, v1, v2, v3);
+			SIPROUND(v0, v1, v2, v3);
+			SIPROUND(v0, v1, v2, v3);
+			SIPROUND(v0, v1, v2, v3);
+			ranks[b] = bswap64(v0 ^ v1 ^ v2 ^ v3);
+		}
+
+		for (size_t b = 0; b < n6; b++) {
+			uint64_t v0 = s0, v1 = s1, v2 = s2, v3 = s3;
+			uint64_t m = lo[b];
+			v3 ^= m;
+			SIPROUND(v0, v1, v2, v3);
+			SIPROUND(v0, v1, v2, v3);
+			v0 ^= m;
+			m = hi[b];
+			v3 ^= m;
+			SIPROUND(v0, v1, v2, v3);
+			SIPROUND(v0, v1, v2, v3);
+			v0 ^= m;
+			m = 24ULL << 56; /* 8-byte row hash + 16-byte address, nothing left over */
+			v3 ^= m;
+			SIPROUND(v0, v1, v2, v3);
+			SIPROUND(v0, v1, v2, v3);
+			v0 ^= m;
+			v2 ^= 0xff;
+			SIPROUND(v0, v1, v2, v3);
+			SIPROUND(v0, v1, v2, v3);
+			SIPROUND(v0, v1, v2, v3);
+			SIPROUND(v0, v1, v2, v3);
+			ranks6[b] = bswap64(v0 ^ v1 ^ v2 ^ v3);
+		}
+
+		/* Running top-2 by (rank, index); index breaks the (theoretical) ties. */
+		uint64_t r1 = ranks[0], r2 = UINT64_MAX;
+		uint32_t i1 = index[0], i2 = UINT32_MAX;
+		for (size_t b = 1; b < n; b++) {
+			const uint64_t r = ranks[b];
+			const uint32_t i = index[b];
+			if (r < r2 || (r == r2 && i < i2)) {
+				if (r < r1 || (r == r1 && i < i1)) {
+					r2 = r1, i2 = i1;
+					r1 = r, i1 = i;
+				} else {
+					r2 = r, i2 = i;
+				}
+			}
+		}
+		out[2 * (size_t)row] = i1;
+		out[2 * (size_t)row + 1] = n > 1 ? i2 : i1;
+	}
+}
+
+static PyObject *py_top2(PyObject *self, PyObject *args)
+{
+	Py_buffer seed, v4, v6, index, out;
+	unsigned long row_start, row_end;
+	PyObject *result = NULL;
+	uint64_t *scratch = NULL;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "y*y*y*y*w*kk", &seed, &v4, &v6, &index, &out, &row_start,
+			      &row_end))
+		return NULL;
+
+	const size_t n4 = (size_t)v4.len / 4, n6 = (size_t)v6.len / 16, n = n4 + n6;
+	if (seed.len != 16) {
+		PyErr_SetString(PyExc_ValueError, "seed must be 16 bytes");
+		goto done;
+	}
+	if (v4.len % 4 || v6.len % 16 || (size_t)index.len != 4 * n) {
+		PyErr_SetString(PyExc_ValueError,
+				"v4/v6 must hold 4/16-byte addresses and index one uint32 per address");
+		goto done;
+	}
+	if (n == 0) {
+		PyErr_SetString(PyExc_ValueError, "no candidate backends");
+		goto done;
+	}
+	if (row_start > row_end || row_end > 0x10000 || (size_t)out.len < 8 * (size_t)row_end) {
+		PyErr_SetString(PyExc_ValueError, "row range outside 0..65536 or output too small");
+		goto done;
+	}
+
+	/* One allocation: IPv4 final blocks, IPv6 blocks 1 and 2, index copy, rank scratch. */
+	scratch = malloc(sizeof(uint64_t) * (n4 + 2 * n6 + n) + sizeof(uint32_t) * n);
+	if (scratch == NULL) {
+		PyErr_NoMemory();
+		goto done;
+	}
+	uint64_t *v4_last = scratch, *v6_lo = v4_last + n4, *v6_hi = v6_lo + n6;
+	uint64_t *ranks = v6_hi + n6;
+	uint32_t *idx = (uint32_t *)(ranks + n);
+	const uint8_t *a4 = v4.buf, *a6 = v6.buf;
+	for (size_t b = 0; b < n4; b++)
+		v4_last[b] = load_le32(a4 + 4 * b) | (12ULL << 56);
+	for (size_t b = 0; b < n6; b++) {
+		v6_lo[b] = load_le64(a6 + 16 * b);
+		v6_hi[b] = load_le64(a6 + 16 * b + 8);
+	}
+	memcpy(idx, index.buf, 4 * n);
+
+	const uint8_t *k = seed.buf;
+	job j = {
+	    .k0 = load_le64(k),
+	    .k1 = load_le64(k + 8),
+	    .v4_last = v4_last,
+	    .n4 = n4,
+	    .v6_lo = v6_lo,
+	    .v6_hi = v6_hi,
+	    .n6 = n6,
+	    .index = idx,
+	    .ranks = ranks,
+	    .out = out.buf,
+	    .row_start = (uint32_t)row_start,
+	    .row_end = (uint32_t)row_end,
+	};
+	Py_BEGIN_ALLOW_THREADS
+	run_job(&j);
+	Py_END_ALLOW_THREADS
+
+	Py_INCREF(Py_None);
+	result = Py_None;
+done:
+	free(scratch);
+	PyBuffer_Release(&seed);
+	PyBuffer_Release(&v4);
+	PyBuffer_Release(&v6);
+	PyBuffer_Release(&index);
+	PyBuffer_Release(&out);
+	return result;
+}
+
+static PyMethodDef methods[] = {
+    {"top2", py_top2, METH_VARARGS,
+     "top2(seed, v4, v6, index, out, row_start, row_end): two lowest-ranked backends per row."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_rendezvous",
+    "Rendezvous top-2 per forwarding-table row (see the comment at the top of the C file).", -1,
+    methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__rendezvous(void)
+{
+	return PyModule_Create(&module);
+}
