@@ -1,0 +1,256 @@
+"""The health checker: every backend probed concurrently on one asyncio loop.
+
+One task per (service, backend) sleeps until its next slot, probes, and feeds the result
+to that backend's rise/fall state machine (``state.py``). Slots are fixed-rate
+(``start + n * interval``) with a random initial phase, so hundreds of backends spread
+evenly over the interval instead of firing together, and a slow probe delays only its own
+backend. Verdict changes are coalesced by a single notifier task that persists the state
+file and then calls ``on_change(view, changes)`` -- never concurrently, always with the
+full view, so the receiver (the table swap) can rebuild from scratch and stay idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from glb_agent import logs
+from glb_agent.health import persist
+from glb_agent.health.gue import GueProber
+from glb_agent.health.probes import ProbeResult
+from glb_agent.health.state import BackendState, Damping
+from glb_agent.health.target import Key, Target, probe_target
+
+HealthView = Mapping[tuple[str, ipaddress.IPv4Address], bool]
+_log = logs.get("health")
+
+
+@dataclass(frozen=True)
+class HealthChange:
+    """One verdict change; ``at`` is the checker's monotonic clock when it was decided."""
+
+    service: str
+    address: ipaddress.IPv4Address
+    healthy: bool
+    detail: str
+    damped: bool
+    at: float
+
+
+OnChange = Callable[[dict[Key, bool], tuple[HealthChange, ...]], Awaitable[None] | None]
+
+
+@dataclass
+class ProbeStats:
+    """Whether the checker keeps up: probes run, slots started late, and by how much."""
+
+    probes: int = 0
+    late: int = 0  # slots that started more than 10% of an interval late
+    overruns: int = 0  # probes that took longer than the interval (next slot skipped)
+    max_lag: float = 0.0  # seconds, worst slot start delay
+    last_results: dict[Key, tuple[ProbeResult, ...]] = field(default_factory=dict)
+
+
+async def check_once(targets: Iterable[Target], gue: GueProber | None = None
+                     ) -> dict[Key, tuple[ProbeResult, ...]]:
+    """Probe every target once, all concurrently (``glb-agent health check --once``)."""
+    targets = list(targets)
+    results = await asyncio.gather(*(probe_target(t, gue) for t in targets))
+    return {t.key: r for t, r in zip(targets, results, strict=True)}
+
+
+class Checker:
+    """Runs the probes, keeps the verdicts, persists them and reports changes.
+
+    Use ``async with Checker(targets, on_change=..., state_file=...) as checker:``; after
+    entering, ``checker.view()`` is the verdict to build the first tables from (restored
+    from the state file where known, else ``initial_healthy``: fail open, as GLB does).
+    ``on_change`` runs on the loop: a receiver doing heavy work (building 65,536-row
+    tables) should hand it to an executor so probes stay on time.
+    """
+
+    def __init__(self, targets: Iterable[Target], on_change: OnChange | None = None,
+                 state_file: str | Path | None = None, damping: Damping | None = None,
+                 initial_healthy: bool = True, gue: GueProber | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.on_change = on_change
+        self.state_file = Path(state_file) if state_file is not None else None
+        self.damping = damping or Damping()
+        self.initial_healthy = initial_healthy
+        self.clock = clock
+        self.stats = ProbeStats()
+        self._targets: dict[Key, Target] = {}
+        for t in targets:
+            if t.key in self._targets:
+                raise ValueError(f"backend {t.address} listed twice for service {t.service}")
+            self._targets[t.key] = t
+        self._gue = gue
+        self._own_gue = False
+        self._states: dict[Key, BackendState] = {}
+        self._tasks: dict[Key, asyncio.Task[None]] = {}
+        self._notifier: asyncio.Task[None] | None = None
+        self._dirty = asyncio.Event()
+        self._changes: list[HealthChange] = []
+        self._saved: dict[Key, persist.Saved] = {}
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.state_file is not None:
+            self._saved = persist.load(self.state_file)
+        if self._gue is None and any(t.check.gue for t in self._targets.values()):
+            self._gue, self._own_gue = GueProber(), True
+        if self._gue is not None:
+            self._gue.open()
+        for target in self._targets.values():
+            self._add(target)
+        self._notifier = asyncio.create_task(self._notify_loop(), name="health-notify")
+        logs.event(_log, "health_checker_started", backends=len(self._targets),
+                   restored=sum(k in self._saved for k in self._targets), state_file=self.state_file)
+
+    async def stop(self) -> None:
+        tasks = [*self._tasks.values(), *([self._notifier] if self._notifier else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self._notifier = None
+        self._changes.clear()  # undelivered changes are still in the states persisted now
+        self._persist(self._snapshot())
+        if self._gue is not None and self._own_gue:
+            self._gue.close()
+            self._gue = None
+        logs.event(_log, "health_checker_stopped", probes=self.stats.probes)
+
+    async def __aenter__(self) -> Checker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def update_targets(self, targets: Iterable[Target]) -> None:
+        """Switch to a new target list (config reload): unchanged backends keep their state."""
+        new = {t.key: t for t in targets}
+        for key in [k for k in self._targets if k not in new or new[k] != self._targets[k]]:
+            task = self._tasks.pop(key)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            del self._targets[key]
+            if key not in new:
+                self._states.pop(key, None)
+                self.stats.last_results.pop(key, None)
+            else:
+                st = self._states[key]
+                st.rise, st.fall = new[key].check.rise, new[key].check.fall
+        if self._gue is None and any(t.check.gue for t in new.values()):
+            self._gue, self._own_gue = GueProber(), True
+            self._gue.open()
+        for key, target in new.items():
+            if key not in self._targets:
+                self._targets[key] = target
+                self._add(target)
+        self._dirty.set()  # the view changed shape; tell the receiver
+
+    # --- views ---------------------------------------------------------------------------
+
+    def view(self) -> dict[Key, bool]:
+        """The full verdict: (service, backend address) -> healthy."""
+        return {k: s.healthy for k, s in self._states.items()}
+
+    def states(self) -> dict[Key, BackendState]:
+        return dict(self._states)
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _add(self, target: Target) -> None:
+        key, hc = target.key, target.check
+        if key not in self._states:
+            st = BackendState(hc.rise, hc.fall, healthy=self.initial_healthy, since=self.clock())
+            saved = self._saved.get(key)
+            if saved is not None:
+                to_mono = self.clock() - time.time()
+                st.healthy, st.since = saved.healthy, saved.since + to_mono
+                st.changes = deque(t + to_mono for t in saved.changes)
+                st.last_error = saved.detail
+            self._states[key] = st
+        self._tasks[key] = asyncio.create_task(self._run(target), name=f"health-{key[0]}-{key[1]}")
+
+    async def _run(self, target: Target) -> None:
+        key, interval = target.key, target.check.interval
+        next_at = self.clock() + random.uniform(0, interval)
+        while True:
+            delay = next_at - self.clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            lag = self.clock() - next_at
+            if lag > interval * 0.1:
+                self.stats.late += 1
+            self.stats.max_lag = max(self.stats.max_lag, lag)
+            results = await probe_target(target, self._gue)
+            self.stats.probes += 1
+            self.stats.last_results[key] = results
+            self._observe(target, results)
+            next_at += interval
+            now = self.clock()
+            if next_at < now:  # the probe overran its slot: skip ahead, never burst
+                self.stats.overruns += 1
+                next_at = now
+
+    def _observe(self, target: Target, results: tuple[ProbeResult, ...]) -> None:
+        ok = all(r.ok for r in results)
+        detail = "; ".join(r.detail for r in results if not r.ok) if not ok else ""
+        st, now = self._states[target.key], self.clock()
+        if st.observe(ok, now, self.damping, detail):
+            change = HealthChange(target.service, target.address, st.healthy,
+                                  detail or "; ".join(r.detail for r in results),
+                                  st.damped(now, self.damping), now)
+            self._changes.append(change)
+            self._dirty.set()
+
+    async def _notify_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            changes, self._changes = tuple(self._changes), []
+            view = self.view()
+            for c in changes:
+                logs.event(_log, "backend_up" if c.healthy else "backend_down",
+                           logging.INFO if c.healthy else logging.WARNING, service=c.service,
+                           backend=c.address, detail=c.detail, damped=c.damped)
+            if self.state_file is not None:  # snapshot here, write (fsync) off the loop
+                await asyncio.get_running_loop().run_in_executor(None, self._persist, self._snapshot())
+            if self.on_change is None:
+                continue
+            try:
+                result = self.on_change(view, changes)
+                if isinstance(result, Awaitable):
+                    await result
+            except Exception as exc:  # the receiver's bug must not stop health checking
+                logs.event(_log, "health_callback_failed", logging.ERROR, error=repr(exc))
+
+    def _snapshot(self) -> dict[Key, persist.Saved]:
+        to_wall = time.time() - self.clock()
+        return {k: persist.Saved(s.healthy, s.since + to_wall, tuple(t + to_wall for t in s.changes),
+                                 s.last_error)
+                for k, s in self._states.items()}
+
+    def _persist(self, snapshot: dict[Key, persist.Saved]) -> None:
+        if self.state_file is None:
+            return
+        try:
+            persist.save(self.state_file, snapshot)
+        except OSError as exc:
+            logs.event(_log, "health_state_write_failed", logging.ERROR, path=self.state_file,
+                       error=str(exc))

@@ -1,0 +1,110 @@
+"""What to probe: one target per (service, backend), built from the validated config.
+
+A backend listed in two services is two targets: the services may check it differently
+(ports, paths, intervals), and each service's table needs its own verdict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass
+
+from glb_agent.config.load import LoadedConfig
+from glb_agent.config.model import Director, HealthCheck
+from glb_agent.errors import InputError
+from glb_agent.health.gue import GueProber
+from glb_agent.health.probes import ProbeResult, http_probe, tcp_probe
+
+Key = tuple[str, ipaddress.IPv4Address]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One backend of one service and how to check it.
+
+    ``source`` is the director address GUE probes come from (outer and inner source);
+    ``inner`` is the inner echo destination, the backend itself unless a VIP is wanted.
+    """
+
+    service: str
+    address: ipaddress.IPv4Address
+    check: HealthCheck
+    source: ipaddress.IPv4Address | None = None
+    inner: ipaddress.IPv4Address | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.service, self.address)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(k for k in ("http", "tcp", "gue") if getattr(self.check, k) is not None)
+
+
+def is_local_address(address: ipaddress.IPv4Address) -> bool:
+    """True when ``address`` is configured on this host (binding to it succeeds)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((str(address), 0))
+        except OSError:
+            return False
+    return True
+
+
+def pick_director(loaded: LoadedConfig, name: str | None = None) -> Director:
+    """The director this agent runs as: by ``name``, else the one whose address is local here.
+
+    Falls back to the first director so ``health check`` also works from an operator's
+    workstation for HTTP/TCP checks (GUE probes then fail visibly: wrong source address).
+    """
+    directors = loaded.config.directors
+    if name is not None:
+        for d in directors:
+            if d.name == name:
+                return d
+        raise InputError(f"no director named {name!r} (known: {', '.join(d.name for d in directors)})")
+    for d in directors:
+        if is_local_address(d.outer_source):
+            return d
+    return directors[0]
+
+
+def targets_from_config(loaded: LoadedConfig, director: Director | None = None) -> list[Target]:
+    """Every backend of every service, in YAML order, with its merged healthcheck."""
+    source = (director or pick_director(loaded)).outer_source
+    return [
+        Target(svc.name, b.address, svc.healthcheck_for(b), source)
+        for svc in loaded.config.services
+        for b in svc.backends
+    ]
+
+
+async def probe_target(target: Target, gue: GueProber | None) -> tuple[ProbeResult, ...]:
+    """Run every configured check of ``target`` concurrently; each is bounded by the timeout.
+
+    A target with no checks configured has nothing that could fail and counts as healthy.
+    """
+    hc, timeout = target.check, target.check.timeout
+    probes = []
+    if hc.http is not None:
+        probes.append(http_probe(target.address, hc.http.port, hc.http.path, hc.http.status, timeout))
+    if hc.tcp is not None:
+        probes.append(tcp_probe(target.address, hc.tcp.port, timeout))
+    if hc.gue is not None:
+        if gue is None or target.source is None:
+            return (ProbeResult("gue", False, "no GUE prober/source address configured", 0.0),)
+        probes.append(gue.probe(target.source, target.address, hc.gue.port, timeout, target.inner))
+    if not probes:
+        return ()
+    results = await asyncio.gather(*probes, return_exceptions=True)
+    out = []
+    for kind, res in zip(target.kinds, results, strict=True):
+        if isinstance(res, BaseException):
+            if isinstance(res, asyncio.CancelledError):
+                raise res
+            out.append(ProbeResult(kind, False, f"probe error: {res!r}", 0.0))
+        else:
+            out.append(res)
+    return tuple(out)

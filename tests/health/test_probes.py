@@ -1,0 +1,94 @@
+"""HTTP and TCP probes against real sockets on loopback: every failure mode has a reason."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import threading
+
+from glb_agent.health.probes import http_probe, tcp_probe
+from tests.health.support import HttpBackend, free_port
+
+LO = ipaddress.IPv4Address("127.18.1.1")
+
+
+def test_http_probe_checks_the_status() -> None:
+    backend = HttpBackend(str(LO)).start()
+    try:
+        ok = asyncio.run(http_probe(LO, backend.port, "/health", 200, 1.0))
+        assert ok.ok and "status 200" in ok.detail
+        backend.set_status(503)
+        bad = asyncio.run(http_probe(LO, backend.port, "/health", 200, 1.0))
+        assert not bad.ok and "status 503, expected 200" in bad.detail
+        assert asyncio.run(http_probe(LO, backend.port, "/health", 503, 1.0)).ok
+    finally:
+        backend.stop()
+    refused = asyncio.run(http_probe(LO, backend.port, "/health", 200, 1.0))
+    assert not refused.ok and "refused" in refused.detail
+
+
+def _silent_listener(answer: bytes | None) -> tuple[socket.socket, threading.Thread, list[socket.socket]]:
+    """Accepts connections; sends ``answer`` and closes, or (None) never says anything."""
+    srv = socket.socket()
+    srv.bind((str(LO), 0))
+    srv.listen(8)
+    conns: list[socket.socket] = []
+
+    def serve() -> None:
+        try:
+            while True:
+                conn, _ = srv.accept()
+                conns.append(conn)
+                if answer is not None:
+                    conn.recv(4096)
+                    conn.sendall(answer)
+                    conn.close()
+        except OSError:
+            return
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return srv, t, conns
+
+
+def test_http_probe_times_out_on_a_silent_server() -> None:
+    srv, t, conns = _silent_listener(None)
+    try:
+        res = asyncio.run(http_probe(LO, srv.getsockname()[1], "/", 200, 0.2))
+        assert not res.ok and "timeout" in res.detail
+        assert 0.15 < res.seconds < 0.6
+    finally:
+        srv.shutdown(socket.SHUT_RDWR)
+        srv.close()
+        for c in conns:
+            c.close()
+        t.join(timeout=2)
+
+
+def test_http_probe_rejects_non_http_answers() -> None:
+    for answer, reason in ((b"SSH-2.0-OpenSSH\r\n", "not an HTTP status line"),
+                           (b"", "connection closed before a status line")):
+        srv, t, _ = _silent_listener(answer)
+        try:
+            res = asyncio.run(http_probe(LO, srv.getsockname()[1], "/", 200, 1.0))
+            assert not res.ok and reason in res.detail, res
+        finally:
+            srv.shutdown(socket.SHUT_RDWR)
+            srv.close()
+            t.join(timeout=2)
+
+
+def test_tcp_probe() -> None:
+    srv = socket.socket()
+    srv.bind((str(LO), 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    try:
+        assert asyncio.run(tcp_probe(LO, port, 1.0)).ok
+    finally:
+        srv.close()
+    res = asyncio.run(tcp_probe(LO, port, 1.0))
+    assert not res.ok and "refused" in res.detail
+    closed = free_port(str(LO))
+    assert not asyncio.run(tcp_probe(LO, closed, 1.0)).ok
