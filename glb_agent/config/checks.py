@@ -161,4 +161,39 @@ def all_issues(cfg: GlbConfig, loc: Locator, source: Path) -> list[Issue]:
         *check_services(cfg, loc),
         *check_bind_conflicts(cfg, loc),
         *check_secret_file(cfg, source),
+        *check_bgp_sessions(cfg, loc),
     ]
+
+
+def check_bgp_sessions(cfg: GlbConfig, loc: Locator) -> Iterator[Issue]:
+    """BGP sessions ExaBGP could not open, or that would silently announce nothing."""
+    seen_addr: dict[tuple[object, int], int] = {}
+    for i, peer in enumerate(cfg.bgp.peers):
+        key = (peer.address, peer.port)
+        if key in seen_addr:
+            yield (("bgp", "peers", i, "address"),
+                   f"peer {peer.address} port {peer.port} is already bgp.peers[{seen_addr[key]}] "
+                   f"(line {loc.line_of(('bgp', 'peers', seen_addr[key]))})")
+        seen_addr.setdefault(key, i)
+    peers = {p.name: (i, p) for i, p in enumerate(cfg.bgp.peers)}
+    router_ids: dict[object, int] = {}
+    for i, d in enumerate(cfg.directors):
+        names = d.bgp_peers if d.bgp_peers is not None else list(peers)
+        if d.bgp_peers is not None and not d.bgp_peers:
+            yield (("directors", i, "bgp_peers"),
+                   "empty: this director would never announce its VIPs (omit the key to peer with all)")
+        for j, name in enumerate(names):
+            if d.bgp_peers is not None and name in d.bgp_peers[:j]:
+                yield (("directors", i, "bgp_peers", j), f"peer {name!r} is listed twice")
+            if name in peers and peers[name][1].address.version != d.address.version:
+                # The session source is the director's (IPv4) address: an IPv6 peer is unreachable.
+                where = ("directors", i, "bgp_peers", j) if d.bgp_peers is not None else ("directors", i)
+                yield (where, f"peer {name} ({peers[name][1].address}) is IPv6 but the BGP session "
+                              f"starts from the director's IPv4 address {d.address}")
+        rid = d.router_id or d.address
+        if rid in router_ids:
+            first = router_ids[rid]
+            yield (("directors", i, "router_id" if d.router_id else "address"),
+                   f"BGP router id {rid} is already used by directors[{first}] "
+                   f"(line {loc.line_of(('directors', first))}); routers refuse duplicate ids")
+        router_ids.setdefault(rid, i)

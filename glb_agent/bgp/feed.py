@@ -1,0 +1,184 @@
+"""The ExaBGP API process: announce the VIPs only while this director can forward.
+
+Desired state is recomputed every poll (default 200 ms) from three inputs: the data
+plane's readiness, the drain flag, and whether the feed is stopping. The difference to
+what ExaBGP has acknowledged becomes ``announce``/``withdraw`` commands. Withdrawal is
+immediate; announcement waits for ``rise`` consecutive ready polls so a data plane that
+is still loading (or flapping) does not attract traffic. Whatever the feed cannot do
+(it or ExaBGP is killed) the BGP hold timer does on the router.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from glb_agent.bgp.api import ExaBgpPipe
+from glb_agent.bgp.events import EventLog
+from glb_agent.bgp.prefixes import Prefix
+from glb_agent.bgp.readiness import Readiness
+from glb_agent.bgp.state import DrainState, FeedStatus
+
+STATUS_HEARTBEAT = 5.0  # seconds between status rewrites when nothing changes
+RETRY_AFTER = 2.0  # seconds before re-sending a command ExaBGP rejected
+
+
+@dataclass
+class FeedSettings:
+    interval: float = 0.2
+    rise: int = 2
+
+
+@dataclass
+class Feed:
+    """Reconciles ExaBGP's announced set with readiness and drain; see the module doc."""
+
+    director: str
+    prefixes: list[Prefix]
+    ready: Readiness
+    pipe: ExaBgpPipe
+    drain: DrainState
+    status: FeedStatus
+    log: EventLog
+    settings: FeedSettings = field(default_factory=FeedSettings)
+    # ExaBGP's "next-hop self" only works within the session's family; IPv6 prefixes over
+    # the IPv4 session (RFC 8950 extended next hop) name the director's address instead.
+    ipv6_next_hop: str = "self"
+    clock: Callable[[], float] = time.monotonic
+
+    # None until the first reconciliation: after a feed restart ExaBGP may still hold
+    # routes from the previous feed, so the first step states the full desired set.
+    announced: set[Prefix] | None = None
+    stopping: bool = False
+    _streak: int = 0
+    _last_ready: tuple[bool, str] | None = None
+    _last_drain: str | None = None
+    _retry_at: dict[Prefix, float] = field(default_factory=dict)
+    _status_written: float = float("-inf")
+    _dirty: bool = True
+
+    def wanted(self) -> tuple[set[Prefix], str, str | None]:
+        """The set to announce now, why, and the drain token it honours (if drained)."""
+        ok, why = self.ready()
+        if (ok, why) != self._last_ready:
+            self.log("ready" if ok else "not-ready", reason=why)
+            self._last_ready, self._dirty = (ok, why), True
+        self._streak = self._streak + 1 if ok else 0
+        drained = self.drain.current()
+        token = None if drained is None else str(drained.get("token", ""))
+        if token != self._last_drain:
+            self.log("drained" if token is not None else "undrained",
+                     reason=(drained or {}).get("reason", ""))
+            self._last_drain, self._dirty = token, True
+        if self.stopping:
+            return set(), "stopping", token
+        if token is not None:
+            return set(), "drained", token
+        if not ok:
+            return set(), f"not ready: {why}", token
+        if self._streak < self.settings.rise:
+            return (self.announced or set()), "rising", token
+        return set(self.prefixes), "ready", token
+
+    def step(self) -> None:
+        """One reconciliation; raises BrokenPipeError when ExaBGP is gone."""
+        want, why, _token = self.wanted()
+        known = self.announced
+        now = self.clock()
+        if known is None:
+            withdraw = [p for p in self.prefixes if p not in want]
+            announce = [p for p in self.prefixes if p in want]
+        else:
+            withdraw = sorted(known - want, key=_order)
+            announce = [p for p in sorted(want - known, key=_order) if self._retry_at.get(p, 0) <= now]
+        if withdraw or announce:
+            self._apply(withdraw, announce, why, first=known is None)
+        self._write_status(why)
+
+    def _apply(self, withdraw: list[Prefix], announce: list[Prefix], why: str, first: bool) -> None:
+        commands = [f"withdraw route {p} next-hop {self._next_hop(p)}" for p in withdraw]
+        commands += [f"announce route {p} next-hop {self._next_hop(p)}" for p in announce]
+        started = self.clock()
+        results = self.pipe.send(commands)
+        took = round(self.clock() - started, 4)
+        current = set() if self.announced is None else set(self.announced)
+        for prefix, result in zip(withdraw, results[: len(withdraw)], strict=True):
+            # A withdraw of a route ExaBGP never had may be refused on the first
+            # reconciliation; either way it is not announced afterwards.
+            current.discard(prefix)
+            if result != "done" and not first:
+                self.log("withdraw-" + result, prefix=str(prefix))
+        accepted = []
+        for prefix, result in zip(announce, results[len(withdraw):], strict=True):
+            if result == "error":
+                self._retry_at[prefix] = self.clock() + RETRY_AFTER
+                self.log("announce-error", prefix=str(prefix), retry_seconds=RETRY_AFTER)
+                continue
+            if result == "timeout":
+                self.log("announce-timeout", prefix=str(prefix))
+            accepted.append(prefix)
+            current.add(prefix)
+        if withdraw:
+            self.log("withdraw", prefixes=[str(p) for p in withdraw], reason=why, ack_seconds=took)
+        if accepted:
+            self.log("announce", prefixes=[str(p) for p in accepted], reason=why, ack_seconds=took)
+        self.announced, self._dirty = current, True
+
+    def _next_hop(self, prefix: Prefix) -> str:
+        return self.ipv6_next_hop if prefix.version == 6 else "self"
+
+    def _write_status(self, why: str) -> None:
+        now = self.clock()
+        if not self._dirty and now - self._status_written < STATUS_HEARTBEAT:
+            return
+        ready = self._last_ready or (False, "")
+        self.status.write({
+            "director": self.director,
+            "pid": os.getpid(),
+            "ready": ready[0],
+            "ready_reason": ready[1],
+            "state": why,
+            "drain_token": self._last_drain,
+            "announced": [str(p) for p in sorted(self.announced or set(), key=_order)],
+            "confirmed": self.announced is not None,
+            "updated": time.time(),
+        })
+        self._status_written, self._dirty = now, False
+
+    def run(self, stop: threading.Event) -> int:
+        """Poll until stopped (SIGTERM), ExaBGP shuts down, or its pipe closes."""
+        self.log("start", prefixes=[str(p) for p in self.prefixes], interval=self.settings.interval)
+        try:
+            while not stop.is_set():
+                if self.pipe.closed.is_set() or self.pipe.shutdown.is_set():
+                    # ExaBGP is going away: its sessions close and the router forgets
+                    # the routes on its own; there is nobody left to withdraw through.
+                    self.log("exabgp-gone", shutdown=self.pipe.shutdown.is_set())
+                    return 0
+                self.step()
+                stop.wait(self.settings.interval)
+            self.stopping = True
+            self.step()  # withdraw everything and record it before exiting
+            self.log("stop", announced=len(self.announced or ()))
+            return 0
+        except BrokenPipeError:
+            self.log("exabgp-gone", shutdown=False)
+            return 0
+
+
+def _order(prefix: Prefix) -> tuple[int, Prefix]:
+    return (prefix.version, prefix)
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM/SIGINT (agent or unit stop) end the loop after a final withdrawal."""
+
+    def handler(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

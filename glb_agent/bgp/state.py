@@ -1,0 +1,113 @@
+"""Drain flag and feed status on disk, shared by ``glb-agent drain`` and the running feed.
+
+The drain flag is a file so it survives agent and ExaBGP restarts: a director an operator
+drained stays drained until ``undrain``, even across a reboot when the directory is
+persistent (set ``GLB_STATE_DIR`` to /var/lib/glb for that; /run/glb forgets at boot).
+The feed writes what it has announced (after ExaBGP acknowledged it) to a status file,
+which is how ``drain --wait`` knows the withdrawal really left the process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+STATE_DIR_ENV = "GLB_STATE_DIR"
+DEFAULT_STATE_DIR = Path("/run/glb")
+DRAIN_FILE = "bgp-drain.json"
+STATUS_FILE = "bgp-feed.json"
+
+
+def state_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """``override``, else ``$GLB_STATE_DIR``, else /run/glb."""
+    if override:
+        return Path(override)
+    env = os.environ.get(STATE_DIR_ENV)
+    return Path(env) if env else DEFAULT_STATE_DIR
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    """Readers polling the file must never see half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, sort_keys=True)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass(frozen=True)
+class DrainState:
+    """The drain flag of one director host."""
+
+    directory: Path
+
+    @property
+    def path(self) -> Path:
+        return self.directory / DRAIN_FILE
+
+    def drain(self, reason: str = "") -> str:
+        """Set the flag; returns a fresh token the feed echoes once it has acted on it."""
+        token = secrets.token_hex(8)
+        write_json_atomic(self.path, {"token": token, "since": time.time(), "reason": reason})
+        return token
+
+    def undrain(self) -> bool:
+        """Clear the flag; False if it was not set."""
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def current(self) -> dict | None:
+        """The flag's content if drained, else None. An unreadable flag still means drained."""
+        if not self.path.exists():
+            return None
+        return read_json(self.path) or {"token": "", "since": 0.0, "reason": "unreadable drain file"}
+
+
+@dataclass(frozen=True)
+class FeedStatus:
+    """What the feed last confirmed to ExaBGP, as written by the feed."""
+
+    directory: Path
+
+    @property
+    def path(self) -> Path:
+        return self.directory / STATUS_FILE
+
+    def write(self, status: dict) -> None:
+        write_json_atomic(self.path, status)
+
+    def read(self) -> dict | None:
+        return read_json(self.path)
+
+
+def pid_alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,182 @@
+"""``glb-agent bgp-feed | drain | undrain | bgp render | bgp status``: VIP announcement.
+
+``bgp-feed`` is started by ExaBGP (see the rendered exabgp.conf), never by hand; ``drain``
+and ``undrain`` are what operators type on a director before maintenance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+from glb_agent.bgp.api import ExaBgpPipe
+from glb_agent.bgp.events import EventLog
+from glb_agent.bgp.feed import Feed, FeedSettings, stop_on_signals
+from glb_agent.bgp.prefixes import announced_prefixes
+from glb_agent.bgp.readiness import MODES, guarded, resolve
+from glb_agent.bgp.render import find_director, render_exabgp_conf
+from glb_agent.bgp.state import DrainState, FeedStatus, pid_alive, state_dir
+from glb_agent.config import load_config
+from glb_agent.errors import GlbError, InputError
+
+WAIT_POLL = 0.05
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    feed = sub.add_parser(
+        "bgp-feed", help="ExaBGP API process: announce VIPs while the data plane is ready",
+        description="Run under ExaBGP (process section of exabgp.conf). Announces every VIP "
+                    "and service cidr with next-hop self while the director data plane is ready "
+                    "and the host is not drained; withdraws otherwise and on SIGTERM.")
+    _config_args(feed)
+    feed.add_argument("--readiness", choices=MODES, default="auto",
+                      help="auto: the data plane's check if installed, else 'xdp' (a program "
+                           "is attached to the director interface)")
+    feed.add_argument("--pin-dir", type=Path, default=None,
+                      help="pinned maps of the data plane (default /sys/fs/bpf/glb/<interface>)")
+    feed.add_argument("--interval", type=_positive, default=0.2, help="readiness poll seconds")
+    feed.add_argument("--rise", type=int, default=2, help="ready polls in a row before announcing")
+    _state_arg(feed)
+    feed.set_defaults(func=run_feed)
+
+    drain = sub.add_parser("drain", help="withdraw this director's VIPs (persists until undrain)",
+                           description="Set the drain flag; the running feed withdraws within "
+                                       "about one poll interval.")
+    drain.add_argument("--wait", type=_positive, default=None, metavar="SECONDS",
+                       help="block until the feed confirms the withdrawal (exit 1 on timeout)")
+    drain.add_argument("--reason", default="", help="recorded in the flag and the feed's log")
+    _state_arg(drain)
+    drain.set_defaults(func=run_drain)
+
+    undrain = sub.add_parser("undrain", help="clear the drain flag: announce again when ready")
+    undrain.add_argument("--wait", type=_positive, default=None, metavar="SECONDS",
+                         help="block until the feed has seen the flag cleared")
+    _state_arg(undrain)
+    undrain.set_defaults(func=run_undrain)
+
+    bgp = sub.add_parser("bgp", help="BGP helpers (render exabgp.conf, show feed status)")
+    bsub = bgp.add_subparsers(dest="bgp_command", metavar="SUBCOMMAND", parser_class=type(bgp))
+    bsub.required = True
+    render = bsub.add_parser("render", help="print exabgp.conf for a director")
+    _config_args(render)
+    render.add_argument("--readiness", choices=MODES, default="auto",
+                        help="readiness mode passed to the feed")
+    render.add_argument("--python", default=sys.executable,
+                        help="interpreter that runs the feed (absolute path)")
+    render.set_defaults(func=run_render)
+    status = bsub.add_parser("status", help="print the feed's last confirmed state (JSON)")
+    _state_arg(status)
+    status.set_defaults(func=run_status)
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="path to glb.yml")
+    p.add_argument("--director", required=True, help="this director's name in glb.yml")
+
+
+def _state_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state-dir", default=None,
+                   help="drain flag and feed status directory (default $GLB_STATE_DIR or /run/glb)")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def feed_command(python: str, config: str, director: str, readiness: str) -> list[str]:
+    """How ExaBGP starts the feed: absolute paths, so ExaBGP's cwd does not matter."""
+    return [python, "-m", "glb_agent.cli", "bgp-feed", "--config", str(Path(config).resolve()),
+            "--director", director, "--readiness", readiness]
+
+
+def run_render(args: argparse.Namespace) -> int:
+    loaded = load_config(args.config)
+    command = feed_command(args.python, args.config, args.director, args.readiness)
+    print(render_exabgp_conf(loaded, args.director, command), end="")
+    return 0
+
+
+def run_feed(args: argparse.Namespace) -> int:
+    if args.rise < 1:
+        raise InputError("--rise must be at least 1")
+    loaded = load_config(args.config)
+    director = find_director(loaded, args.director)
+    check, kind = resolve(args.readiness, director.interface, args.pin_dir)
+    directory = state_dir(args.state_dir)
+    log = EventLog(director.name)
+    log("readiness", check=kind, interface=director.interface)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    feed = Feed(
+        director=director.name,
+        prefixes=announced_prefixes(loaded.config),
+        ready=guarded(check),
+        pipe=ExaBgpPipe(sys.stdout, sys.stdin),
+        drain=DrainState(directory),
+        status=FeedStatus(directory),
+        log=log,
+        settings=FeedSettings(interval=args.interval, rise=args.rise),
+        ipv6_next_hop=str(director.address),  # sessions are IPv4: the director's address
+    )
+    return feed.run(stop)
+
+
+def _wait_for(status: FeedStatus, done, seconds: float) -> dict | None:
+    deadline = time.monotonic() + seconds
+    while True:
+        current = status.read()
+        if current is not None and done(current):
+            return current
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(WAIT_POLL)
+
+
+def run_drain(args: argparse.Namespace) -> int:
+    directory = state_dir(args.state_dir)
+    token = DrainState(directory).drain(args.reason)
+    if args.wait is None:
+        print(f"drained (flag {DrainState(directory).path}); the feed withdraws within a second")
+        return 0
+    started = time.monotonic()
+    confirmed = _wait_for(FeedStatus(directory), lambda s: s.get("drain_token") == token
+                          and s.get("confirmed") and not s.get("announced"), args.wait)
+    if confirmed is None:
+        raise GlbError(f"drain flag set, but no feed confirmed the withdrawal within {args.wait:g}s "
+                       f"(is ExaBGP running? see {FeedStatus(directory).path})")
+    print(f"drained: withdrawal confirmed by feed pid {confirmed.get('pid')} "
+          f"after {time.monotonic() - started:.2f}s")
+    return 0
+
+
+def run_undrain(args: argparse.Namespace) -> int:
+    directory = state_dir(args.state_dir)
+    was = DrainState(directory).undrain()
+    if args.wait is not None:
+        seen = _wait_for(FeedStatus(directory), lambda s: s.get("drain_token") is None, args.wait)
+        if seen is None:
+            raise GlbError(f"drain flag cleared, but no feed confirmed it within {args.wait:g}s")
+        print(f"undrained: feed state {seen.get('state')!r}, announcing {len(seen.get('announced', []))}")
+        return 0
+    print("undrained" if was else "was not drained")
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    directory = state_dir(args.state_dir)
+    current = FeedStatus(directory).read()
+    drained = DrainState(directory).current()
+    out = {"drained": drained is not None, "drain": drained, "feed": current,
+           "feed_running": bool(current) and pid_alive(current.get("pid"))}
+    print(json.dumps(out, indent=2, sort_keys=True))
+    return 0

@@ -1,0 +1,214 @@
+"""A router namespace running BIRD and director namespaces running ExaBGP + the real feed.
+
+Everything runs for real: BIRD 2 with the config from glb_agent.bgp.router, ExaBGP with
+the config from glb_agent.bgp.render, the feed started by ExaBGP, a real XDP program
+attached in each director namespace. Route state is read from the router's kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from glb_agent.bgp.render import render_exabgp_conf
+from glb_agent.bgp.router import render_bird_conf
+from glb_agent.config import load_config
+from tests.support.netns import Lab, sh
+
+HERE = Path(__file__).resolve().parent
+VENV_BIN = Path(sys.executable).parent
+ROUTER_IP = "198.18.0.1"
+DIRECTOR_IPS = {"d1": "198.18.0.11", "d2": "198.18.0.12"}
+VIP = "203.0.113.10/32"
+VIP6 = "2001:db8:100::10/128"
+CIDR = "198.51.100.0/28"
+
+CONFIG = """\
+fleet:
+  name: bgptest
+  secret: bgp-test-secret-0123456789
+bgp:
+  local_asn: 65100
+  hold_time: {hold}
+  peers:
+    - name: r1
+      address: 198.18.0.1
+      asn: 65000
+directors:
+  - name: d1
+    address: 198.18.0.11
+    interface: eth0
+    gateway_mac: "02:47:4c:00:00:01"
+  - name: d2
+    address: 198.18.0.12
+    interface: eth0
+    gateway_mac: "02:47:4c:00:00:01"
+proxies:
+  - name: p1
+    address: 198.18.0.21
+    interface: eth0
+services:
+  - name: web
+    vips: [203.0.113.10, "2001:db8:100::10"]
+    cidrs: [198.51.100.0/28]
+    ports: [80]
+    backends:
+      - address: 198.18.0.21
+"""
+
+EXABGP_ENV = {
+    "exabgp.daemon.daemonize": "false",
+    "exabgp.daemon.user": "root",
+    "exabgp.api.cli": "false",
+}
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.05,
+               what: str = "condition") -> float:
+    """Seconds until ``predicate()`` is truthy; AssertionError after ``timeout``."""
+    start = time.monotonic()
+    while True:
+        if predicate():
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def nexthops(ns: str, prefix: str) -> set[str]:
+    """Gateways of the kernel route for ``prefix`` in ``ns``; multipath and nhid forms."""
+    family = "-6" if ":" in prefix else "-4"
+    out = sh("ip", "-j", family, "route", "show", "exact", prefix, ns=ns).stdout
+    routes = json.loads(out or "[]")
+    gws: set[str] = set()
+    for route in routes:
+        if "gateway" in route:
+            gws.add(route["gateway"])
+        for hop in route.get("nexthops", []):
+            gws.add(hop["gateway"])
+        if "nhid" in route:
+            gws |= _nhid_gateways(ns, route["nhid"])
+    return gws
+
+
+def _nhid_gateways(ns: str, nhid: int) -> set[str]:
+    info = json.loads(sh("ip", "-j", "nexthop", "show", "id", str(nhid), ns=ns).stdout)[0]
+    if "group" in info:
+        return set().union(*(_nhid_gateways(ns, member["id"]) for member in info["group"]))
+    return {info["gateway"]} if "gateway" in info else set()
+
+
+@dataclass
+class Director:
+    name: str
+    ns: str
+    state_dir: Path
+    conf: Path
+    log: Path
+    proc: subprocess.Popen | None = None
+
+
+@dataclass
+class BgpLab:
+    """Build with ``BgpLab.create(lab, tmp_path)``; ``lab.close()`` removes everything."""
+
+    lab: Lab
+    tmp: Path
+    config: Path
+    router: str = ""
+    directors: dict[str, Director] = field(default_factory=dict)
+    bird: subprocess.Popen | None = None
+
+    @classmethod
+    def create(cls, lab: Lab, tmp: Path, hold: int = 3, readiness: str = "xdp") -> BgpLab:
+        config = tmp / "glb.yml"
+        config.write_text(CONFIG.format(hold=hold))
+        self = cls(lab, tmp, config)
+        self.router = lab.ns("r")
+        sh("ip", "link", "add", "br0", "type", "bridge", ns=self.router)
+        sh("ip", "addr", "add", f"{ROUTER_IP}/24", "dev", "br0", ns=self.router)
+        sh("ip", "link", "set", "br0", "up", ns=self.router)
+        loaded = load_config(config)
+        for name, addr in DIRECTOR_IPS.items():
+            ns = lab.ns(name)
+            lab.link(self.router, f"r-{name}", ns, "eth0", b_addrs=[f"{addr}/24"])
+            sh("ip", "link", "set", f"r-{name}", "master", "br0", ns=self.router)
+            state = tmp / f"state-{name}"
+            state.mkdir()
+            conf = tmp / f"exabgp-{name}.conf"
+            command = [sys.executable, "-m", "glb_agent.cli", "bgp-feed", "--config", str(config),
+                       "--director", name, "--readiness", readiness, "--interval", "0.1"]
+            conf.write_text(render_exabgp_conf(loaded, name, command))
+            self.directors[name] = Director(name, ns, state, conf, tmp / f"exabgp-{name}.log")
+        bird_conf = tmp / "bird.conf"
+        bird_conf.write_text(render_bird_conf(loaded, "r1", connect_retry=1, error_wait_max=2))
+        self.bird = lab.start("bird", "-f", "-c", str(bird_conf), "-s", str(tmp / "bird.ctl"),
+                              "-P", str(tmp / "bird.pid"), ns=self.router,
+                              stderr=open(tmp / "bird.log", "w"))  # noqa: SIM115
+        return self
+
+    def env(self, director: str) -> dict[str, str]:
+        return {**os.environ, **EXABGP_ENV, "GLB_STATE_DIR": str(self.directors[director].state_dir)}
+
+    def start_exabgp(self, director: str) -> subprocess.Popen:
+        d = self.directors[director]
+        log = open(d.log, "a")  # noqa: SIM115 - the child owns it
+        d.proc = self.lab.start(str(VENV_BIN / "exabgp"), str(d.conf), ns=d.ns, env=self.env(director),
+                                stdout=log, stderr=subprocess.STDOUT, cwd=str(self.tmp))
+        return d.proc
+
+    def attach_xdp(self, director: str) -> None:
+        sh(sys.executable, str(HERE / "xdp_passer.py"), "eth0", ns=self.directors[director].ns)
+
+    def detach_xdp(self, director: str) -> None:
+        sh("ip", "link", "set", "dev", "eth0", "xdp", "off", ns=self.directors[director].ns)
+
+    def agent(self, director: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run ``glb-agent ARGS`` in the director's namespace with its state directory."""
+        d = self.directors[director]
+        cmd = ["ip", "netns", "exec", d.ns, str(VENV_BIN / "glb-agent"), *args]
+        return subprocess.run(cmd, env=self.env(director), text=True, capture_output=True, timeout=timeout)
+
+    def nexthops(self, prefix: str = VIP) -> set[str]:
+        return nexthops(self.router, prefix)
+
+    def wait_nexthops(self, expected: set[str], prefix: str = VIP, timeout: float = 20) -> float:
+        return wait_until(lambda: self.nexthops(prefix) == expected, timeout,
+                          what=f"{prefix} via {sorted(expected)} (now {sorted(self.nexthops(prefix))})")
+
+    def feed_events(self, director: str) -> list[dict]:
+        """The feed's structured events, from ExaBGP's combined log."""
+        events = []
+        for line in self.directors[director].log.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    continue
+        return events
+
+    def feed_pids(self, director: str) -> list[int]:
+        """Processes in the director namespace running the feed."""
+        pids = sh("ip", "netns", "pids", self.directors[director].ns).stdout.split()
+        found = []
+        for pid in pids:
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"bgp-feed" in cmdline:
+                found.append(int(pid))
+        return found
+
+    def signal_exabgp(self, director: str, sig: signal.Signals) -> None:
+        proc = self.directors[director].proc
+        assert proc is not None
+        # ip netns exec execs the command, so the Popen pid is ExaBGP itself.
+        os.kill(proc.pid, sig)

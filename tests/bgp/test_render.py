@@ -1,0 +1,125 @@
+"""exabgp.conf and the lab router's bird.conf: content, determinism, and that the real
+ExaBGP and BIRD parsers accept what we render (and reject a broken variant)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from glb_agent.bgp.prefixes import announced_prefixes
+from glb_agent.bgp.render import render_exabgp_conf
+from glb_agent.bgp.router import render_bird_conf
+from glb_agent.cli import main
+from glb_agent.config import load_config
+from glb_agent.errors import InputError
+from tests.bgp.bgplab import CONFIG
+
+EXABGP = Path(sys.executable).parent / "exabgp"
+FEED = [sys.executable, "-m", "glb_agent.cli", "bgp-feed", "--config", "/etc/glb/glb.yml", "--director", "d1"]
+
+TWO_PEERS = CONFIG.format(hold=6).replace(
+    "      asn: 65000\n",
+    "      asn: 65000\n    - name: r2\n      address: 198.18.1.1\n      asn: 65001\n      port: 1179\n",
+).replace("    address: 198.18.0.12\n", "    address: 198.18.0.12\n    router_id: 192.0.2.12\n    bgp_peers: [r2]\n")
+
+
+def loaded(tmp_path: Path, text: str = TWO_PEERS):
+    path = tmp_path / "glb.yml"
+    path.write_text(text)
+    return load_config(path)
+
+
+def exabgp_validate(text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    conf = tmp_path / "exabgp.conf"
+    conf.write_text(text)
+    return subprocess.run([str(EXABGP), "validate", "-n", str(conf)], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_prefixes_are_host_routes_and_cidrs_ipv4_first(tmp_path: Path) -> None:
+    assert [str(p) for p in announced_prefixes(loaded(tmp_path).config)] == [
+        "198.51.100.0/28", "203.0.113.10/32", "2001:db8:100::10/128"]
+
+
+def test_neighbors_follow_each_directors_peers(tmp_path: Path) -> None:
+    cfg = loaded(tmp_path)
+    d1 = render_exabgp_conf(cfg, "d1", FEED)
+    assert d1.count("neighbor ") == 2  # bgp_peers unset: every peer
+    assert "neighbor 198.18.0.1 {" in d1 and "neighbor 198.18.1.1 {" in d1
+    assert "    local-address 198.18.0.11;\n" in d1 and "    router-id 198.18.0.11;\n" in d1
+    assert "    local-as 65100;\n" in d1 and "    peer-as 65001;\n" in d1
+    assert "    hold-time 6;\n" in d1
+    assert d1.count("connect 1179;") == 1  # only the peer on a non-default port
+    assert "ipv6 unicast ipv4;" in d1  # the IPv6 VIP rides the IPv4 session
+    assert f"run {' '.join(FEED)};" in d1
+    d2 = render_exabgp_conf(cfg, "d2", FEED)
+    assert d2.count("neighbor ") == 1 and "neighbor 198.18.1.1 {" in d2
+    assert "    router-id 192.0.2.12;\n" in d2 and "    local-address 198.18.0.12;\n" in d2
+
+
+def test_rendering_is_deterministic(tmp_path: Path) -> None:
+    cfg = loaded(tmp_path)
+    assert render_exabgp_conf(cfg, "d1", FEED) == render_exabgp_conf(loaded(tmp_path), "d1", FEED)
+
+
+def test_ipv4_only_fleet_has_no_ipv6_family(tmp_path: Path) -> None:
+    text = TWO_PEERS.replace('vips: [203.0.113.10, "2001:db8:100::10"]', "vips: [203.0.113.10]")
+    conf = render_exabgp_conf(loaded(tmp_path, text), "d1", FEED)
+    assert "ipv6" not in conf and "ipv4 unicast;" in conf
+
+
+@pytest.mark.skipif(not EXABGP.exists(), reason="exabgp not installed in the venv")
+def test_exabgp_accepts_rendered_config_and_rejects_a_broken_one(tmp_path: Path) -> None:
+    text = render_exabgp_conf(loaded(tmp_path), "d1", FEED)
+    ok = exabgp_validate(text, tmp_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    broken = exabgp_validate(text.replace("hold-time 6;", "hold-time 1;"), tmp_path)
+    assert broken.returncode != 0 and "holdtime" in broken.stdout + broken.stderr
+
+
+@pytest.mark.parametrize("command", [
+    [], ["python3", "-m", "glb_agent.cli"], [sys.executable, "--config", "/a b/glb.yml"],
+    [sys.executable, "x;y"]])
+def test_feed_command_exabgp_cannot_run_is_refused(command: list[str], tmp_path: Path) -> None:
+    with pytest.raises(InputError):
+        render_exabgp_conf(loaded(tmp_path), "d1", command)
+
+
+def test_cli_render_and_unknown_director(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "glb.yml"
+    cfg.write_text(TWO_PEERS)
+    assert main(["bgp", "render", "--config", str(cfg), "--director", "d2", "--readiness", "xdp"]) == 0
+    out = capsys.readouterr().out
+    assert f"bgp-feed --config {cfg.resolve()} --director d2 --readiness xdp;" in out
+    assert main(["bgp", "render", "--config", str(cfg), "--director", "d9"]) == 2
+    assert "no director named 'd9'" in capsys.readouterr().err
+
+
+def test_bird_config_peers_with_the_directors_that_name_the_router(tmp_path: Path) -> None:
+    cfg = loaded(tmp_path)
+    r1 = render_bird_conf(cfg, "r1")
+    assert "neighbor 198.18.0.11 as 65100;" in r1 and "198.18.0.12" not in r1  # d2 peers with r2 only
+    assert "local 198.18.0.1 as 65000;" in r1 and "hold time 6;" in r1 and "keepalive time 2;" in r1
+    assert "merge paths on" in r1
+    assert "if net ~ [ 198.51.100.0/28, 203.0.113.10/32 ] then accept;" in r1
+    r2 = render_bird_conf(cfg, "r2", accept={4: ["203.0.113.0/24{32,32}"]})
+    assert "neighbor 198.18.0.11 as 65100;" in r2 and "neighbor 198.18.0.12 as 65100;" in r2
+    assert "[ 203.0.113.0/24{32,32} ]" in r2 and "ipv6" not in r2
+    with pytest.raises(InputError):
+        render_bird_conf(cfg, "r9")
+
+
+@pytest.mark.skipif(shutil.which("bird") is None, reason="bird2 not installed (scripts/setup.sh)")
+def test_bird_parses_rendered_config_and_rejects_a_broken_one(tmp_path: Path) -> None:
+    text = render_bird_conf(loaded(tmp_path), "r1")
+    conf = tmp_path / "bird.conf"
+    conf.write_text(text)
+    ok = subprocess.run(["bird", "-p", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0, ok.stderr
+    conf.write_text(text.replace("merge paths on", "merge pathz on"))
+    bad = subprocess.run(["bird", "-p", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0
