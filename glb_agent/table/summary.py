@@ -1,0 +1,77 @@
+"""What ``table show`` prints: per table its binds, backends and each backend's row share.
+
+The share of primary rows is what an operator checks after draining or adding a proxy
+("did it really stop getting new flows?"), so it is computed from the rows themselves
+rather than predicted from states.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from glb_agent.table.spec import TABLE_ROWS, Bind, TableSpec
+
+
+def bind_text(b: Bind) -> str:
+    addr = b.stored_address
+    where = str(addr) if b.network.prefixlen == addr.max_prefixlen else f"{addr}/{b.network.prefixlen}"
+    ports = str(b.port_start) if b.port_start == b.port_end else f"{b.port_start}-{b.port_end}"
+    return f"{b.proto} {where} port {ports}"
+
+
+def table_label(spec: TableSpec, index: int) -> str:
+    return f"table {index} {spec.name!r}" if spec.name else f"table {index}"
+
+
+def summarize(spec: TableSpec, rows: np.ndarray, index: int, show_rows: int = 0) -> dict[str, Any]:
+    """A JSON-ready description of one table; ``show_rows`` leading rows are included."""
+    n = len(spec.backends)
+    primary = np.bincount(rows[:, 0], minlength=n)
+    secondary = np.bincount(rows[:, 1], minlength=n)
+    doc: dict[str, Any] = {
+        "index": index,
+        "name": spec.name,
+        "hash_key": spec.hash_key.hex(),
+        "seed": spec.seed.hex() if spec.seed else None,
+        "binds": [bind_text(b) for b in spec.binds],
+        "backends": [
+            {
+                "index": i,
+                "ip": str(b.ip),
+                "state": b.state,
+                "healthy": b.healthy,
+                "primary_rows": int(primary[i]),
+                "primary_share": round(float(primary[i]) / TABLE_ROWS, 6),
+                "secondary_rows": int(secondary[i]),
+            }
+            for i, b in enumerate(spec.backends)
+        ],
+    }
+    if show_rows:
+        doc["rows"] = [
+            {"row": r, "primary": str(spec.backends[p].ip), "secondary": str(spec.backends[s].ip)}
+            for r, (p, s) in enumerate(rows[:show_rows].tolist())
+        ]
+    return doc
+
+
+def render_text(doc: dict[str, Any], spec: TableSpec) -> str:
+    lines = [f"{table_label(spec, doc['index'])}: {len(doc['backends'])} backends, {len(doc['binds'])} binds"]
+    lines.append(f"  hash_key {doc['hash_key']}")
+    lines.append(f"  seed     {doc['seed'] or '(not stored in binary tables)'}")
+    lines.extend(f"  bind {b}" for b in doc["binds"])
+    width = max((len(b["ip"]) for b in doc["backends"]), default=2)
+    lines.append(
+        f"  {'#':>4}  {'backend':<{width}}  {'state':<8}  {'health':<9}  {'primary':>15}  {'secondary':>9}"
+    )
+    for b in doc["backends"]:
+        health = "healthy" if b["healthy"] else "UNHEALTHY"
+        lines.append(
+            f"  {b['index']:>4}  {b['ip']:<{width}}  {b['state']:<8}  {health:<9}  "
+            f"{b['primary_rows']:>6} {100 * b['primary_share']:>6.2f}%  {b['secondary_rows']:>9}"
+        )
+    for r in doc.get("rows", []):
+        lines.append(f"  row {r['row']:>5}: {r['primary']} then {r['secondary']}")
+    return "\n".join(lines)
