@@ -98,7 +98,7 @@ class IcmpMessage:
 
 def parse_icmp(packet: bytes) -> IcmpMessage | None:
     """Parse an IPv4+ICMP packet as read from a raw ICMP socket; None if irrelevant."""
-    if len(packet) < 28 or packet[0] >> 4 != 4:
+    if len(packet) < 28 or packet[0] >> 4 != 4 or packet[9] != socket.IPPROTO_ICMP:
         return None
     ihl = (packet[0] & 0x0F) * 4
     src = ipaddress.IPv4Address(packet[12:16])

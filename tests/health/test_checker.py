@@ -83,17 +83,21 @@ def test_failure_to_callback_with_default_settings() -> None:
             rec = Recorder()
             async with Checker([b.target() for b in backends], on_change=rec):
                 await asyncio.sleep(0.7)
+                stopped = {}
                 for b in backends:
-                    b.stop()
-                stopped = time.monotonic()
+                    b.stop()  # returns once the listening socket is closed
+                    stopped[b.address] = time.monotonic()
                 await rec.wait(lambda v: not any(v[key(b)] for b in backends), 3.0)
-                return [next(at for at, v, _ in rec.calls if not v[key(b)]) - stopped for b in backends]
+                return [next(at for at, v, _ in rec.calls if not v[key(b)]) - stopped[b.address]
+                        for b in backends]
 
     delays = asyncio.run(scenario())
     print(f"\nfailure -> callback (refused, defaults): min {min(delays):.3f} s, "
           f"median {statistics.median(delays):.3f} s, max {max(delays):.3f} s")
-    # 3 failed probes: the first lands within one interval of the failure, two more follow.
-    assert all(0.55 <= d <= 0.9 + 0.25 + 0.3 for d in delays), delays
+    # 3 failed probes: the first lands within one interval of the failure, two more follow
+    # 0.3 s apart (a probe already waiting in the closing socket's backlog may count as the
+    # first, hence a little under 0.6 s at best).
+    assert all(0.5 <= d <= 0.9 + 0.25 + 0.3 for d in delays), delays
 
 
 def test_hung_server_failure_to_callback_with_default_settings() -> None:
