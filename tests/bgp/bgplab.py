@@ -183,6 +183,21 @@ class BgpLab:
         return wait_until(lambda: self.nexthops(prefix) == expected, timeout,
                           what=f"{prefix} via {sorted(expected)} (now {sorted(self.nexthops(prefix))})")
 
+    def all_directors(self) -> set[str]:
+        return set(DIRECTOR_IPS.values())
+
+    def logs(self) -> str:
+        """BIRD's and every ExaBGP's log, for failure reports."""
+        parts = [f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
+                 for p in [self.tmp / "bird.log", *(d.log for d in self.directors.values())] if p.exists()]
+        return "\n".join(parts)
+
+    def bird_paths(self, prefix: str) -> set[str]:
+        """Next hops of every path BIRD holds for ``prefix`` (its RIB, not the kernel)."""
+        out = subprocess.run(["birdc", "-s", str(self.tmp / "bird.ctl"), "show", "route", "for", prefix,
+                              "all"], capture_output=True, text=True, timeout=10).stdout
+        return {line.split()[1] for line in out.splitlines() if line.strip().startswith("BGP.next_hop:")}
+
     def feed_events(self, director: str) -> list[dict]:
         """The feed's structured events, from ExaBGP's combined log."""
         events = []

@@ -1,0 +1,99 @@
+"""End to end with real daemons: BIRD in a router namespace, ExaBGP + the feed in two
+director namespaces, a real XDP program as each director's data plane. The router's
+kernel route for the VIP must follow readiness, drain and ExaBGP's death."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from tests.bgp.bgplab import CIDR, DIRECTOR_IPS, VIP, VIP6, BgpLab, wait_until
+
+pytestmark = [pytest.mark.netns, pytest.mark.bpf, pytest.mark.slow]
+
+D1, D2 = DIRECTOR_IPS["d1"], DIRECTOR_IPS["d2"]
+
+
+def test_both_directors_are_ecmp_paths_for_every_prefix(bgplab: BgpLab) -> None:
+    assert bgplab.nexthops(VIP) == {D1, D2}
+    assert bgplab.nexthops(CIDR) == {D1, D2}
+    # Linux cannot install an IPv6 route via an IPv4 next hop; BIRD's RIB must hold both.
+    wait_until(lambda: bgplab.bird_paths(VIP6) == {D1, D2}, 5, what="both IPv6 paths in BIRD")
+    status = bgplab.agent("d1", "bgp", "status")
+    assert status.returncode == 0 and '"203.0.113.10/32"' in status.stdout
+
+
+def test_drain_withdraws_and_undrain_restores(bgplab: BgpLab) -> None:
+    started = time.monotonic()
+    done = bgplab.agent("d1", "drain", "--wait", "5", "--reason", "test")
+    confirmed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    bgplab.wait_nexthops({D2}, timeout=3)
+    bgplab.wait_nexthops({D2}, prefix=CIDR, timeout=1)
+    took = time.monotonic() - started
+    print(f"\nMEASURED drain -> router route change: {took:.2f}s (feed confirmed after {confirmed:.2f}s)")
+    assert took < 2.0
+    events = [e["event"] for e in bgplab.feed_events("d1")]
+    assert "drained" in events and events[-1] == "withdraw"
+    # The flag persists: an ExaBGP (and feed) restart must not re-announce a drained host.
+    bgplab.signal_exabgp("d1", signal.SIGKILL)
+    bgplab.directors["d1"].proc.wait(timeout=5)
+    bgplab.start_exabgp("d1")
+    wait_until(lambda: len(bgplab.feed_events("d1")) > len(events) + 2, 10, what="restarted feed")
+    time.sleep(1.0)  # several poll intervals: long enough for a wrong announcement to show
+    assert bgplab.nexthops(VIP) == {D2}
+    assert bgplab.agent("d1", "undrain", "--wait", "5").returncode == 0
+    bgplab.wait_nexthops({D1, D2}, timeout=5)
+
+
+def test_data_plane_detach_withdraws_and_reattach_announces(bgplab: BgpLab) -> None:
+    bgplab.detach_xdp("d1")
+    bgplab.wait_nexthops({D2}, timeout=3)
+    reasons = [e.get("reason", "") for e in bgplab.feed_events("d1") if e["event"] == "not-ready"]
+    assert reasons and "no XDP program" in reasons[-1]
+    bgplab.detach_xdp("d2")
+    bgplab.wait_nexthops(set(), timeout=3)  # no director can forward: the VIP disappears
+    bgplab.attach_xdp("d1")
+    bgplab.wait_nexthops({D1}, timeout=5)
+    bgplab.attach_xdp("d2")
+    bgplab.wait_nexthops({D1, D2}, timeout=5)
+
+
+def test_sigkill_of_exabgp_drops_its_path_and_the_feed(bgplab: BgpLab) -> None:
+    assert bgplab.feed_pids("d1")
+    started = time.monotonic()
+    bgplab.signal_exabgp("d1", signal.SIGKILL)
+    bgplab.wait_nexthops({D2}, timeout=5)  # the kernel closes the TCP session at once
+    took = time.monotonic() - started
+    print(f"\nMEASURED SIGKILL of ExaBGP -> router route change: {took:.2f}s")
+    assert took < 3 + 1  # never longer than the hold time
+    wait_until(lambda: not bgplab.feed_pids("d1"), 5, what="the orphaned feed to exit")
+    bgplab.start_exabgp("d1")
+    bgplab.wait_nexthops({D1, D2}, timeout=10)
+
+
+def test_frozen_director_loses_its_path_within_the_hold_time(bgplab: BgpLab) -> None:
+    """SIGSTOP keeps the TCP session open but silent, like a hung or cut-off host."""
+    started = time.monotonic()
+    bgplab.signal_exabgp("d1", signal.SIGSTOP)
+    try:
+        bgplab.wait_nexthops({D2}, timeout=3 + 2)
+        took = time.monotonic() - started
+    finally:
+        bgplab.signal_exabgp("d1", signal.SIGCONT)
+    print(f"\nMEASURED frozen ExaBGP (hold time 3 s) -> router route change: {took:.2f}s")
+    assert 1.0 < took < 3 + 1.5
+
+
+def test_sigterm_of_feed_withdraws_before_it_exits(bgplab: BgpLab) -> None:
+    pid = bgplab.feed_pids("d1")[0]
+    started = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    bgplab.wait_nexthops({D2}, timeout=3)
+    print(f"\nMEASURED SIGTERM of the feed -> router route change: {time.monotonic() - started:.2f}s")
+    stops = [e for e in bgplab.feed_events("d1") if e["event"] == "stop"]
+    assert stops and stops[-1]["announced"] == 0
+    bgplab.wait_nexthops({D1, D2}, timeout=10)  # ExaBGP respawns the feed, which re-announces
