@@ -10,6 +10,7 @@ pinned there)". Both have the same shape so the feed never knows which one it ru
 from __future__ import annotations
 
 import importlib
+import socket
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -21,20 +22,39 @@ PIN_ROOT = Path("/sys/fs/bpf/glb")
 MODES = ("auto", "dataplane", "xdp")
 
 
+class _Links:
+    """One rtnetlink socket for the life of the feed: polling 5-10 times a second must
+    stay cheap (opening a socket and dumping every link per poll cost ~2 ms)."""
+
+    def __init__(self) -> None:
+        self._ipr = None
+
+    def xdp_program_id(self, interface: str) -> int | None:
+        from pyroute2 import IPRoute
+
+        try:
+            index = socket.if_nametoindex(interface)
+        except OSError:
+            raise LookupError(f"interface {interface} does not exist") from None
+        if self._ipr is None:
+            self._ipr = IPRoute()
+        try:
+            link = self._ipr.get_links(index)[0]
+        except Exception:
+            self._ipr.close()  # a broken socket is replaced on the next poll
+            self._ipr = None
+            raise
+        xdp = link.get_attr("IFLA_XDP")
+        prog_id = xdp.get_attr("IFLA_XDP_PROG_ID") if xdp is not None else None
+        return int(prog_id) if prog_id else None
+
+
+_LINKS = _Links()
+
+
 def xdp_program_id(interface: str) -> int | None:
     """The id of the XDP program attached to ``interface`` (in this netns), or None."""
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        index = ipr.link_lookup(ifname=interface)
-        if not index:
-            raise LookupError(f"interface {interface} does not exist")
-        link = ipr.get_links(index[0])[0]
-    xdp = link.get_attr("IFLA_XDP")
-    if xdp is None:
-        return None
-    prog_id = xdp.get_attr("IFLA_XDP_PROG_ID")
-    return int(prog_id) if prog_id else None
+    return _LINKS.xdp_program_id(interface)
 
 
 def xdp_ready(interface: str, pin_dir: Path | None = None) -> tuple[bool, str]:
