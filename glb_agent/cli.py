@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "glb_agent.commands.director",
     "glb_agent.commands.proxy",
     "glb_agent.commands.bgp",
+    "glb_agent.commands.health",
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2

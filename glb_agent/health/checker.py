@@ -57,6 +57,7 @@ class ProbeStats:
     overruns: int = 0  # probes that took longer than the interval (next slot skipped)
     max_lag: float = 0.0  # seconds, worst slot start delay
     last_results: dict[Key, tuple[ProbeResult, ...]] = field(default_factory=dict)
+    per_backend: dict[Key, int] = field(default_factory=dict)  # probes run per backend
 
 
 async def check_once(targets: Iterable[Target], gue: GueProber | None = None
@@ -151,6 +152,7 @@ class Checker:
             if key not in new:
                 self._states.pop(key, None)
                 self.stats.last_results.pop(key, None)
+                self.stats.per_backend.pop(key, None)
             else:
                 st = self._states[key]
                 st.rise, st.fall = new[key].check.rise, new[key].check.fall
@@ -201,6 +203,7 @@ class Checker:
             results = await probe_target(target, self._gue)
             self.stats.probes += 1
             self.stats.last_results[key] = results
+            self.stats.per_backend[key] = self.stats.per_backend.get(key, 0) + 1
             self._observe(target, results)
             next_at += interval
             now = self.clock()

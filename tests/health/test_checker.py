@@ -44,7 +44,7 @@ def key(b: HttpBackend, service: str = "web") -> Key:
 
 
 def test_stopped_server_is_reported_within_fall_intervals_and_returns_after_rise(tmp_path: Path) -> None:
-    interval, timeout, rise, fall = 0.1, 0.08, 2, 3
+    interval, timeout, rise, fall = 0.1, 0.25, 2, 3
 
     async def scenario() -> None:
         with http_backends(3) as backends:
@@ -136,13 +136,13 @@ class _HungListener:
 
 
 def test_flapping_backend_is_damped() -> None:
-    interval = 0.05
+    interval = 0.05  # a generous timeout: a spurious failure would reset the rise count
     damping = Damping(window=30.0, changes=4, factor=5)
 
     async def scenario() -> tuple[list[int], int]:
         backend = HttpBackend("127.18.4.1").start()
         rec = Recorder()
-        target = backend.target(interval=interval, timeout=0.05, rise=2, fall=1)
+        target = backend.target(interval=interval, timeout=0.2, rise=2, fall=1)
         rises: list[int] = []
         try:
             async with Checker([target], on_change=rec, damping=damping):
@@ -172,7 +172,7 @@ def test_state_file_survives_a_restart(tmp_path: Path) -> None:
     async def scenario() -> None:
         with http_backends(2, base="127.18.5.1") as (up, down):
             down.stop()
-            targets = [b.target(interval=0.05, timeout=0.05, rise=2, fall=2) for b in (up, down)]
+            targets = [b.target(interval=0.05, timeout=0.2, rise=2, fall=2) for b in (up, down)]
             rec = Recorder()
             async with Checker(targets, on_change=rec, state_file=state):
                 await rec.wait(lambda v: not v[key(down)], 2.0)
@@ -202,7 +202,7 @@ def test_a_failing_callback_does_not_stop_checking() -> None:
                 rec(view, changes)
                 raise RuntimeError("receiver bug")
 
-            async with Checker([backend.target(interval=0.05, timeout=0.05, rise=1, fall=1)],
+            async with Checker([backend.target(interval=0.05, timeout=0.2, rise=1, fall=1)],
                                on_change=broken):
                 await asyncio.sleep(0.1)
                 backend.stop()
@@ -226,7 +226,7 @@ def test_async_callback_and_target_updates_keep_state() -> None:
                 views.append(view)
                 got.set()
 
-            mk = [x.target(interval=0.05, timeout=0.05, rise=1, fall=1) for x in (a, b, c)]
+            mk = [x.target(interval=0.05, timeout=0.2, rise=1, fall=1) for x in (a, b, c)]
             async with Checker(mk[:2], on_change=on_change) as checker:
                 async with asyncio.timeout(2):
                     while not views or views[-1].get(key(b)) is not False:

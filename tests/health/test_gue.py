@@ -12,10 +12,7 @@ import ipaddress
 import json
 import socket
 import struct
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP
@@ -23,14 +20,8 @@ from scapy.layers.inet import ICMP, IP, UDP
 from glb_agent.config.model import GueCheck, HealthCheck
 from glb_agent.health import Checker, GueProber, Target
 from glb_agent.health.gue import SPORT_BASE, checksum, gue_header, parse_icmp, probe_packet
+from tests.health.conftest import DIRECTOR, PORT, PROXY, VIP, start_decap
 from tests.health.nsthread import run_in_netns
-from tests.support.netns import Lab, can_run
-
-ROOT = Path(__file__).resolve().parents[2]
-DIRECTOR = ipaddress.IPv4Address("198.18.0.11")
-PROXY = ipaddress.IPv4Address("198.18.0.21")
-VIP = ipaddress.IPv4Address("203.0.113.10")
-PORT = 19523
 
 
 def test_probe_packet_matches_glb_gue_h() -> None:
@@ -65,26 +56,6 @@ def test_parse_icmp_reply_and_port_unreachable() -> None:
     assert parse_icmp(b"\x60" + b"\0" * 40) is None
 
 
-@pytest.fixture
-def lab():
-    reason = can_run()
-    if reason:
-        pytest.skip(reason)
-    with Lab() as lab:
-        d, p = lab.ns("hcd"), lab.ns("hcp")
-        lab.link(d, "eth0", p, "eth0", a_addrs=[f"{DIRECTOR}/24"], b_addrs=[f"{PROXY}/24"])
-        subprocess.run(["ip", "netns", "exec", p, "ip", "addr", "add", f"{VIP}/32", "dev", "lo"], check=True)
-        yield lab, d, p
-
-
-def start_decap(lab: Lab, ns: str) -> subprocess.Popen:
-    proc = lab.start(sys.executable, "-m", "tests.health.decap", str(PORT), ns=ns, cwd=ROOT,
-                     stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    assert json.loads(proc.stdout.readline()) == {"ready": True}
-    return proc
-
-
 def probe(inner: ipaddress.IPv4Address, timeout: float = 0.5):
     async def go():
         prober = GueProber()
@@ -97,8 +68,8 @@ def probe(inner: ipaddress.IPv4Address, timeout: float = 0.5):
 
 
 @pytest.mark.netns
-def test_gue_probe_through_a_decapsulating_proxy(lab) -> None:
-    lab, d, p = lab
+def test_gue_probe_through_a_decapsulating_proxy(gue_lab) -> None:
+    lab, d, p = gue_lab
     decap = start_decap(lab, p)
     to_backend = run_in_netns(d, lambda: probe(PROXY))
     assert to_backend.ok, to_backend
@@ -123,8 +94,8 @@ def test_gue_probe_through_a_decapsulating_proxy(lab) -> None:
 
 
 @pytest.mark.netns
-def test_checker_with_gue_probes_sees_the_decap_go_away(lab) -> None:
-    lab, d, p = lab
+def test_checker_with_gue_probes_sees_the_decap_go_away(gue_lab) -> None:
+    lab, d, p = gue_lab
     decap = start_decap(lab, p)
     target = Target("web", PROXY, HealthCheck(gue=GueCheck(port=PORT)), source=DIRECTOR)
     downs: list[float] = []
