@@ -14,6 +14,7 @@ Provider shapes (the contract with the other components):
   director loader's ``{(service, reason): (packets, bytes)}``. Reasons are the data
   plane's (``forwarded``, ``pass_not_vip``, ``drop_too_big``, ...); the action is the
   reason's first word (forwarded -> forward, pass_* -> pass, drop_* -> drop).
+  ``counters_from_director`` adapts ``Director.counters()`` (dataplane/director.py).
 * health: ``() -> Mapping[(service, IPv4Address), bool]`` (``Checker.view``).
 * tables: ``() -> Iterable[TableBuild]`` -- last build time per service.
 * bgp: ``() -> BgpState`` (``bgp_from_status_file`` reads the feed's status file).
@@ -83,6 +84,22 @@ BgpProvider = Callable[[], BgpState]
 def counters_from_mapping(raw: Mapping[tuple[str, str], tuple[int, int]]) -> list[TrafficCounter]:
     """Adapt ``{(service, reason): (packets, bytes)}`` (the director loader's shape)."""
     return [TrafficCounter(svc or "", reason, int(p), int(b)) for (svc, reason), (p, b) in raw.items()]
+
+
+UNMATCHED = "_unmatched"  # the director loader's name for traffic no service matched
+
+
+def counters_from_director(raw: Mapping[str, Mapping[str, int]]) -> list[TrafficCounter]:
+    """Adapt ``Director.counters()``: ``{service | "_unmatched": {"<reason>_packets": n,
+    "<reason>_bytes": n}}`` (glb_agent/dataplane/director.py)."""
+    out = []
+    for name, cells in raw.items():
+        service = "" if name == UNMATCHED else name
+        reasons = sorted({k.rsplit("_", 1)[0] for k in cells if k.endswith(("_packets", "_bytes"))})
+        for reason in reasons:
+            packets, nbytes = cells.get(f"{reason}_packets", 0), cells.get(f"{reason}_bytes", 0)
+            out.append(TrafficCounter(service, reason, int(packets), int(nbytes)))
+    return out
 
 
 def bgp_from_status_file(path: str | Path, prefixes: Iterable[str] = (),

@@ -17,6 +17,7 @@ from glb_agent.metrics import (
     GlbCollector,
     TableBuild,
     bgp_from_status_file,
+    counters_from_director,
     counters_from_mapping,
 )
 
@@ -97,3 +98,12 @@ def test_exporter_binds_loopback_by_default() -> None:
     with exp:
         host = exp._server.server_address[0]  # type: ignore[attr-defined]
     assert host == "127.0.0.1"
+
+
+def test_director_counters_shape_is_adapted() -> None:
+    raw = {"web": {"forwarded_packets": 5, "forwarded_bytes": 500, "drop_too_big_packets": 1,
+                   "drop_too_big_bytes": 9000},
+           "_unmatched": {"pass_not_vip_packets": 3, "pass_not_vip_bytes": 180}}
+    got = {(c.service, c.reason, c.action): (c.packets, c.bytes) for c in counters_from_director(raw)}
+    assert got == {("web", "forwarded", "forward"): (5, 500), ("web", "drop_too_big", "drop"): (1, 9000),
+                   ("", "pass_not_vip", "pass"): (3, 180)}
