@@ -1,0 +1,547 @@
+"""Loader of the XDP director: compile, attach, feed tables, adopt after a restart, detach.
+
+Design (details in bpf/director.c and bpf/include/director_defs.h):
+
+* Compile-time specialisation. bcc compiles ``bpf/director.c`` with every constant of the
+  fast path as a ``-D`` flag (outer MACs and source address, the constant part of the
+  outer IPv4 checksum, the hash fields, the MTU, the features), so the per-packet path
+  does no configuration lookup.
+* Atomic table swaps by double buffering. Binds and rows exist twice ("generations").
+  ``update_tables`` waits for an RCU grace period (no packet still reads the idle
+  generation), writes the idle generation completely, then flips ``glb_ctl.gen`` with one
+  4-byte map update. A packet reads the generation once, so it uses all old or all new
+  state: binds, keys and rows change together, across every table at once.
+* Everything lives under a bpffs pin directory (default ``/sys/fs/bpf/glb/<interface>``):
+  the maps, the XDP *link* (``link``), and the agent's bookkeeping (map ``glb_meta``:
+  build signatures, service -> slot names, row digests). The pinned link keeps the
+  program attached after the agent exits. A restarted agent whose build signature and
+  map layout match the pinned ones adopts the running program: it only opens the pinned
+  maps and link — no compile, no detach, no re-attach. If only the program changed, the
+  new one reuses the pinned maps and replaces the old one through ``BPF_LINK_UPDATE``
+  (atomic, no gap). If the map layout changed, the new program gets fresh maps and
+  replaces the old one right after the first table load, so traffic keeps flowing.
+* ``stop`` detaches the link and removes the pin directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import ipaddress
+import os
+import socket
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from glb_agent.dataplane import bpfsys
+from glb_agent.dataplane.director_maps import (
+    BIND4,
+    BIND6,
+    CTL,
+    DIRECTOR_C,
+    META_BYTES,
+    REASONS,
+    ROW_DTYPE,
+    STAT,
+    UNMATCHED,
+    BuildOptions,
+    CompiledTables,
+    compile_tables,
+    decode_meta,
+    encode_meta,
+    pack_binds,
+    row_key_base,
+    stat_key,
+    sum_percpu,
+)
+from glb_agent.errors import GlbError, InputError
+from glb_agent.table.spec import TABLE_ROWS, TableSpec
+
+BPFFS_ROOT = Path("/sys/fs/bpf")
+DEFAULT_PIN_ROOT = BPFFS_ROOT / "glb"
+MAP_NAMES = ("glb_ctl", "glb_binds4", "glb_binds6", "glb_rows", "glb_stats", "glb_meta")
+LINK_PIN = "link"
+PROG_FUNC = "xdp_glb_director"
+
+XdpMode = Literal["auto", "native", "generic"]
+Tables = Sequence[tuple[TableSpec, "np.ndarray | None"]]
+
+_SIOCGIFHWADDR = 0x8927
+_SIOCGIFMTU = 0x8921
+
+
+def default_pin_dir(interface: str) -> Path:
+    return DEFAULT_PIN_ROOT / interface
+
+
+@dataclass(frozen=True)
+class DirectorSettings:
+    """How one director interface forwards; everything except tables.
+
+    ``mtu`` defaults to the interface's MTU (packets that would exceed it once
+    encapsulated are dropped and counted rather than sent to die silently on the wire).
+    ``max_tables``/``max_binds`` size the maps (each table slot costs 1 MiB: two
+    generations of 65,536 eight-byte rows).
+    """
+
+    interface: str
+    source_ip: ipaddress.IPv4Address
+    gateway_mac: str
+    hash_fields: tuple[str, ...] = ("src_addr",)
+    pin_dir: Path = None  # type: ignore[assignment]  # default_pin_dir(interface)
+    mtu: int | None = None
+    max_tables: int = 16
+    max_binds: int = 64
+    ipv6: bool = True
+    vlan: bool = True
+    icmp: bool = True
+    xdp_mode: XdpMode = "auto"
+    meta: dict = field(default_factory=dict, compare=False)  # free-form, stored in bookkeeping
+
+    def __post_init__(self) -> None:
+        if self.pin_dir is None:
+            object.__setattr__(self, "pin_dir", default_pin_dir(self.interface))
+        object.__setattr__(self, "pin_dir", Path(self.pin_dir))
+        object.__setattr__(self, "hash_fields", tuple(self.hash_fields))
+        if isinstance(self.source_ip, str):
+            try:
+                object.__setattr__(self, "source_ip", ipaddress.ip_address(self.source_ip))
+            except ValueError as exc:
+                raise InputError(f"source_ip: {exc}") from None
+        object.__setattr__(self, "gateway_mac", str(self.gateway_mac).lower().replace("-", ":"))
+
+    def validate(self) -> None:
+        if not self.interface or len(self.interface) > 15 or "/" in self.interface:
+            raise InputError(f"interface {self.interface!r} is not a valid interface name")
+        if self.xdp_mode not in ("auto", "native", "generic"):
+            raise InputError(f"xdp_mode {self.xdp_mode!r}: use auto, native or generic")
+        if not self.pin_dir.is_absolute() or BPFFS_ROOT not in self.pin_dir.parents:
+            raise InputError(f"pin_dir {self.pin_dir} must be a directory under {BPFFS_ROOT}")
+        self.build_options("02:00:00:00:00:00", self.mtu or 1500).validate()
+
+    def build_options(self, src_mac: str, mtu: int) -> BuildOptions:
+        return BuildOptions(source_ip=self.source_ip, src_mac=src_mac, gateway_mac=self.gateway_mac,
+                            hash_fields=self.hash_fields, mtu=mtu, max_tables=self.max_tables,
+                            max_binds=self.max_binds, ipv6=self.ipv6, vlan=self.vlan, icmp=self.icmp)
+
+
+# --- interfaces (through sockets, so they resolve in the caller's network namespace) -------
+
+def _ifreq(interface: str, request: int) -> bytes:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16s16s", interface.encode(), b"")
+        return fcntl.ioctl(s.fileno(), request, req)
+
+
+def interface_index(interface: str) -> int:
+    try:
+        return socket.if_nametoindex(interface)
+    except OSError:
+        raise InputError(f"interface {interface!r} does not exist") from None
+
+
+def interface_mac(interface: str) -> str:
+    raw = _ifreq(interface, _SIOCGIFHWADDR)[18:24]
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def interface_mtu(interface: str) -> int:
+    return struct.unpack_from("i", _ifreq(interface, _SIOCGIFMTU), 16)[0]
+
+
+# --- compiled program ----------------------------------------------------------------------
+
+class DirectorProgram:
+    """The program compiled by bcc for one option set; maps pinned under ``pin_dir`` if given.
+
+    Keep the object alive while the program must stay loaded without a link (tests).
+    """
+
+    def __init__(self, opts: BuildOptions, pin_dir: Path | None = None) -> None:
+        from bcc import BPF  # system package; imported lazily so tooling works without it
+
+        opts.validate()
+        self.opts = opts
+        try:
+            self.bpf = BPF(src_file=str(DIRECTOR_C), cflags=opts.cflags(pin_dir))
+            self.prog_fd = self.bpf.load_func(PROG_FUNC, BPF.XDP).fd
+        except Exception as exc:
+            raise GlbError(f"compiling/loading {DIRECTOR_C.name} failed: {exc}") from exc
+        self.map_fds = {name: self.bpf[name].map_fd for name in MAP_NAMES}
+
+    @property
+    def prog_id(self) -> int:
+        return bpfsys.prog_info(self.prog_fd).id
+
+
+class DirectorState:
+    """Reads and writes the director's maps, given their fds (pinned or not)."""
+
+    def __init__(self, map_fds: dict[str, int], max_tables: int, max_binds: int) -> None:
+        self.fds = map_fds
+        self.max_tables = max_tables
+        self.max_binds = max_binds
+
+    # control and bookkeeping
+    def ctl(self) -> tuple[int, int]:
+        return CTL.unpack(bpfsys.map_lookup(self.fds["glb_ctl"], b"\0" * 4, CTL.size))
+
+    def read_meta(self) -> dict:
+        return decode_meta(bpfsys.map_lookup(self.fds["glb_meta"], b"\0" * 4, META_BYTES))
+
+    def write_meta(self, meta: dict) -> None:
+        bpfsys.map_update(self.fds["glb_meta"], b"\0" * 4, encode_meta(meta))
+
+    # tables
+    def apply(self, compiled: CompiledTables) -> int:
+        """Write ``compiled`` as the idle generation and make it live; returns it."""
+        meta = self.read_meta()
+        live, _loaded = self.ctl()
+        gen = 1 - (live & 1)
+        old_slots: dict[str, int] = meta.get("slots", {})
+        slots = _assign_slots(compiled.names, old_slots, self.max_tables)
+        digests = meta.get("rows", [{}, {}])
+        # No packet may still be reading the idle generation from before the last flip.
+        bpfsys.wait_for_readers()
+        digests[gen] = {}
+        self.write_meta(meta | {"rows": digests})
+        for t, name in enumerate(compiled.names):
+            slot = slots[name]
+            if digests[gen].get(str(slot)) == compiled.digests[t]:
+                continue
+            self._write_rows(gen, slot, compiled.rows[t])
+        new_rows = {str(slots[n]): compiled.digests[t] for t, n in enumerate(compiled.names)}
+        slot_list = [slots[n] for n in compiled.names]
+        base = gen * self.max_binds
+        for family, binds in ((4, compiled.binds4), (6, compiled.binds6)):
+            block = pack_binds(binds, slot_list, family, self.max_binds)
+            size = (BIND4 if family == 4 else BIND6).size
+            keys = np.arange(base, base + self.max_binds, dtype=np.uint32).tobytes()
+            bpfsys.map_update_batch(self.fds[f"glb_binds{family}"], keys, block, self.max_binds)
+            assert len(block) == size * self.max_binds
+        for name, slot in slots.items():
+            if old_slots.get(name) != slot:
+                self._zero_stats(slot)
+        digests[gen] = new_rows
+        self.write_meta(meta | {"rows": digests, "slots": slots})
+        bpfsys.map_update(self.fds["glb_ctl"], b"\0" * 4, CTL.pack(gen, 1))
+        return gen
+
+    def _write_rows(self, gen: int, slot: int, rows: np.ndarray) -> None:
+        base = row_key_base(gen, slot, self.max_tables)
+        keys = np.arange(base, base + TABLE_ROWS, dtype=np.uint32).tobytes()
+        bpfsys.map_update_batch(self.fds["glb_rows"], keys, rows.astype(ROW_DTYPE).tobytes(), TABLE_ROWS)
+
+    def _zero_stats(self, slot: int) -> None:
+        n = len(REASONS)
+        keys = np.arange(slot * n, slot * n + n, dtype=np.uint32).tobytes()
+        zero = bytes(STAT.size * bpfsys.possible_cpus() * n)
+        bpfsys.map_update_batch(self.fds["glb_stats"], keys, zero, n)
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Per service (and ``_unmatched``): ``<reason>_packets`` / ``<reason>_bytes``, CPU-summed."""
+        ncpu = bpfsys.possible_cpus()
+        size = STAT.size * ncpu
+        slots = dict(self.read_meta().get("slots", {}))
+        slots[UNMATCHED] = self.max_tables
+        out: dict[str, dict[str, int]] = {}
+        for name, slot in sorted(slots.items()):
+            cells: dict[str, int] = {}
+            for reason in REASONS:
+                key = struct.pack("<I", stat_key(slot, reason))
+                raw = bpfsys.map_lookup(self.fds["glb_stats"], key, size)
+                packets, nbytes = sum_percpu(raw, ncpu)
+                cells[f"{reason}_packets"] = packets
+                cells[f"{reason}_bytes"] = nbytes
+            out[name] = cells
+        return out
+
+    def bind_count(self) -> int:
+        gen, _ = self.ctl()
+        count = 0
+        for family, layout in ((4, BIND4), (6, BIND6)):
+            raw = bpfsys.map_lookup(self.fds[f"glb_binds{family}"], struct.pack("<I", gen * self.max_binds),
+                                    layout.size)
+            count += layout.unpack(raw)[2] != 0
+        return count
+
+
+def _assign_slots(names: Sequence[str], old: dict[str, int], max_tables: int) -> dict[str, int]:
+    """Stable slots: a service keeps its slot (rows, counters) across updates; a new one gets
+    a slot the live generation does not use, so its counters can be zeroed safely."""
+    slots = {n: old[n] for n in names if n in old}
+    busy = set(old.values()) | set(slots.values())
+    free = [s for s in range(max_tables) if s not in busy]
+    spare = [s for s in range(max_tables) if s not in slots.values() and s not in free]
+    for name in names:
+        if name not in slots:
+            slots[name] = (free or spare).pop(0)
+    return slots
+
+
+# --- the director ---------------------------------------------------------------------------
+
+class Director:
+    """One interface's director: ``start`` (or adopt), ``update_tables``, ``counters``, ``stop``."""
+
+    def __init__(self, settings: DirectorSettings) -> None:
+        self.settings = settings
+        self.state: DirectorState | None = None
+        self.link_fd: int | None = None
+        self.outcome: str | None = None
+        self._program: DirectorProgram | None = None
+        self._pending_swap = False  # new program waits for the first table load (fresh maps)
+        self._fds: list[int] = []
+
+    @property
+    def pin_dir(self) -> Path:
+        return self.settings.pin_dir
+
+    def _options(self) -> tuple[BuildOptions, int]:
+        s = self.settings
+        s.validate()
+        ifindex = interface_index(s.interface)
+        opts = s.build_options(interface_mac(s.interface), s.mtu or interface_mtu(s.interface))
+        opts.validate()
+        return opts, ifindex
+
+    def start(self) -> str:
+        """Attach (or adopt) the program; returns what happened:
+
+        ``adopted`` (the running program matched: nothing touched), ``replaced`` (program
+        swapped in place through the link), ``replace-pending`` (fresh maps: the swap
+        happens at the first ``update_tables``), ``attached-native`` / ``attached-generic``.
+        """
+        opts, ifindex = self._options()
+        pin = self.pin_dir
+        prog_sig, maps_sig = opts.program_signature(pin), opts.maps_signature()
+        _ensure_dir(pin)
+
+        link_fd = bpfsys.try_obj_get(pin / LINK_PIN)
+        link = bpfsys.link_info(link_fd) if link_fd is not None else None
+        link_alive = link is not None and link.ifindex == ifindex
+        meta = self._pinned_meta()
+        maps_ok = meta.get("maps_sig") == maps_sig
+
+        same_prog = link is not None and meta.get("prog_id") == link.prog_id
+        if link_alive and maps_ok and same_prog and meta.get("prog_sig") == prog_sig:
+            self._open_pinned(opts)
+            self.link_fd = link_fd
+            self.outcome = "adopted"
+            return self.outcome
+
+        if not maps_ok:
+            # Another layout: the running program (if any) keeps its maps through its own
+            # references; the new program gets fresh ones at the same paths.
+            for name in MAP_NAMES:
+                with contextlib.suppress(FileNotFoundError):
+                    (pin / name).unlink()
+            meta = {}
+        program = DirectorProgram(opts, pin)
+        self._program = program
+        self._open_pinned(opts)
+        assert self.state is not None
+        _gen, loaded = self.state.ctl()
+        new_meta = meta | {"prog_sig": prog_sig, "maps_sig": maps_sig, "interface": self.settings.interface,
+                           "ifindex": ifindex, "source_ip": str(opts.source_ip),
+                           "gateway_mac": opts.gateway_mac, "hash_fields": list(opts.hash_fields),
+                           "max_tables": opts.max_tables, "max_binds": opts.max_binds,
+                           "settings": self.settings.meta}
+        if link_alive:
+            assert link_fd is not None
+            self.link_fd = link_fd
+            if maps_ok or loaded:
+                bpfsys.link_update(link_fd, program.prog_fd)
+                self.outcome = "replaced"
+            else:
+                self._pending_swap = True
+                self.outcome = "replace-pending"
+            new_meta["prog_id"] = program.prog_id
+            new_meta.setdefault("mode", meta.get("mode", "unknown"))
+        else:
+            if link_fd is not None:  # stale: its device went away
+                bpfsys.close(link_fd)
+                with contextlib.suppress(FileNotFoundError):
+                    (pin / LINK_PIN).unlink()
+            self.link_fd, mode = self._attach(program.prog_fd, ifindex)
+            bpfsys.obj_pin(self.link_fd, pin / LINK_PIN)
+            new_meta |= {"prog_id": program.prog_id, "mode": mode}
+            self.outcome = f"attached-{mode}"
+        self.state.write_meta(new_meta)
+        return self.outcome
+
+    def _attach(self, prog_fd: int, ifindex: int) -> tuple[int, str]:
+        mode = self.settings.xdp_mode
+        tries = [("native", bpfsys.XDP_FLAGS_DRV_MODE), ("generic", bpfsys.XDP_FLAGS_SKB_MODE)]
+        if mode != "auto":
+            tries = [t for t in tries if t[0] == mode]
+        last: OSError | None = None
+        for name, flags in tries:
+            try:
+                return bpfsys.xdp_link_create(prog_fd, ifindex, flags), name
+            except OSError as exc:
+                last = exc
+                if exc.errno == errno.EBUSY:
+                    break  # something else is attached; never fight over it
+        raise GlbError(f"attaching XDP to {self.settings.interface} failed: {last}")
+
+    def _pinned_meta(self) -> dict:
+        fd = bpfsys.try_obj_get(self.pin_dir / "glb_meta")
+        if fd is None:
+            return {}
+        try:
+            return decode_meta(bpfsys.map_lookup(fd, b"\0" * 4, META_BYTES))
+        except OSError:
+            return {}
+        finally:
+            bpfsys.close(fd)
+
+    def _open_pinned(self, opts: BuildOptions) -> None:
+        fds = {}
+        for name in MAP_NAMES:
+            fd = bpfsys.try_obj_get(self.pin_dir / name)
+            if fd is None:
+                raise GlbError(f"pinned map {self.pin_dir / name} is missing")
+            fds[name] = fd
+            self._fds.append(fd)
+        self.state = DirectorState(fds, opts.max_tables, opts.max_binds)
+
+    def _require_state(self) -> DirectorState:
+        if self.state is None:
+            raise GlbError("director not started: call start() first")
+        return self.state
+
+    def update_tables(self, tables: Tables) -> int:
+        """Make exactly ``tables`` live, atomically; returns the new generation.
+
+        ``tables`` is the complete set: services not listed stop being forwarded. Each
+        entry is (spec, rows) with rows an integer array (65536, 2) of backend indices
+        (primary, secondary), as the table builder produces; rows may be None for a table
+        without backends (its traffic is then dropped and counted). Everything is
+        validated before any map is touched (InputError).
+        """
+        state = self._require_state()
+        opts = self._options()[0] if self._program is None else self._program.opts
+        compiled = compile_tables(tables, opts)
+        gen = state.apply(compiled)
+        if self._pending_swap and self._program is not None and self.link_fd is not None:
+            bpfsys.link_update(self.link_fd, self._program.prog_fd)
+            self._pending_swap = False
+            self.outcome = "replaced"
+        return gen
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        return self._require_state().counters()
+
+    def stop(self) -> None:
+        """Detach and remove every pin; works on a director started by another process."""
+        link_fd = self.link_fd if self.link_fd is not None else bpfsys.try_obj_get(self.pin_dir / LINK_PIN)
+        if link_fd is not None:
+            with contextlib.suppress(OSError):
+                bpfsys.link_detach(link_fd)
+            bpfsys.close(link_fd)
+        self.link_fd = None
+        for fd in self._fds:
+            bpfsys.close(fd)
+        self._fds.clear()
+        self.state = None
+        self._program = None
+        if self.pin_dir.exists():
+            for entry in self.pin_dir.iterdir():
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+            with contextlib.suppress(OSError):
+                self.pin_dir.rmdir()
+        with contextlib.suppress(OSError):
+            self.pin_dir.parent.rmdir()  # the shared parent goes once the last director left
+
+    def close(self) -> None:
+        """Forget the fds without touching the running program (as an agent exit does)."""
+        if self.link_fd is not None:
+            bpfsys.close(self.link_fd)
+        self.link_fd = None
+        for fd in self._fds:
+            bpfsys.close(fd)
+        self._fds.clear()
+        self.state = None
+        self._program = None
+
+    def __enter__(self) -> Director:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _ensure_dir(path: Path) -> None:
+    if not BPFFS_ROOT.is_dir() or not os.path.ismount(BPFFS_ROOT):
+        raise GlbError(f"{BPFFS_ROOT} is not a mounted bpffs (mount -t bpf bpf {BPFFS_ROOT})")
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def director_ready(interface: str, pin_dir: Path | None = None) -> tuple[bool, str]:
+    """Whether ``interface`` forwards VIP traffic: our program attached there AND tables loaded.
+
+    For the BGP speaker: announce the VIPs only while this holds, so a router never sends
+    traffic to a director that would pass it to its own kernel. Never raises.
+    """
+    pin = Path(pin_dir) if pin_dir is not None else default_pin_dir(interface)
+    try:
+        ifindex = socket.if_nametoindex(interface)
+    except OSError:
+        return False, f"interface {interface} does not exist"
+    fds: list[int] = []
+    try:
+        link_fd = bpfsys.try_obj_get(pin / LINK_PIN)
+        if link_fd is None:
+            return False, f"no director link pinned at {pin / LINK_PIN}"
+        fds.append(link_fd)
+        link = bpfsys.link_info(link_fd)
+        if link.ifindex != ifindex:
+            return False, f"director link {pin / LINK_PIN} is not attached to {interface}"
+        attached = _xdp_prog_ids(ifindex)
+        if link.prog_id not in attached:
+            return False, f"program {link.prog_id} is not the XDP program of {interface} ({attached})"
+        map_fds = {}
+        for name in ("glb_ctl", "glb_binds4", "glb_binds6", "glb_meta"):
+            fd = bpfsys.try_obj_get(pin / name)
+            if fd is None:
+                return False, f"pinned map {pin / name} is missing"
+            fds.append(fd)
+            map_fds[name] = fd
+        meta = decode_meta(bpfsys.map_lookup(map_fds["glb_meta"], b"\0" * 4, META_BYTES))
+        state = DirectorState(map_fds, int(meta.get("max_tables", 0)), int(meta.get("max_binds", 0)))
+        gen, loaded = state.ctl()
+        if not loaded:
+            return False, f"program {link.prog_id} attached to {interface}, but no tables loaded yet"
+        if not meta.get("max_binds") or state.bind_count() == 0:
+            return False, f"program {link.prog_id} attached to {interface}, but no binds are live"
+        services = len(meta.get("slots", {}))
+        return True, (f"program {link.prog_id} attached to {interface} ({meta.get('mode', '?')}), "
+                      f"generation {gen}, {services} service(s)")
+    except OSError as exc:
+        return False, f"cannot inspect {pin}: {exc}"
+    finally:
+        for fd in fds:
+            bpfsys.close(fd)
+
+
+def _xdp_prog_ids(ifindex: int) -> set[int]:
+    """Program ids XDP runs on ``ifindex`` (any mode), asked through netlink via libbpf."""
+    from glb_agent.dataplane.testrun import _libbpf
+
+    lib = _libbpf()
+    ids = set()
+    for flags in (0, bpfsys.XDP_FLAGS_DRV_MODE, bpfsys.XDP_FLAGS_SKB_MODE):
+        prog_id = ctypes.c_uint32(0)
+        rc = lib.bpf_xdp_query_id(ifindex, flags, ctypes.byref(prog_id))
+        if rc == 0 and prog_id.value:
+            ids.add(prog_id.value)
+    return ids

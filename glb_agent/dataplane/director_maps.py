@@ -1,0 +1,297 @@
+"""What the director program is compiled with and what its maps hold, in pure Python.
+
+Kept apart from the loader so it can be tested without root or bcc: turning settings into
+compile flags, table specs into bind entries (sorted, fragment-safe flags, keys), row
+indices into backend addresses, and the per-CPU counter cells back into named numbers.
+The byte layouts mirror ``bpf/include/director_defs.h``; the C side checks the sizes with
+``_Static_assert``, and tests compare both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from glb_agent.errors import InputError
+from glb_agent.table.spec import TABLE_ROWS, Bind, TableSpec
+
+BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"  # glb_agent/bpf -> repo bpf/
+DIRECTOR_C = BPF_DIR / "director.c"
+INCLUDE_DIR = BPF_DIR / "include"
+
+MAPS_VERSION = 1  # GLB_DIRECTOR_MAPS_VERSION in director_defs.h
+META_BYTES = 32768
+HASH_FIELDS = ("src_addr", "dst_addr", "src_port", "dst_port")  # upstream's fixed order
+GUE_OVERHEAD = 40  # outer IPv4 + UDP + GUE with one hop
+
+REASONS = (
+    "forwarded",
+    "pass_not_vip",
+    "pass_icmp",
+    "drop_malformed",
+    "drop_fragment",
+    "drop_no_backend",
+    "drop_too_big",
+    "drop_encap",
+)
+UNMATCHED = "_unmatched"  # counters of traffic no bind matched (not a valid service name)
+
+BIND_FRAG_OK = 0x01
+BIND4 = struct.Struct("<4s4sBBHHHQQ")  # struct glb_bind4
+BIND6 = struct.Struct("<16s16sBBHHHQQ")  # struct glb_bind6
+CTL = struct.Struct("<II")  # struct glb_ctl
+STAT = struct.Struct("<QQ")  # struct glb_stat
+ROW_DTYPE = np.dtype([("primary", ">u4"), ("secondary", ">u4")])  # struct glb_row (wire order)
+_PROTO = {"tcp": 6, "udp": 17}
+_MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything the program is specialised on; two equal option sets give the same program."""
+
+    source_ip: ipaddress.IPv4Address
+    src_mac: str
+    gateway_mac: str
+    hash_fields: tuple[str, ...] = ("src_addr",)
+    mtu: int = 1500
+    max_tables: int = 16
+    max_binds: int = 64
+    ipv6: bool = True
+    vlan: bool = True
+    icmp: bool = True
+
+    def validate(self) -> None:
+        for name in ("src_mac", "gateway_mac"):
+            mac = getattr(self, name)
+            if not isinstance(mac, str) or not _MAC_RE.match(mac.lower()):
+                raise InputError(f"{name} {mac!r} is not a MAC address like 02:00:00:00:00:01")
+        if int(self.gateway_mac[:2], 16) & 1 or self.gateway_mac.strip("0:") == "":
+            raise InputError(f"gateway_mac {self.gateway_mac} must be a unicast, non-zero MAC")
+        if not isinstance(self.source_ip, ipaddress.IPv4Address):
+            raise InputError(f"source_ip {self.source_ip!r} must be an IPv4 address (outer header)")
+        if self.source_ip.is_unspecified or self.source_ip.is_multicast:
+            raise InputError(f"source_ip {self.source_ip} cannot be a packet source")
+        unknown = [f for f in self.hash_fields if f not in HASH_FIELDS]
+        if unknown or not self.hash_fields or len(set(self.hash_fields)) != len(self.hash_fields):
+            raise InputError(f"hash_fields {list(self.hash_fields)!r}: give one or more distinct "
+                             f"fields of {', '.join(HASH_FIELDS)}")
+        if not 68 + GUE_OVERHEAD <= self.mtu <= 65535:
+            raise InputError(f"mtu {self.mtu} out of range {68 + GUE_OVERHEAD}-65535")
+        if not 1 <= self.max_tables <= 256:
+            raise InputError(f"max_tables {self.max_tables} out of range 1-256")
+        if not 1 <= self.max_binds <= 1024:
+            raise InputError(f"max_binds {self.max_binds} out of range 1-1024")
+
+    def cflags(self, pin_dir: Path | None) -> list[str]:
+        """bcc cflags: every constant of the fast path, so it needs no configuration lookup."""
+        src = self.source_ip.packed
+        eth = bytes.fromhex(self.gateway_mac.replace(":", "")) + bytes.fromhex(self.src_mac.replace(":", ""))
+        w = struct.unpack("<III", eth)
+        # Constant words of the outer IPv4 header as little-endian loads of the wire bytes:
+        # 0x4500, id 0, flags DF, TTL 64 + proto UDP, the source address halves.
+        hdr = bytes([0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0]) + src
+        csum_base = sum(struct.unpack("<8H", hdr))
+        flags = [
+            f"-I{INCLUDE_DIR}",
+            f"-DGLB_SRC_IP={struct.unpack('<I', src)[0]}U",
+            f"-DGLB_ETH_W0={w[0]}U",
+            f"-DGLB_ETH_W1={w[1]}U",
+            f"-DGLB_ETH_W2={w[2]}U",
+            f"-DGLB_IP_CSUM_BASE={csum_base}U",
+            f"-DGLB_MTU={self.mtu}",
+            f"-DGLB_MAX_TABLES={self.max_tables}",
+            f"-DGLB_MAX_BINDS={self.max_binds}",
+            f"-DGLB_META_BYTES={META_BYTES}",
+            f"-DGLB_IPV6={int(self.ipv6)}",
+            f"-DGLB_VLAN={int(self.vlan)}",
+            f"-DGLB_ICMP={int(self.icmp)}",
+        ]
+        flags += [f"-DGLB_HASH_{f.upper()}={int(f in self.hash_fields)}" for f in HASH_FIELDS]
+        if pin_dir is not None:
+            flags.append(f'-DGLB_PIN_DIR="{pin_dir}"')
+        return flags
+
+    def maps_signature(self) -> str:
+        """Changes only when the maps' shapes change (then pinned maps cannot be reused)."""
+        return _digest(f"maps-v{MAPS_VERSION}/{self.max_tables}/{self.max_binds}/{META_BYTES}")
+
+    def program_signature(self, pin_dir: Path | None) -> str:
+        """Changes when the program would differ: its sources or any compile flag."""
+        h = hashlib.sha256()
+        for path in [DIRECTOR_C, *sorted(INCLUDE_DIR.glob("*.h"))]:
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        h.update("\0".join(self.cflags(pin_dir)).encode())
+        return h.hexdigest()[:32]
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+# --- tables -> map contents ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CompiledTables:
+    """A complete generation, validated and packed, ready to be written."""
+
+    names: tuple[str, ...]
+    binds4: list[tuple[Bind, int, TableSpec]]  # (bind, table index in names, spec)
+    binds6: list[tuple[Bind, int, TableSpec]]
+    rows: list[np.ndarray]  # per table: ROW_DTYPE array of TABLE_ROWS (IPv4 wire order)
+    digests: tuple[str, ...]  # per table: digest of its rows
+
+
+def _key_words(key: bytes) -> tuple[int, int]:
+    return struct.unpack("<QQ", key)
+
+
+def _bind_order(item: tuple[Bind, int, TableSpec]) -> tuple[int, int, int, str]:
+    bind = item[0]
+    # Most specific first: longest prefix, then narrowest port range; stable tie-break.
+    return (-bind.network.prefixlen, bind.port_end - bind.port_start, bind.port_start, str(bind.network))
+
+
+def _overlap(a: Bind, b: Bind) -> bool:
+    return a.network.overlaps(b.network)
+
+
+def _validate_spec(spec: TableSpec, rows: np.ndarray | None, where: str) -> np.ndarray:
+    if not isinstance(spec, TableSpec):
+        raise InputError(f"{where}: expected a TableSpec, got {type(spec).__name__}")
+    if not isinstance(spec.hash_key, (bytes, bytearray)) or len(spec.hash_key) != 16:
+        raise InputError(f"{where}: hash_key must be 16 bytes")
+    for i, bind in enumerate(spec.binds):
+        w = f"{where}: binds[{i}]"
+        if not isinstance(bind.network, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+            raise InputError(f"{w}: network {bind.network!r} is not an IP network")
+        if bind.proto not in _PROTO:
+            raise InputError(f"{w}: protocol {bind.proto!r} is not tcp or udp")
+        if not (isinstance(bind.port_start, int) and isinstance(bind.port_end, int)
+                and 0 <= bind.port_start <= bind.port_end <= 65535):
+            raise InputError(f"{w}: port range {bind.port_start}-{bind.port_end} is invalid")
+    for i, backend in enumerate(spec.backends):
+        if not isinstance(backend.ip, ipaddress.IPv4Address):
+            raise InputError(f"{where}: backends[{i}] {backend.ip}: backends must be IPv4 "
+                             "(the GUE outer header is IPv4, as upstream)")
+        if backend.ip.is_unspecified:
+            raise InputError(f"{where}: backends[{i}] 0.0.0.0 is not a proxy address")
+    if not spec.backends:
+        return np.zeros(TABLE_ROWS, dtype=ROW_DTYPE)  # no backend: the program drops, counted
+    if rows is None:
+        raise InputError(f"{where}: rows are required for a table with backends")
+    arr = np.asarray(rows)
+    if arr.shape != (TABLE_ROWS, 2) or not np.issubdtype(arr.dtype, np.integer):
+        raise InputError(f"{where}: rows must be an integer array of shape ({TABLE_ROWS}, 2), "
+                         f"got {arr.dtype} {arr.shape}")
+    if arr.min() < 0 or arr.max() >= len(spec.backends):
+        raise InputError(f"{where}: rows refer to backend indices outside 0-{len(spec.backends) - 1}")
+    ips = np.array([int(b.ip) for b in spec.backends], dtype=np.uint32)
+    out = np.empty(TABLE_ROWS, dtype=ROW_DTYPE)
+    out["primary"] = ips[arr[:, 0]]
+    out["secondary"] = ips[arr[:, 1]]
+    return out
+
+
+def compile_tables(tables: Sequence[tuple[TableSpec, np.ndarray | None]], opts: BuildOptions
+                   ) -> CompiledTables:
+    """Validate a complete set of tables and pack it; raises InputError, touches nothing."""
+    tables = list(tables)
+    if len(tables) > opts.max_tables:
+        raise InputError(f"{len(tables)} tables exceed max_tables={opts.max_tables}")
+    names: list[str] = []
+    rows: list[np.ndarray] = []
+    b4: list[tuple[Bind, int, TableSpec]] = []
+    b6: list[tuple[Bind, int, TableSpec]] = []
+    for t, item in enumerate(tables):
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise InputError(f"tables[{t}]: expected a (TableSpec, rows) pair")
+        spec, table_rows = item
+        where = f"table {getattr(spec, 'name', t)!r}"
+        rows.append(_validate_spec(spec, table_rows, where))
+        if not spec.name or spec.name in names:
+            raise InputError(f"{where}: table names must be non-empty and unique")
+        names.append(spec.name)
+        for bind in spec.binds:
+            (b4 if bind.network.version == 4 else b6).append((bind, t, spec))
+    for family, binds in ((4, b4), (6, b6)):
+        if len(binds) > opts.max_binds:
+            raise InputError(f"{len(binds)} IPv{family} binds exceed max_binds={opts.max_binds}")
+        if family == 6 and binds and not opts.ipv6:
+            raise InputError("IPv6 binds given but the director was built without IPv6")
+        for i, (a, ta, sa) in enumerate(binds):
+            for b, tb, sb in binds[:i]:
+                if (ta != tb and a.proto == b.proto and a.network == b.network
+                        and a.port_start <= b.port_end and b.port_start <= a.port_end):
+                    raise InputError(f"bind {a.network} {a.proto} {a.port_start}-{a.port_end} of "
+                                     f"table {sa.name!r} overlaps table {sb.name!r}")
+        binds.sort(key=_bind_order)
+    digests = tuple(hashlib.sha256(r.tobytes()).hexdigest()[:32] for r in rows)
+    return CompiledTables(tuple(names), b4, b6, rows, digests)
+
+
+def frag_ok(bind: Bind, table: int, binds: Sequence[tuple[Bind, int, TableSpec]]) -> bool:
+    """True if every bind overlapping ``bind`` for its protocol belongs to the same table, so a
+    fragment (no ports) is attributed to the right table by address and protocol alone."""
+    return all(t == table for b, t, _ in binds if b.proto == bind.proto and _overlap(b, bind))
+
+
+def pack_binds(binds: Sequence[tuple[Bind, int, TableSpec]], slots: Sequence[int], family: int,
+               max_binds: int) -> bytes:
+    """A generation's bind block: entries then zero entries (proto 0 ends the list)."""
+    layout = BIND4 if family == 4 else BIND6
+    out = bytearray()
+    for bind, t, spec in binds:
+        k0, k1 = _key_words(bytes(spec.hash_key))
+        net = bind.network
+        flags = BIND_FRAG_OK if frag_ok(bind, t, binds) else 0
+        out += layout.pack(net.network_address.packed, net.netmask.packed, _PROTO[bind.proto], flags,
+                           slots[t], bind.port_start, bind.port_end - bind.port_start, k0, k1)
+    out += bytes(layout.size * (max_binds - len(binds)))
+    return bytes(out)
+
+
+def row_key_base(gen: int, slot: int, max_tables: int) -> int:
+    return (gen * max_tables + slot) << 16
+
+
+# --- counters and bookkeeping --------------------------------------------------------------
+
+def stat_key(slot: int, reason: str) -> int:
+    return slot * len(REASONS) + REASONS.index(reason)
+
+
+def sum_percpu(raw: bytes, ncpu: int) -> tuple[int, int]:
+    """Sum one per-CPU glb_stat value (ncpu slots of 16 bytes) into (packets, bytes)."""
+    packets = nbytes = 0
+    for cpu in range(ncpu):
+        p, b = STAT.unpack_from(raw, cpu * STAT.size)
+        packets += p
+        nbytes += b
+    return packets, nbytes
+
+
+def encode_meta(meta: dict) -> bytes:
+    blob = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
+    if len(blob) > META_BYTES - 4:
+        raise InputError(f"director bookkeeping ({len(blob)} bytes) exceeds {META_BYTES - 4} bytes")
+    return struct.pack("<I", len(blob)) + blob.ljust(META_BYTES - 4, b"\0")
+
+
+def decode_meta(raw: bytes) -> dict:
+    (length,) = struct.unpack_from("<I", raw, 0)
+    if length == 0 or length > len(raw) - 4:
+        return {}
+    try:
+        meta = json.loads(raw[4 : 4 + length])
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
