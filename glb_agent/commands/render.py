@@ -1,0 +1,79 @@
+"""``glb-agent render``: every file a director needs, from the one YAML.
+
+Everything is computed first and written only after all of it succeeded, so a bad YAML
+or an unknown director leaves the output directory exactly as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from glb_agent.config import load_config
+from glb_agent.config.load import LoadedConfig
+from glb_agent.config.tables import table_specs
+from glb_agent.errors import InputError
+from glb_agent.render.director_conf import render_director_conf
+from glb_agent.render.files import write_atomic
+from glb_agent.table import upstream_bin, upstream_json
+from glb_agent.table.rendezvous import build_all
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "render",
+        help="write director.conf, exabgp.conf and forwarding tables (JSON + binary)",
+        description="Render every director's files from glb.yml. Files are written atomically "
+        "(mode 0644) and only when their bytes change; output is deterministic.",
+    )
+    p.add_argument("config", help="path to glb.yml")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--director", help="render only this director, flat into --out "
+                   "(default: every director, one subdirectory each)")
+    p.add_argument("--config-path", help="path of glb.yml on the director, for ExaBGP's feed "
+                   "(default: this file's absolute path)")
+    p.add_argument("--agent", help="absolute path of glb-agent on the director "
+                   "(default: the one running now)")
+    p.set_defaults(func=run)
+
+
+def _agent_path(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    found = shutil.which("glb-agent")
+    return str(Path(found).resolve() if found else Path(sys.argv[0]).resolve())
+
+
+def director_files(loaded: LoadedConfig, director: str, agent: str, config_path: str) -> dict[str, str]:
+    """The per-director files, by name."""
+    from glb_agent.bgp.render import render_exabgp_conf
+
+    feed = [agent, "bgp-feed", "--config", config_path, "--director", director]
+    return {
+        "director.conf": render_director_conf(loaded, director),
+        "exabgp.conf": render_exabgp_conf(loaded, director, feed),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    loaded = load_config(args.config)
+    names = [d.name for d in loaded.config.directors]
+    if args.director and args.director not in names:
+        raise InputError(f"--director {args.director}: no such director (have: {', '.join(names)})")
+    agent = _agent_path(args.agent)
+    config_path = args.config_path or str(Path(args.config).resolve())
+    specs = table_specs(loaded)
+    outputs: dict[Path, bytes | str] = {
+        args.out / "forwarding_table.json": upstream_json.dumps(specs),
+        args.out / "forwarding_table.bin": upstream_bin.encode(specs, build_all(specs)),
+    }
+    for name in [args.director] if args.director else names:
+        base = args.out if args.director else args.out / "directors" / name
+        for fname, text in director_files(loaded, name, agent, config_path).items():
+            outputs[base / fname] = text
+    changed = [str(path) for path, data in sorted(outputs.items()) if write_atomic(path, data)]
+    for path in sorted(outputs):
+        print(f"{'wrote ' if str(path) in changed else 'unchanged '}{path}")
+    return 0
