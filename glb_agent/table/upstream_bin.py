@@ -280,8 +280,9 @@ def _decode_table(cur: _Cursor, max_backends: int, max_binds: int) -> BinTable:
 def _state_name(code: int, referenced: bool) -> str:
     """Code 2 is draining or inactive: only a draining backend can still appear in rows.
 
-    A draining backend among N available is in about 2/N of the rows, so one that no
-    row mentions is, for any table this format can hold, inactive.
+    A draining backend among N available holds about 2/N of the 65,536 row slots (as
+    secondary, or as primary where the secondary is not active), so for any table up to
+    thousands of backends one that no row mentions is inactive (P(miss) ~ e^(-131072/N)).
     """
     if code == 2:
         return "draining" if referenced else "inactive"
