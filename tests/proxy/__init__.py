@@ -1,0 +1,1 @@
+"""Proxy data-plane tests."""

@@ -1,0 +1,144 @@
+"""Helpers for the proxy tests: entering namespaces, GUE packets, test runs with an ingress device.
+
+Socket lookups from XDP happen in the network namespace of the receiving device; under
+BPF_PROG_TEST_RUN that is the caller's namespace. The tests therefore switch the calling
+thread into a throw-away namespace (setns) where they own the VIPs and the sockets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from ipaddress import IPv4Address, ip_address
+from pathlib import Path
+
+from glb_agent.dataplane import testrun
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+@contextlib.contextmanager
+def netns(name: str) -> Iterator[None]:
+    """Run the block with the calling thread inside network namespace ``name``."""
+    orig = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/var/run/netns/{name}", os.O_RDONLY)
+    try:
+        _setns(target)
+        try:
+            yield
+        finally:
+            _setns(orig)
+    finally:
+        os.close(target)
+        os.close(orig)
+
+
+@contextlib.contextmanager
+def sysctl(name: str, value: int | str) -> Iterator[None]:
+    """Set /proc/sys/<name> in the calling thread's namespace for the block, then restore it."""
+    path = Path("/proc/sys") / name
+    old = path.read_text().strip()
+    path.write_text(str(value))
+    try:
+        yield
+    finally:
+        path.write_text(old)
+
+
+def gue_payload(inner: bytes, hops: Sequence[str] = (), next_hop: int = 0, *, proto: int | None = None,
+                version: int = 0, cbit: int = 0, hlen: int | None = None, flags: int = 0,
+                private_type: int = 0, hop_count: int | None = None) -> bytes:
+    """GUE base + GLB private data + hops + inner packet; every field can be made wrong."""
+    if proto is None:
+        proto = 4 if inner[0] >> 4 == 4 else 41
+    count = len(hops) if hop_count is None else hop_count
+    if hlen is None:
+        hlen = 1 + len(hops)
+    base = struct.pack("!BBH", (version << 6) | (cbit << 5) | (hlen & 0x1F), proto, flags)
+    priv = struct.pack("!HBB", private_type, next_hop, count)
+    return base + priv + b"".join(IPv4Address(h).packed for h in hops) + inner
+
+
+def gue_frame(inner: bytes, *, src: str, dst: str, hops: Sequence[str] = (), next_hop: int = 0,
+              dst_mac: str = "02:00:00:00:00:21", src_mac: str = "02:00:00:00:00:01",
+              sport: int = 40000, dport: int = 19523, udp_checksum: bool = False,
+              ip_flags: str = "DF", frag: int = 0, **gue_kw: object) -> bytes:
+    """A complete Ethernet frame as a director sends it (UDP checksum 0 unless asked)."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    payload = gue_payload(inner, hops, next_hop, **gue_kw)  # type: ignore[arg-type]
+    udp = UDP(sport=sport, dport=dport) if udp_checksum else UDP(sport=sport, dport=dport, chksum=0)
+    pkt = Ether(dst=dst_mac, src=src_mac) / IP(src=src, dst=dst, ttl=17, flags=ip_flags, frag=frag) / udp
+    return bytes(pkt / payload)
+
+
+def tcp_packet(src: str, dst: str, sport: int, dport: int, flags: str = "A", seq: int = 1000,
+               ack: int = 2000, payload: bytes = b"") -> bytes:
+    """An inner TCP packet (IPv4 or IPv6 by address family) with valid checksums."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
+
+    ip = IP(src=src, dst=dst) if ip_address(src).version == 4 else IPv6(src=src, dst=dst)
+    return bytes(ip / TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack) / payload)
+
+
+class _XdpMd(ctypes.Structure):
+    """struct xdp_md as BPF_PROG_TEST_RUN accepts it in ctx_in."""
+
+    _fields_ = [
+        ("data", ctypes.c_uint32),
+        ("data_end", ctypes.c_uint32),
+        ("data_meta", ctypes.c_uint32),
+        ("ingress_ifindex", ctypes.c_uint32),
+        ("rx_queue_index", ctypes.c_uint32),
+        ("egress_ifindex", ctypes.c_uint32),
+    ]
+
+
+def run_on(prog_fd: int, packet: bytes, ingress_ifindex: int = 0) -> testrun.RunResult:
+    """Like testrun.run, but as if received on ``ingress_ifindex`` (0: loopback).
+
+    The ingress device matters for the forward path: a next hop reached through the
+    receiving interface is XDP_TX, anything else a redirect.
+    """
+    if not ingress_ifindex:
+        return testrun.run(prog_fd, packet)
+    lib = testrun._libbpf()
+    data_in = ctypes.create_string_buffer(packet, len(packet))
+    out_size = len(packet) + 512
+    data_out = ctypes.create_string_buffer(out_size)
+    ctx = _XdpMd(data=0, data_end=len(packet), ingress_ifindex=ingress_ifindex)
+    opts = testrun._TestRunOpts(
+        sz=ctypes.sizeof(testrun._TestRunOpts),
+        data_in=ctypes.cast(data_in, ctypes.c_void_p),
+        data_out=ctypes.cast(data_out, ctypes.c_void_p),
+        data_size_in=len(packet),
+        data_size_out=out_size,
+        ctx_in=ctypes.cast(ctypes.pointer(ctx), ctypes.c_void_p),
+        ctx_size_in=ctypes.sizeof(ctx),
+        repeat=1,
+    )
+    rc = lib.bpf_prog_test_run_opts(prog_fd, ctypes.byref(opts))
+    if rc != 0:
+        err = ctypes.get_errno() or -rc
+        raise OSError(err, f"BPF_PROG_TEST_RUN failed: {os.strerror(err)}")
+    return testrun.RunResult(opts.retval, data_out.raw[: opts.data_size_out], opts.duration)
+
+
+def ipv4_checksum_ok(header: bytes) -> bool:
+    """RFC 1071: a header with a correct checksum sums to 0xffff."""
+    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total == 0xFFFF
