@@ -48,8 +48,9 @@ DST_VIP, DST_SELF = 1, 2
 
 XdpMode = Literal["auto", "native", "generic"]
 _MODE_FLAGS = {"native": pins.XDP_FLAGS_DRV_MODE, "generic": pins.XDP_FLAGS_SKB_MODE}
-# IFLA_XDP_ATTACHED values.
-_ATTACHED_MODES = {1: "native", 2: "generic", 3: "offload", 4: "multi"}
+# IFLA_XDP_ATTACHED values, as numbers or as pyroute2's names for them.
+_ATTACHED_MODES = {1: "native", 2: "generic", 3: "offload", 4: "multi",
+                   "xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload", "xdpmulti": "multi"}
 
 AnyAddress = IPv4Address | IPv6Address
 AnyNetwork = IPv4Network | IPv6Network

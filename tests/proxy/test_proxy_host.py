@@ -1,0 +1,257 @@
+"""Host setup and program lifecycle: apply is idempotent, stop undoes only what apply did,
+a restarted agent adopts the running program, a foreign XDP program is never replaced,
+and the CLI drives all of it from glb.yml."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import socket
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from glb_agent.dataplane import proxy_pins
+from glb_agent.dataplane.proxy import ProxyDataplane, ProxySettings, query_attachment
+from glb_agent.errors import GlbError
+from glb_agent.proxy.host import ProxyHost, read_sysctl, write_sysctl
+from tests.proxy.conftest import unavailable
+from tests.proxy.support import netns
+from tests.support.netns import Lab, sh
+
+pytestmark = [pytest.mark.bpf, pytest.mark.netns]
+
+PROXY, PEER, DIRECTOR = "198.18.0.21", "198.18.0.22", "198.18.0.1"
+
+
+@pytest.fixture
+def host_ns(pin_root: Path) -> Iterator[str]:
+    """A fresh namespace with eth0 (198.18.0.21/24); the test thread lives in it."""
+    why = unavailable()
+    if why:
+        pytest.skip(why)
+    with Lab() as lab:
+        ns = lab.ns("pxhost")
+        sh("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p", ns=ns)
+        for dev in ("eth0", "eth0p"):
+            sh("ip", "link", "set", dev, "up", ns=ns)
+        sh("ip", "addr", "add", f"{PROXY}/24", "dev", "eth0", ns=ns)
+        with netns(ns):
+            yield ns
+
+
+def settings(pin_root: Path, ns: str, **kw: object) -> ProxySettings:
+    base = dict(interface="eth0", address=PROXY, allowed_senders=(DIRECTOR,), peers=(PEER,),
+                vips=("203.0.113.10", "2001:db8:100::10"), pin_dir=pin_root / ns)
+    base.update(kw)
+    return ProxySettings(**base)  # type: ignore[arg-type]
+
+
+def lo_addresses() -> set[str]:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        lo = ipr.link_lookup(ifname="lo")[0]
+        return {f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(index=lo)}
+
+
+def managed_neighbours() -> set[str]:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        return {n.get_attr("NDA_DST") for n in ipr.get_neighbours(family=2)
+                if (n.get_attr("NDA_FLAGS_EXT") or 0) & 1}
+
+
+def test_apply_is_idempotent_and_stop_reverts_only_our_changes(host_ns: str, pin_root: Path,
+                                                               tmp_path: Path) -> None:
+    # Things that were there before the agent: a VIP already on lo, a sysctl already right.
+    sh("ip", "addr", "add", "203.0.113.10/32", "dev", "lo", ns=host_ns)
+    write_sysctl("net.ipv4.conf.all.arp_announce", "2")
+    before = {k: read_sysctl(k) for k in ("net.ipv4.conf.all.arp_ignore", "net.ipv4.conf.eth0.rp_filter",
+                                          "net.ipv4.conf.lo.forwarding")}
+    host = ProxyHost(settings(pin_root, host_ns), state_dir=tmp_path)
+
+    changes = host.apply()
+    assert any(c.startswith("xdp: loaded") for c in changes)
+    assert "lo: added 2001:db8:100::10/128" in changes
+    assert not any("203.0.113.10" in c for c in changes)
+    assert not any("all.arp_announce" in c for c in changes)
+    assert {"203.0.113.10/32", "2001:db8:100::10/128"} <= lo_addresses()
+    assert read_sysctl("net.ipv4.conf.eth0.arp_ignore") == "1"
+    assert read_sysctl("net.ipv4.conf.eth0.arp_announce") == "2"
+    assert read_sysctl("net.ipv4.conf.eth0.rp_filter") == "2"
+    assert read_sysctl("net.ipv4.conf.lo.forwarding") == "1"
+    assert PEER in managed_neighbours()
+    _idx, att = query_attachment("eth0")
+    assert att is not None and att.name == "xdp_glb_proxy" and att.mode == "native"
+
+    assert host.apply() == []  # second apply: nothing to do
+    assert ProxyHost(settings(pin_root, host_ns), state_dir=tmp_path).apply() == []  # restarted agent
+
+    # An operator changes one of our sysctls afterwards: stop must leave their value alone.
+    write_sysctl("net.ipv4.conf.eth0.arp_announce", "1")
+    changes = host.stop()
+    assert "xdp: detached from eth0, pins removed" in changes
+    assert query_attachment("eth0")[1] is None
+    assert not (pin_root / host_ns).exists()
+    assert "203.0.113.10/32" in lo_addresses()  # was there before us
+    assert "2001:db8:100::10/128" not in lo_addresses()
+    assert PEER not in managed_neighbours()
+    assert {k: read_sysctl(k) for k in before} == before
+    assert read_sysctl("net.ipv4.conf.all.arp_announce") == "2"
+    assert read_sysctl("net.ipv4.conf.eth0.arp_announce") == "1"
+    assert not (tmp_path / "eth0.json").exists()
+    assert host.stop() == []
+
+
+def test_changed_settings_converge(host_ns: str, pin_root: Path, tmp_path: Path) -> None:
+    host = ProxyHost(settings(pin_root, host_ns), state_dir=tmp_path)
+    host.apply()
+    try:
+        prog_id = host.dataplane.pinned_prog_id()
+        new = settings(pin_root, host_ns, vips=("203.0.113.11",), allowed_senders=("198.18.0.2",),
+                       vip_prefixes=("203.0.113.64/28",))
+        changes = ProxyHost(new, state_dir=tmp_path).apply()
+        assert "lo: added 203.0.113.11/32" in changes
+        assert "lo: removed 203.0.113.10/32" in changes
+        assert "lo: added 203.0.113.64/28" in changes
+        assert any(c.startswith("xdp: adopted") and "map entries" in c for c in changes)
+        assert ProxyDataplane(new).pinned_prog_id() == prog_id  # same program, new maps
+        with proxy_pins.Map.open(new.pin_dir / "proxy_senders") as senders:
+            assert {ipaddress.IPv4Address(k) for k in list(senders.keys())} == {
+                ipaddress.IPv4Address("198.18.0.2"), ipaddress.IPv4Address(PEER)}
+        with proxy_pins.Map.open(new.pin_dir / "proxy_dsts") as dsts:
+            assert len(list(dsts.keys())) == 3  # VIP, VIP prefix, own address
+    finally:
+        host.stop()
+    assert "203.0.113.11/32" not in lo_addresses()
+
+
+def test_restart_adopts_running_program_and_keeps_counters(host_ns: str, pin_root: Path) -> None:
+    s = settings(pin_root, host_ns)
+    first = ProxyDataplane(s).start()
+    try:
+        assert first.action == "loaded"
+        # Count something: a spoofed GUE packet run through the attached program.
+        fd = proxy_pins.obj_get(s.pin_dir / "prog")
+        from tests.proxy.support import gue_frame, run_on, tcp_packet
+        run_on(fd, gue_frame(tcp_packet("192.0.2.9", "203.0.113.10", 1, 80), src="192.0.2.9", dst=PROXY))
+        import os
+        os.close(fd)
+        again = ProxyDataplane(s).start()
+        assert (again.action, again.prog_id, again.map_changes) == ("adopted", first.prog_id, 0)
+        assert ProxyDataplane(s).counters()["drop_sender"] == 1
+        # Asking for another XDP mode cannot adopt: the program is reloaded in that mode.
+        switched = ProxyDataplane(dataclasses.replace(s, xdp_mode="generic")).start()
+        assert switched.action == "replaced" and switched.mode == "generic"
+        assert query_attachment("eth0")[1].mode == "generic"  # type: ignore[union-attr]
+        assert ProxyDataplane(s).counters()["drop_sender"] == 0  # a new program counts afresh
+    finally:
+        ProxyDataplane(s).stop()
+
+
+def test_foreign_xdp_program_is_left_alone(host_ns: str, pin_root: Path) -> None:
+    from bcc import BPF
+
+    other = BPF(text=b"int xdp_foreign(struct xdp_md *ctx) { return XDP_PASS; }")
+    fn = other.load_func(b"xdp_foreign", BPF.XDP)
+    idx = socket.if_nametoindex("eth0")
+    proxy_pins.xdp_attach(idx, fn.fd, proxy_pins.XDP_FLAGS_DRV_MODE)
+    try:
+        dp = ProxyDataplane(settings(pin_root, host_ns))
+        with pytest.raises(GlbError, match="xdp_foreign"):
+            dp.start()
+        assert dp.stop() is False
+        assert query_attachment("eth0")[1].name == "xdp_foreign"  # type: ignore[union-attr]
+    finally:
+        proxy_pins.xdp_detach(idx, proxy_pins.XDP_FLAGS_DRV_MODE)
+        other.cleanup()
+
+
+def test_settings_reject_bad_input() -> None:
+    from glb_agent.errors import InputError
+
+    with pytest.raises(InputError):
+        ProxySettings(interface="eth0", address="not-an-ip", allowed_senders=(), vips=())  # type: ignore[arg-type]
+    with pytest.raises(InputError):
+        ProxySettings(interface="x" * 20, address=PROXY, allowed_senders=(), vips=())  # type: ignore[arg-type]
+    with pytest.raises(InputError):
+        ProxySettings(interface="eth0", address=PROXY, allowed_senders=(), vips=(), gue_port=0)  # type: ignore[arg-type]
+
+
+CONFIG = """\
+fleet:
+  name: lab
+  secret: lab-secret-not-for-production
+bgp:
+  local_asn: 65100
+  peers: [{name: r1, address: 198.18.0.254, asn: 65000}]
+directors:
+  - {name: d1, address: 198.18.0.1, interface: eth0, gateway_mac: "02:47:4c:00:00:01"}
+  - {name: d2, address: 198.18.0.2, interface: eth0, gateway_mac: "02:47:4c:00:00:01", source_ip: 198.18.0.12}
+proxies:
+  - {name: p1, address: 198.18.0.21, interface: eth0, directors: [d2]}
+  - {name: p2, address: 198.18.0.22, interface: eth0}
+services:
+  - name: web
+    vips: [203.0.113.10, "2001:db8:100::10"]
+    ports: [80]
+    cidrs: [203.0.113.32/28]
+    backends: [{address: 198.18.0.21}, {address: 198.18.0.22}]
+  - name: other
+    vips: [203.0.113.20]
+    ports: [443]
+    backends: [{address: 198.18.0.22}]
+"""
+
+
+def test_settings_from_config(tmp_path: Path) -> None:
+    from glb_agent.config import load_config
+    from glb_agent.proxy.config import proxy_settings
+
+    path = tmp_path / "glb.yml"
+    path.write_text(CONFIG)
+    cfg = load_config(path)
+    s = proxy_settings(cfg, local_addresses={ipaddress.IPv4Address("198.18.0.21")})
+    assert s.interface == "eth0" and str(s.address) == "198.18.0.21"
+    assert [str(a) for a in s.allowed_senders] == ["198.18.0.12"]  # only d2, by its GUE source
+    assert [str(a) for a in s.peers] == ["198.18.0.22"]
+    assert [str(v) for v in s.vips] == ["203.0.113.10", "2001:db8:100::10"]  # not 'other'
+    assert [str(n) for n in s.vip_prefixes] == ["203.0.113.32/28"]
+    assert s.gue_port == 19523
+    p2 = proxy_settings(cfg, "p2")
+    assert {str(a) for a in p2.allowed_senders} == {"198.18.0.1", "198.18.0.12"}
+    assert {str(v) for v in p2.vips} == {"203.0.113.10", "2001:db8:100::10", "203.0.113.20"}
+    from glb_agent.errors import InputError
+    with pytest.raises(InputError, match="pass --name"):
+        proxy_settings(cfg, local_addresses=set())
+    with pytest.raises(InputError, match="no proxy named"):
+        proxy_settings(cfg, "p9")
+
+
+def test_cli_apply_status_stop(host_ns: str, pin_root: Path, tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    from glb_agent.cli import main
+
+    path = tmp_path / "glb.yml"
+    path.write_text(textwrap.dedent(CONFIG))
+    common = [str(path), "--state-dir", str(tmp_path / "state"), "--pin-dir", str(pin_root / host_ns)]
+    assert main(["proxy", "status", *common]) == 1  # name found from the local address
+    capsys.readouterr()
+    assert main(["proxy", "apply", *common, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] and any(c.startswith("xdp: loaded") for c in out["changes"])
+    assert "203.0.113.32/28" in lo_addresses()
+    assert main(["proxy", "apply", *common]) == 0
+    assert capsys.readouterr().out.strip() == "eth0: nothing to change"
+    assert main(["proxy", "status", *common, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["running"] and status["current_build"] and all(status["sysctls_ok"].values())
+    assert main(["proxy", "stop", *common]) == 0
+    assert "xdp: detached" in capsys.readouterr().out
+    assert main(["proxy", "status", *common]) == 1
+    assert main(["proxy", "apply", *common, "--name", "nope"]) == 2
