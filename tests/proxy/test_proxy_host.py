@@ -255,3 +255,20 @@ def test_cli_apply_status_stop(host_ns: str, pin_root: Path, tmp_path: Path,
     assert "xdp: detached" in capsys.readouterr().out
     assert main(["proxy", "status", *common]) == 1
     assert main(["proxy", "apply", *common, "--name", "nope"]) == 2
+
+
+def test_counter_names_match_the_program(host_ns: str, pin_root: Path) -> None:
+    """The agent reads counter names from proxy_defs.h; the program sizes its map from the
+    same enum, so names and indices can never drift apart."""
+    from glb_agent.dataplane.proxy import counter_names
+
+    s = settings(pin_root, host_ns)
+    dp = ProxyDataplane(s)
+    dp.start()
+    try:
+        with proxy_pins.Map.open(s.pin_dir / "proxy_stats", percpu=True) as stats:
+            assert stats.max_entries == len(counter_names())
+        assert list(dp.counters()) == list(counter_names())
+        assert counter_names()[0] == "rx_gue" and "drop_sender" in counter_names()
+    finally:
+        dp.stop()
