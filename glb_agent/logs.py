@@ -74,13 +74,24 @@ def stderr_is_journal(stream: IO[str] | None = None) -> bool:
     return want == f"{st.st_dev}:{st.st_ino}"
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at emit time (it may be replaced after setup)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def setup(level: int | str = logging.INFO, stream: IO[str] | None = None) -> logging.Handler:
-    """Route every ``glb_agent`` logger to ``stream`` (stderr) as JSON lines; idempotent."""
-    stream = stream or sys.stderr
+    """Route every ``glb_agent`` logger to ``stream`` (default: stderr) as JSON lines; idempotent."""
     root = logging.getLogger("glb_agent")
     for old in [h for h in root.handlers if getattr(h, "_glb_json", False)]:
         root.removeHandler(old)
-    handler = logging.StreamHandler(stream)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(JsonFormatter(syslog_prefix=stderr_is_journal(stream)))
     handler._glb_json = True  # type: ignore[attr-defined]
     root.addHandler(handler)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -40,3 +41,15 @@ def start_decap(lab: Lab, ns: str) -> subprocess.Popen:
     assert proc.stdout is not None
     assert json.loads(proc.stdout.readline()) == {"ready": True}
     return proc
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """logs.setup() (the CLI calls it) reconfigures the process-wide glb_agent logger; put it
+    back so other test packages' caplog still sees records."""
+    root = logging.getLogger("glb_agent")
+    saved = (list(root.handlers), root.level, root.propagate)
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    root.propagate = saved[2]

@@ -14,15 +14,6 @@ import pytest
 from glb_agent import logs
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """setup() reconfigures the process-wide glb_agent logger; put it back afterwards."""
-    root = logging.getLogger("glb_agent")
-    saved = (list(root.handlers), root.level, root.propagate)
-    yield
-    root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
-
-
 def test_one_json_object_per_line_with_fields() -> None:
     buf = io.StringIO()
     logs.setup(logging.INFO, stream=buf)
