@@ -1,0 +1,232 @@
+"""CI checks of the Ansible side (roles/, playbooks/, inventories/, ansible.cfg).
+
+- ansible-lint ``--profile production`` on the roles and playbooks;
+- ``ansible-playbook --syntax-check`` of every playbook with both inventories;
+- the roles' own contract: every ``<role>_`` variable has a default and an argument spec;
+- site.yml's gate: a typo in glb.yml stops the run on the controller before any host is
+  contacted, while a valid file gets through to the hosts;
+- check mode (``--check --diff``) of glb_common and glb_lab_router against this machine over
+  the local connection: real facts, real apt cache, a real wheel, BIRD parsing the rendered
+  bird.conf - and nothing written.
+
+The tools come from the ``ops`` extra (scripts/setup.sh installs it); without them the
+module is skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ansible", reason="Ansible is not installed: pip install -e '.[ops]' (scripts/setup.sh does)")
+yaml = pytest.importorskip("yaml", reason="PyYAML (an Ansible dependency) is not installed")
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "tasks" / "main.yml").is_file())
+PLAYBOOKS = sorted((ROOT / "playbooks").glob("*.yml"))
+INVENTORIES = {name: ROOT / "inventories" / name / "hosts.yml" for name in ("lab", "example")}
+LAB_GLB = ROOT / "inventories" / "lab" / "group_vars" / "all" / "glb.yml"
+ROLE_VAR = r"\b{role}_[a-z0-9_]+"
+
+
+def _tool(name: str) -> str:
+    found = BIN / name
+    if found.exists():
+        return str(found)
+    other = shutil.which(name)
+    if other is None:
+        pytest.skip(f"{name} is not installed: pip install -e '.[ops]' (scripts/setup.sh does)")
+    return other
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
+        "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible-remote"),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        **extra,
+    }
+
+
+def _run(argv: list[str], tmp_path: Path, timeout: float = 240, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd=ROOT, env=_env(tmp_path, **env), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_playbooks_and_roles_exist() -> None:
+    assert {p.name for p in PLAYBOOKS} >= {"site.yml", "drain.yml", "apply-config.yml"}
+    assert set(ROLES) >= {"glb_common", "glb_director", "glb_proxy", "glb_lab_router"}
+
+
+@pytest.mark.slow
+def test_ansible_lint_production_profile(tmp_path: Path) -> None:
+    result = _run([_tool("ansible-lint"), "--offline", "--nocolor", "--profile", "production",
+                   "roles", "playbooks", "inventories/example/hosts.yml", "inventories/lab/hosts.yml"],
+                  tmp_path, timeout=280)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Profile 'production' was required, and it passed" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("inventory", sorted(INVENTORIES))
+@pytest.mark.parametrize("playbook", [p.name for p in PLAYBOOKS])
+def test_syntax_check(playbook: str, inventory: str, tmp_path: Path) -> None:
+    result = _run([_tool("ansible-playbook"), "--syntax-check", "-i", str(INVENTORIES[inventory]),
+                   f"playbooks/{playbook}"], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("inventory", sorted(INVENTORIES))
+def test_inventory_hosts_match_glb_yml(inventory: str, tmp_path: Path) -> None:
+    """Every director/proxy/router host's glb_name names an entry of that inventory's glb.yml."""
+    result = _run([_tool("ansible-inventory"), "-i", str(INVENTORIES[inventory]), "--list"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    inv = json.loads(result.stdout)
+    fleet = yaml.safe_load((INVENTORIES[inventory].parent / "group_vars/all/glb.yml").read_text())
+    sections = {"directors": fleet["directors"], "proxies": fleet["proxies"], "routers": fleet["bgp"]["peers"]}
+    for group, entries in sections.items():
+        hosts = inv[group]["hosts"]
+        names = sorted(inv["_meta"]["hostvars"][h]["glb_name"] for h in hosts)
+        assert names == sorted(e["name"] for e in entries), (inventory, group)
+
+
+@pytest.mark.parametrize("inventory", sorted(INVENTORIES))
+def test_inventory_glb_yml_is_valid(inventory: str) -> None:
+    glb = INVENTORIES[inventory].parent / "group_vars/all/glb.yml"
+    result = subprocess.run([str(BIN / "glb-agent"), "validate", str(glb)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_variables_have_defaults_and_specs(role: str) -> None:
+    """Every variable the role reads has a default and an argument spec, and nothing extra."""
+    base = ROOT / "roles" / role
+    defaults = set(yaml.safe_load((base / "defaults/main.yml").read_text()))
+    specs = yaml.safe_load((base / "meta/argument_specs.yml").read_text())["argument_specs"]
+    assert set(specs["main"]["options"]) == defaults
+    for entry, spec in specs.items():
+        assert entry == "main" or (base / "tasks" / f"{entry}.yml").is_file(), f"no tasks/{entry}.yml"
+        assert set(spec.get("options", {})) <= defaults, entry
+    for key in defaults:
+        assert key.startswith(f"{role}_"), key
+    used: set[str] = set()
+    produced: set[str] = set()
+    for path in [*base.glob("tasks/*.yml"), *base.glob("handlers/*.yml"), *base.glob("templates/*.j2")]:
+        text = path.read_text()
+        used |= set(re.findall(ROLE_VAR.format(role=role), text))
+        produced |= set(re.findall(rf"register: ({role}_[a-z0-9_]+)", text))
+        produced |= set(re.findall(rf"^ {{4,}}({role}_[a-z0-9_]+):", text, re.M))  # set_fact / vars keys
+    missing = used - defaults - produced
+    assert not missing, f"{role} reads variables without a default: {sorted(missing)}"
+    assert (base / "README.md").is_file()
+
+
+def _unreachable_inventory(tmp_path: Path, glb_text: str) -> Path:
+    """The lab inventory, every host pointed at 127.0.0.1 port 1: any contact fails at once."""
+    inv = yaml.safe_load(INVENTORIES["lab"].read_text())
+    for group in inv["all"]["children"].values():
+        for hostvars in group["hosts"].values():
+            hostvars.update(ansible_host="127.0.0.1", ansible_port=1)
+    (tmp_path / "inv/group_vars/all").mkdir(parents=True)
+    (tmp_path / "inv/hosts.yml").write_text(yaml.safe_dump(inv))
+    (tmp_path / "inv/group_vars/all/glb.yml").write_text(glb_text)
+    return tmp_path / "inv"
+
+
+@pytest.mark.slow
+def test_site_stops_on_a_typo_before_touching_hosts(tmp_path: Path) -> None:
+    lab = LAB_GLB.read_text()
+    typo = re.sub(r"^(\s+)ports:", r"\1portz:", lab, count=1, flags=re.M)
+    assert typo != lab
+    line = typo.splitlines().index(next(ln for ln in typo.splitlines() if "portz:" in ln)) + 1
+    inv = _unreachable_inventory(tmp_path, typo)
+    result = _run([_tool("ansible-playbook"), "-i", str(inv / "hosts.yml"), "playbooks/site.yml",
+                   "--skip-tags", "wheels"], tmp_path)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert f"{inv}/group_vars/all/glb.yml:{line}: services[0].portz: unknown key 'portz'" in out, out
+    assert "UNREACHABLE" not in out, out
+    assert "Configure the lab routers" not in out, out
+
+
+@pytest.mark.slow
+def test_site_passes_a_valid_file_on_to_the_hosts(tmp_path: Path) -> None:
+    """The counterpart of the typo test: the same run with the lab's file reaches the hosts."""
+    inv = _unreachable_inventory(tmp_path, LAB_GLB.read_text())
+    result = _run([_tool("ansible-playbook"), "-i", str(inv / "hosts.yml"), "playbooks/site.yml",
+                   "--skip-tags", "wheels"], tmp_path)
+    out = result.stdout + result.stderr
+    assert "Validate the fleet YAML on the controller" in out
+    assert "Configure the lab routers" in out, out
+    assert re.search(r"^r1 +: ok=0 +changed=0 +unreachable=1 +failed=0", out, re.M), out
+    assert re.search(r"^d1 +: ok=1 +changed=0 +unreachable=0 +failed=0", out, re.M), out
+    assert result.returncode != 0, out
+
+
+@pytest.fixture(scope="module")
+def agent_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real agent wheel, as the roles install it (dependencies are not needed for --check)."""
+    out = tmp_path_factory.mktemp("dist")
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                             "--disable-pip-version-check", "--wheel-dir", str(out), str(ROOT)],
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/etc/debian_version").exists() or os.geteuid() != 0,
+                    reason="check mode of the roles needs a Debian host and root (apt, systemd)")
+def test_roles_in_check_mode_on_this_machine(tmp_path: Path, agent_wheel: Path) -> None:
+    scratch = tmp_path / "target"
+    report_file = tmp_path / "report.json"
+    extra = {
+        "glb_common_config_file": str(LAB_GLB),
+        "glb_common_config_dir": str(scratch / "etc/glb"),
+        "glb_common_venv": str(scratch / "opt/glb/venv"),
+        "glb_common_host_wheel_dir": str(scratch / "opt/glb/wheels"),
+        "glb_common_wheel_dir": str(agent_wheel),
+        "glb_image_build": True,
+        "glb_name": "r1",
+        "glb_lab_router_config_file": str(LAB_GLB),
+        "glb_test_report": str(report_file),
+    }
+    (tmp_path / "extra.json").write_text(json.dumps(extra))
+    result = _run([_tool("ansible-playbook"), "-i", "localhost,", "-c", "local", "--check", "--diff",
+                   "-e", f"@{tmp_path / 'extra.json'}", "tests/ansible/check_local.yml"], tmp_path)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-6000:]
+    assert re.search(r"^localhost +: ok=\d+ +changed=\d+ +unreachable=0 +failed=0", out, re.M), out[-3000:]
+    report = json.loads(report_file.read_text())
+
+    # The fleet YAML would be copied verbatim, the real wheel would be copied, and nothing was
+    # written to the target paths.
+    assert report["config_copy"]["changed"]
+    assert report["config_copy"]["diff"][0]["after"] == LAB_GLB.read_text()
+    assert report["wheels_copy"]["changed"]
+    assert [Path(w).name for w in report["agent_wheels"]] == [w.name for w in agent_wheel.glob("*.whl")]
+    assert not scratch.exists(), sorted(str(p) for p in scratch.rglob("*"))
+
+    # bird.conf as the role renders it: peers with both lab directors, valid for BIRD itself.
+    bird_conf = report["bird_conf"]
+    assert "merge paths on" in bird_conf
+    assert re.findall(r"neighbor (\S+) as 65100;", bird_conf) == ["198.18.0.11", "198.18.0.12"]
+    assert "local 198.18.0.1 as 65000;" in bird_conf
+    bird = shutil.which("bird")
+    if bird is None:
+        pytest.skip("bird2 is not installed (scripts/setup.sh installs it): bird.conf not parsed")
+    (tmp_path / "bird.conf").write_text(bird_conf)
+    parsed = subprocess.run([bird, "-p", "-c", str(tmp_path / "bird.conf")], capture_output=True, text=True,
+                            timeout=30)
+    assert parsed.returncode == 0, parsed.stdout + parsed.stderr + bird_conf
