@@ -52,9 +52,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 stamp="$VENV/.glb-installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] || [ -n "$(find glb_agent -name '*.c' -newer "$stamp" 2>/dev/null)" ]; then
-  log "pip: installing glb-agent with test extras"
+  log "pip: installing glb-agent with test and ops extras"
   "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-  "$VENV/bin/pip" install -q -e ".[test]"
+  "$VENV/bin/pip" install -q -e ".[test,ops]"
   touch "$stamp"
 fi
 log "ready: $VENV"
