@@ -170,11 +170,12 @@ class DirectorProgram:
         opts.validate()
         self.opts = opts
         try:
-            self.bpf = BPF(src_file=str(DIRECTOR_C), cflags=opts.cflags(pin_dir))
-            self.prog_fd = self.bpf.load_func(PROG_FUNC, BPF.XDP).fd
+            # bcc wants bytes for names (str works but warns).
+            self.bpf = BPF(src_file=os.fsencode(DIRECTOR_C), cflags=opts.cflags(pin_dir))
+            self.prog_fd = self.bpf.load_func(PROG_FUNC.encode(), BPF.XDP).fd
         except Exception as exc:
             raise GlbError(f"compiling/loading {DIRECTOR_C.name} failed: {exc}") from exc
-        self.map_fds = {name: self.bpf[name].map_fd for name in MAP_NAMES}
+        self.map_fds = {name: self.bpf[name.encode()].map_fd for name in MAP_NAMES}
 
     @property
     def prog_id(self) -> int:

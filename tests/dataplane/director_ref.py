@@ -1,0 +1,102 @@
+"""The director's expected output, computed from first principles in Python.
+
+Nothing here reads the program's maps or reuses the loader's packing code: the test states
+what the flow is (client, VIP, ports, hint), and this module hashes it with the pure-Python
+SipHash-2-4, picks the row from the table the test built, and assembles the outer headers
+byte by byte from upstream's wire format. A test then compares whole frames.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from glb_agent.table.siphash import siphash24_int
+from glb_agent.table.spec import TableSpec
+
+GUE_PORT = 19523
+HASH_ORDER = ("src_addr", "dst_addr", "src_port", "dst_port")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table as the test built it: the spec and the rows (backend indices)."""
+
+    spec: TableSpec
+    rows: np.ndarray
+
+    def hops(self, pkt_hash: int) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+        primary, secondary = self.rows[pkt_hash & 0xFFFF]
+        return self.spec.backends[int(primary)].ip, self.spec.backends[int(secondary)].ip
+
+
+@dataclass(frozen=True)
+class Flow:
+    """The hash input as upstream defines it (client = source, VIP = destination)."""
+
+    client: str
+    vip: str
+    sport: int = 0
+    dport: int = 0
+
+    def message(self, fields: tuple[str, ...]) -> bytes:
+        parts = {
+            "src_addr": ipaddress.ip_address(self.client).packed,
+            "dst_addr": ipaddress.ip_address(self.vip).packed,
+            "src_port": struct.pack(">H", self.sport),
+            "dst_port": struct.pack(">H", self.dport),
+        }
+        return b"".join(parts[f] for f in HASH_ORDER if f in fields)
+
+
+def ones_complement_checksum(header: bytes) -> int:
+    total = sum(struct.unpack(f">{len(header) // 2}H", header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def mac_bytes(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", ""))
+
+
+@dataclass(frozen=True)
+class Director:
+    """The director's fixed settings, as the test configured them."""
+
+    source_ip: str
+    src_mac: str
+    gateway_mac: str
+    hash_fields: tuple[str, ...] = ("src_addr",)
+
+    def pkt_hash(self, table: Table, flow: Flow) -> int:
+        return siphash24_int(table.spec.hash_key, flow.message(self.hash_fields))
+
+    def encap(self, frame: bytes, table: Table, flow: Flow, hint: int, *, vlan_tci: int | None = None
+              ) -> bytes:
+        """The frame the director must send for ``frame`` (Ethernet in, Ethernet out)."""
+        l2 = 18 if vlan_tci is not None else 14
+        inner = frame[l2:]
+        version = inner[0] >> 4
+        if version == 4:
+            inner_len = struct.unpack_from(">H", inner, 2)[0]
+            gue_proto = 4
+        else:
+            inner_len = 40 + struct.unpack_from(">H", inner, 4)[0]
+            gue_proto = 41
+        h = self.pkt_hash(table, flow)
+        primary, secondary = table.hops(h)
+        eth = mac_bytes(self.gateway_mac) + mac_bytes(self.src_mac)
+        if vlan_tci is not None:
+            eth += struct.pack(">HH", 0x8100, vlan_tci)
+        eth += struct.pack(">H", 0x0800)
+        ip_wo_csum = struct.pack(">BBHHHBBH4s4s", 0x45, 0, inner_len + 40, 0, 0x4000, 64, 17, 0,
+                                 ipaddress.ip_address(self.source_ip).packed, primary.packed)
+        csum = ones_complement_checksum(ip_wo_csum)
+        ip = ip_wo_csum[:10] + struct.pack(">H", csum) + ip_wo_csum[12:]
+        udp = struct.pack(">HHHH", 0x8000 | ((h ^ hint) & 0x7FFF), GUE_PORT, inner_len + 20, 0)
+        gue = struct.pack(">BBH", 2, gue_proto, 0) + struct.pack(">HBB", 0, 0, 1) + secondary.packed
+        return eth + ip + udp + gue + inner
