@@ -1,0 +1,158 @@
+"""The director loader's pure-Python half: validation, bind packing, slots, compile flags.
+
+No root needed. Everything that must be refused is refused before any map is touched
+(``compile_tables`` only returns data), which is what makes ``update_tables`` all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from glb_agent.dataplane.director import DirectorSettings, _assign_slots
+from glb_agent.dataplane.director_maps import (
+    BIND4,
+    BIND6,
+    BIND_FRAG_OK,
+    BuildOptions,
+    compile_tables,
+    decode_meta,
+    encode_meta,
+    pack_binds,
+)
+from glb_agent.errors import InputError
+from glb_agent.table.spec import Backend, Bind
+from tests.dataplane.conftest import DNS, EMPTY, RANGE, WEB, make_rows
+from tests.dataplane.director_ref import ones_complement_checksum
+
+OPTS = BuildOptions(ipaddress.IPv4Address("198.18.0.11"), "02:47:4c:00:00:11", "02:47:4c:00:00:01")
+
+
+def test_layouts_match_the_c_structs() -> None:
+    # director_defs.h asserts the same sizes with _Static_assert.
+    assert (BIND4.size, BIND6.size) == (32, 56)
+
+
+def test_outer_checksum_constant_gives_valid_headers() -> None:
+    flags = dict(f[2:].split("=", 1) for f in OPTS.cflags(None) if f.startswith("-D"))
+    base = int(flags["GLB_IP_CSUM_BASE"].rstrip("U"))
+    for tot, dst in ((80, "198.18.0.23"), (1500, "255.255.255.254"), (60, "10.0.0.1")):
+        d = struct.unpack("<I", ipaddress.IPv4Address(dst).packed)[0]
+        csum = base + struct.unpack("<H", struct.pack(">H", tot))[0] + (d & 0xFFFF) + (d >> 16)
+        csum = (csum & 0xFFFF) + (csum >> 16)
+        csum = (csum & 0xFFFF) + (csum >> 16)
+        stored = struct.pack("<H", ~csum & 0xFFFF)
+        hdr = struct.pack(">BBHHHBB", 0x45, 0, tot, 0, 0x4000, 64, 17) + stored + \
+            ipaddress.IPv4Address("198.18.0.11").packed + ipaddress.IPv4Address(dst).packed
+        assert ones_complement_checksum(hdr) == 0
+
+
+def test_hash_fields_become_flags() -> None:
+    flags = OPTS.cflags(None)
+    assert "-DGLB_HASH_SRC_ADDR=1" in flags and "-DGLB_HASH_DST_PORT=0" in flags
+    both = replace(OPTS, hash_fields=("dst_port", "src_addr")).cflags(None)
+    assert "-DGLB_HASH_SRC_ADDR=1" in both and "-DGLB_HASH_DST_PORT=1" in both
+
+
+def test_signatures_track_what_matters() -> None:
+    assert OPTS.program_signature(None) == OPTS.program_signature(None)
+    assert OPTS.program_signature(None) != replace(OPTS, mtu=9000).program_signature(None)
+    assert OPTS.maps_signature() == replace(OPTS, mtu=9000).maps_signature()
+    assert OPTS.maps_signature() != replace(OPTS, max_tables=32).maps_signature()
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"gateway_mac": "03:00:00:00:00:01"}, "unicast"),
+    ({"gateway_mac": "00:00:00:00:00:00"}, "unicast"),
+    ({"gateway_mac": "zz"}, "MAC"),
+    ({"hash_fields": ("src_addr", "src_addr")}, "distinct"),
+    ({"hash_fields": ("vlan",)}, "distinct"),
+    ({"hash_fields": ()}, "distinct"),
+    ({"source_ip": ipaddress.IPv6Address("2001:db8::1")}, "IPv4"),
+    ({"source_ip": ipaddress.IPv4Address("0.0.0.0")}, "source"),
+    ({"mtu": 100}, "mtu"),
+    ({"max_tables": 0}, "max_tables"),
+])
+def test_bad_options(change: dict, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        replace(OPTS, **change).validate()
+
+
+def test_settings_defaults_and_validation() -> None:
+    s = DirectorSettings("eth0", ipaddress.IPv4Address("198.18.0.11"), "02:47:4C:00:00:01")
+    assert str(s.pin_dir) == "/sys/fs/bpf/glb/eth0" and s.gateway_mac == "02:47:4c:00:00:01"
+    s.validate()
+    with pytest.raises(InputError, match="pin_dir"):
+        DirectorSettings("eth0", ipaddress.IPv4Address("198.18.0.11"), "02:00:00:00:00:01", pin_dir="/tmp/x").validate()
+    with pytest.raises(InputError, match="interface"):
+        DirectorSettings("a" * 16, ipaddress.IPv4Address("198.18.0.11"), "02:00:00:00:00:01").validate()
+    with pytest.raises(InputError, match="source_ip"):
+        DirectorSettings("eth0", "not-an-ip", "02:00:00:00:00:01")  # type: ignore[arg-type]
+
+
+def test_compiled_tables_sorted_and_fragment_safety() -> None:
+    c = compile_tables([(WEB, make_rows(4, 1)), (DNS, make_rows(2, 2)), (RANGE, make_rows(3, 3)), (EMPTY, None)],
+                       OPTS)
+    assert c.names == ("web", "dns", "range", "empty")
+    prefixes = [b.network.prefixlen for b, _, _ in c.binds4]
+    assert prefixes == sorted(prefixes, reverse=True) and prefixes[-1] == 28
+    block = pack_binds(c.binds4, [0, 1, 2, 3], 4, OPTS.max_binds)
+    assert len(block) == BIND4.size * OPTS.max_binds
+    entries = [BIND4.unpack_from(block, i * BIND4.size) for i in range(len(c.binds4) + 1)]
+    by_net = {(ipaddress.IPv4Address(e[0]), e[2], e[5]): e for e in entries[:-1]}
+    assert entries[-1][2] == 0, "the list ends with a proto-0 entry"
+    web80 = by_net[(ipaddress.IPv4Address("203.0.113.10"), 6, 80)]
+    dns = by_net[(ipaddress.IPv4Address("203.0.113.53"), 17, 53)]
+    assert not web80[3] & BIND_FRAG_OK, "the /28 of another table overlaps web's VIP for TCP"
+    assert dns[3] & BIND_FRAG_OK
+    assert struct.pack("<QQ", web80[7], web80[8]) == WEB.hash_key
+    assert c.rows[3]["primary"].max() == 0, "no backends: primary 0 marks the table empty"
+    ips = {int(b.ip) for b in WEB.backends}
+    assert set(c.rows[0]["primary"].astype(int)) == ips
+    b6 = pack_binds(c.binds6, [0, 1, 2, 3], 6, OPTS.max_binds)
+    assert BIND6.unpack_from(b6, 0)[2] != 0
+
+
+@pytest.mark.parametrize("tables,match", [
+    (lambda: [(replace(WEB, backends=(Backend(ipaddress.ip_address("2001:db8::1")),)), np.zeros((65536, 2)))],
+     "IPv4"),
+    (lambda: [(WEB, np.zeros((100, 2), dtype=np.uint32))], "shape"),
+    (lambda: [(WEB, np.full((65536, 2), 4, dtype=np.uint32))], "outside"),
+    (lambda: [(WEB, np.zeros((65536, 2), dtype=np.float32))], "integer"),
+    (lambda: [(WEB, None)], "rows are required"),
+    (lambda: [(WEB, make_rows(4, 1)), (WEB, make_rows(4, 1))], "unique"),
+    (lambda: [(replace(WEB, hash_key=b"short"), make_rows(4, 1))], "hash_key"),
+    (lambda: [(replace(WEB, binds=(Bind(ipaddress.ip_network("203.0.113.10/32"), "sctp", 1, 1),)),
+               make_rows(4, 1))], "tcp or udp"),
+    (lambda: [(replace(WEB, binds=(Bind(ipaddress.ip_network("203.0.113.10/32"), "tcp", 9, 1),)),
+               make_rows(4, 1))], "port range"),
+    (lambda: [(WEB, make_rows(4, 1)), (replace(DNS, binds=(WEB.binds[0],)), make_rows(2, 1))], "overlaps"),
+    (lambda: [(replace(WEB, name=f"t{i}"), make_rows(4, 1)) for i in range(17)], "max_tables"),
+    (lambda: [(replace(WEB, binds=tuple(Bind(ipaddress.ip_network(f"198.51.100.{i}/32"), "tcp", 80, 80)
+                                       for i in range(65))), make_rows(4, 1))], "max_binds"),
+    (lambda: [("web", make_rows(4, 1))], "TableSpec"),
+])
+def test_bad_tables_rejected(tables, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        compile_tables(tables(), OPTS)
+
+
+def test_slots_are_stable_and_new_services_avoid_live_slots() -> None:
+    first = _assign_slots(["a", "b", "c"], {}, 4)
+    assert first == {"a": 0, "b": 1, "c": 2}
+    second = _assign_slots(["c", "d"], first, 4)
+    assert second["c"] == 2 and second["d"] == 3, "d must not take a slot the live generation uses"
+    third = _assign_slots(["c", "d", "e", "f"], second, 4)
+    assert third["c"] == 2 and third["d"] == 3 and {third["e"], third["f"]} == {0, 1}
+
+
+def test_meta_round_trip() -> None:
+    meta = {"slots": {"web": 0}, "rows": [{}, {"0": "ab"}]}
+    assert decode_meta(encode_meta(meta)) == meta
+    assert decode_meta(bytes(64)) == {}
+    with pytest.raises(InputError):
+        encode_meta({"x": "y" * 40000})
