@@ -5,9 +5,10 @@
 - the roles' own contract: every ``<role>_`` variable has a default and an argument spec;
 - site.yml's gate: a typo in glb.yml stops the run on the controller before any host is
   contacted, while a valid file gets through to the hosts;
-- check mode (``--check --diff``) of glb_common and glb_lab_router against this machine over
-  the local connection: real facts, real apt cache, a real wheel, BIRD parsing the rendered
-  bird.conf - and nothing written.
+- check mode (``--check --diff``) of glb_common, glb_lab_router and glb_director against this
+  machine over the local connection: real facts, real apt cache, a real wheel, the real
+  ``glb-agent render`` and unit templates, BIRD parsing the rendered bird.conf - and nothing
+  written.
 
 The tools come from the ``ops`` extra (scripts/setup.sh installs it); without them the
 module is skipped with that reason.
@@ -191,6 +192,9 @@ def agent_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_roles_in_check_mode_on_this_machine(tmp_path: Path, agent_wheel: Path) -> None:
     scratch = tmp_path / "target"
     report_file = tmp_path / "report.json"
+    director_file = tmp_path / "director.json"
+    render_dir = tmp_path / "director"
+    render_dir.mkdir()
     extra = {
         "glb_common_config_file": str(LAB_GLB),
         "glb_common_config_dir": str(scratch / "etc/glb"),
@@ -201,6 +205,12 @@ def test_roles_in_check_mode_on_this_machine(tmp_path: Path, agent_wheel: Path) 
         "glb_name": "r1",
         "glb_lab_router_config_file": str(LAB_GLB),
         "glb_test_report": str(report_file),
+        # The director role renders with the real agent: this venv stands in for /opt/glb/venv.
+        "glb_director_name": "d1",
+        "glb_director_venv": str(BIN.parent),
+        "glb_director_config": str(LAB_GLB),
+        "glb_director_render_dir": str(render_dir),
+        "glb_test_director_report": str(director_file),
     }
     (tmp_path / "extra.json").write_text(json.dumps(extra))
     result = _run([_tool("ansible-playbook"), "-i", "localhost,", "-c", "local", "--check", "--diff",
@@ -217,6 +227,16 @@ def test_roles_in_check_mode_on_this_machine(tmp_path: Path, agent_wheel: Path) 
     assert report["wheels_copy"]["changed"]
     assert [Path(w).name for w in report["agent_wheels"]] == [w.name for w in agent_wheel.glob("*.whl")]
     assert not scratch.exists(), sorted(str(p) for p in scratch.rglob("*"))
+
+    # The director role rendered with the agent and the agent's unit templates; check mode
+    # left the render directory empty.
+    director = json.loads(director_file.read_text())
+    assert director["rendered"] == ["director.conf", "forwarding_table.bin", "forwarding_table.json"]
+    units = director["units"]
+    assert "--name d1" in units["glb-director.service"]
+    assert f"exabgp {render_dir}/exabgp.conf" in units["exabgp.service"]
+    assert "After=network-online.target glb-director.service" in units["exabgp.service"]
+    assert list(render_dir.iterdir()) == []
 
     # bird.conf as the role renders it: peers with both lab directors, valid for BIRD itself.
     bird_conf = report["bird_conf"]
