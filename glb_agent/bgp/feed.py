@@ -45,9 +45,6 @@ class Feed:
     status: FeedStatus
     log: EventLog
     settings: FeedSettings = field(default_factory=FeedSettings)
-    # ExaBGP's "next-hop self" only works within the session's family; IPv6 prefixes over
-    # the IPv4 session (RFC 8950 extended next hop) name the director's address instead.
-    ipv6_next_hop: str = "self"
     clock: Callable[[], float] = time.monotonic
 
     # None until the first reconciliation: after a feed restart ExaBGP may still hold
@@ -100,8 +97,8 @@ class Feed:
         self._write_status(why)
 
     def _apply(self, withdraw: list[Prefix], announce: list[Prefix], why: str, first: bool) -> None:
-        commands = [f"withdraw route {p} next-hop {self._next_hop(p)}" for p in withdraw]
-        commands += [f"announce route {p} next-hop {self._next_hop(p)}" for p in announce]
+        commands = [f"withdraw route {p} next-hop self" for p in withdraw]
+        commands += [f"announce route {p} next-hop self" for p in announce]
         started = self.clock()
         results = self.pipe.send(commands)
         took = round(self.clock() - started, 4)
@@ -127,9 +124,6 @@ class Feed:
         if accepted:
             self.log("announce", prefixes=[str(p) for p in accepted], reason=why, ack_seconds=took)
         self.announced, self._dirty = current, True
-
-    def _next_hop(self, prefix: Prefix) -> str:
-        return self.ipv6_next_hop if prefix.version == 6 else "self"
 
     def _write_status(self, why: str) -> None:
         now = self.clock()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from glb_agent.bgp.prefixes import announced_prefixes
+from glb_agent.bgp.prefixes import session_prefixes
 from glb_agent.config.load import LoadedConfig
 from glb_agent.config.model import BgpPeer, Director
 from glb_agent.errors import InputError
@@ -53,9 +53,9 @@ def render_exabgp_conf(loaded: LoadedConfig, director: str, feed_command: list[s
     peers = director_peers(loaded, found)
     if not peers:
         raise InputError(f"director {director} has no BGP peers: it could never announce")
-    prefixes = announced_prefixes(cfg)
+    prefixes, _ = session_prefixes(cfg)
     families = [name for version, name in ((4, "ipv4"), (6, "ipv6"))
-                if any(p.version == version for p in prefixes)]
+                if any(p.version == version for p in prefixes)] or ["ipv4"]
     return render(
         "exabgp.conf.j2",
         director=found,
@@ -64,7 +64,5 @@ def render_exabgp_conf(loaded: LoadedConfig, director: str, feed_command: list[s
         local_asn=cfg.bgp.local_asn,
         hold_time=cfg.bgp.hold_time,
         families=families,
-        # IPv6 VIPs over the IPv4 session (the director address is IPv4): RFC 8950 next hop.
-        extended_next_hop="ipv6" in families,
         run=_run_line(feed_command),
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 from glb_agent.bgp.api import ExaBgpPipe
 from glb_agent.bgp.events import EventLog
 from glb_agent.bgp.feed import Feed, FeedSettings, stop_on_signals
-from glb_agent.bgp.prefixes import announced_prefixes
+from glb_agent.bgp.prefixes import session_prefixes
 from glb_agent.bgp.readiness import MODES, guarded, resolve
 from glb_agent.bgp.render import find_director, render_exabgp_conf
 from glb_agent.bgp.state import DrainState, FeedStatus, pid_alive, state_dir
@@ -115,18 +115,21 @@ def run_feed(args: argparse.Namespace) -> int:
     directory = state_dir(args.state_dir)
     log = EventLog(director.name)
     log("readiness", check=kind, interface=director.interface)
+    prefixes, skipped = session_prefixes(loaded.config)
+    if skipped:
+        log("not-announceable", prefixes=[str(p) for p in skipped],
+            reason="IPv6 prefixes need an IPv6 BGP session; the director's sessions are IPv4")
     stop = threading.Event()
     stop_on_signals(stop)
     feed = Feed(
         director=director.name,
-        prefixes=announced_prefixes(loaded.config),
+        prefixes=prefixes,
         ready=guarded(check),
         pipe=ExaBgpPipe(sys.stdout, sys.stdin),
         drain=DrainState(directory),
         status=FeedStatus(directory),
         log=log,
         settings=FeedSettings(interval=args.interval, rise=args.rise),
-        ipv6_next_hop=str(director.address),  # sessions are IPv4: the director's address
     )
     return feed.run(stop)
 

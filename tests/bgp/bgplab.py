@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from glb_agent.bgp.render import render_exabgp_conf
-from glb_agent.bgp.router import render_bird_conf
+from glb_agent.bgp.router import render_bird_conf, render_frr_conf
 from glb_agent.config import load_config
 from tests.support.netns import Lab, sh
 
 HERE = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
+FRR = "/usr/lib/frr"
 ROUTER_IP = "198.18.0.1"
 DIRECTOR_IPS = {"d1": "198.18.0.11", "d2": "198.18.0.12"}
 VIP = "203.0.113.10/32"
@@ -124,10 +127,12 @@ class BgpLab:
     config: Path
     router: str = ""
     directors: dict[str, Director] = field(default_factory=dict)
-    bird: subprocess.Popen | None = None
+    cleanup: list[Path] = field(default_factory=list)
+    frr_dir: Path | None = None
 
     @classmethod
-    def create(cls, lab: Lab, tmp: Path, hold: int = 3, readiness: str = "xdp") -> BgpLab:
+    def create(cls, lab: Lab, tmp: Path, hold: int = 3, readiness: str = "xdp",
+               router: str = "bird") -> BgpLab:
         config = tmp / "glb.yml"
         config.write_text(CONFIG.format(hold=hold))
         self = cls(lab, tmp, config)
@@ -147,12 +152,46 @@ class BgpLab:
                        "--director", name, "--readiness", readiness, "--interval", "0.1"]
             conf.write_text(render_exabgp_conf(loaded, name, command))
             self.directors[name] = Director(name, ns, state, conf, tmp / f"exabgp-{name}.log")
-        bird_conf = tmp / "bird.conf"
-        bird_conf.write_text(render_bird_conf(loaded, "r1", connect_retry=1, error_wait_max=2))
-        self.bird = lab.start("bird", "-f", "-c", str(bird_conf), "-s", str(tmp / "bird.ctl"),
-                              "-P", str(tmp / "bird.pid"), ns=self.router,
-                              stderr=open(tmp / "bird.log", "w"))  # noqa: SIM115
+        if router == "frr":
+            self._start_frr(loaded)
+        else:
+            self._start_bird(loaded)
         return self
+
+    def _start_bird(self, loaded) -> None:
+        conf = self.tmp / "bird.conf"
+        conf.write_text(render_bird_conf(loaded, "r1", connect_retry=1, error_wait_max=2))
+        self.lab.start("bird", "-f", "-c", str(conf), "-s", str(self.tmp / "bird.ctl"),
+                       "-P", str(self.tmp / "bird.pid"), ns=self.router,
+                       stderr=open(self.tmp / "bird.log", "w"))  # noqa: SIM115
+
+    def _start_frr(self, loaded) -> None:
+        """zebra (kernel routes) + bgpd with private sockets and no TCP vty.
+
+        FRR drops privileges to its ``frr`` user, which cannot enter pytest's 0700 tmp
+        directories, so its files live in a directory of their own (removed by close).
+        """
+        run = Path(tempfile.mkdtemp(prefix="glbt-frr-"))
+        self.cleanup.append(run)
+        conf = run / "frr.conf"
+        conf.write_text(render_frr_conf(loaded, "r1", connect_retry=1))
+        (run / "zebra.conf").write_text("")
+        shutil.chown(run, "frr", "frr")
+        for path in run.iterdir():
+            shutil.chown(path, "frr", "frr")
+        self.frr_dir = run
+        common = ["-P", "0", "-z", str(run / "zserv.api"), "--vty_socket", str(run), "--log", "stdout"]
+        log = open(self.tmp / "frr.log", "w")  # noqa: SIM115
+        self.lab.start(f"{FRR}/zebra", *common, "-i", str(run / "zebra.pid"),
+                       "-f", str(run / "zebra.conf"), ns=self.router, stdout=log, stderr=log)
+        wait_until(lambda: (run / "zserv.api").exists(), 10, what="zebra's socket")
+        self.lab.start(f"{FRR}/bgpd", *common, "-i", str(run / "bgpd.pid"), "-f", str(conf),
+                       ns=self.router, stdout=log, stderr=log)
+
+    def close(self) -> None:
+        """Remove what lives outside the Lab (the Lab itself stops every process)."""
+        for path in self.cleanup:
+            shutil.rmtree(path, ignore_errors=True)
 
     def env(self, director: str) -> dict[str, str]:
         return {**os.environ, **EXABGP_ENV, "GLB_STATE_DIR": str(self.directors[director].state_dir)}
@@ -176,6 +215,9 @@ class BgpLab:
         cmd = ["ip", "netns", "exec", d.ns, str(VENV_BIN / "glb-agent"), *args]
         return subprocess.run(cmd, env=self.env(director), text=True, capture_output=True, timeout=timeout)
 
+    def route_text(self, prefix: str) -> str:
+        return sh("ip", "route", "show", "exact", prefix, ns=self.router).stdout
+
     def nexthops(self, prefix: str = VIP) -> set[str]:
         return nexthops(self.router, prefix)
 
@@ -189,7 +231,7 @@ class BgpLab:
     def logs(self) -> str:
         """BIRD's and every ExaBGP's log, for failure reports."""
         parts = [f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
-                 for p in [self.tmp / "bird.log", *(d.log for d in self.directors.values())] if p.exists()]
+                 for p in [self.tmp / "bird.log", self.tmp / "frr.log", *(d.log for d in self.directors.values())] if p.exists()]
         return "\n".join(parts)
 
     def bird_paths(self, prefix: str) -> set[str]:

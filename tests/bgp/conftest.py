@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bgp.bgplab import VENV_BIN, BgpLab
+from tests.bgp.bgplab import FRR, VENV_BIN, BgpLab
 from tests.support.netns import Lab, can_run
 
 
@@ -36,9 +36,16 @@ def netlab() -> Iterator[Lab]:
 
 
 @pytest.fixture
-def bgplab(netlab: Lab, tmp_path: Path) -> Iterator[BgpLab]:
-    """Both directors ready (XDP attached), ExaBGP running, VIP on two paths at the router."""
-    lab = BgpLab.create(netlab, tmp_path)
+def bgplab(request: pytest.FixtureRequest, netlab: Lab, tmp_path: Path) -> Iterator[BgpLab]:
+    """Both directors ready (XDP attached), ExaBGP running, VIP on two paths at the router.
+
+    The router runs BIRD unless the test parametrizes this fixture indirectly with "frr".
+    """
+    router = getattr(request, "param", "bird")
+    if router == "frr" and not Path(FRR, "bgpd").exists():
+        pytest.skip("frr not installed (scripts/setup.sh)")
+    lab = BgpLab.create(netlab, tmp_path, router=router)
+    request.addfinalizer(lab.close)
     for name in lab.directors:
         lab.attach_xdp(name)
         lab.start_exabgp(name)

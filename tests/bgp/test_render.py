@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from glb_agent.bgp.prefixes import announced_prefixes
+from glb_agent.bgp.prefixes import announced_prefixes, session_prefixes
 from glb_agent.bgp.render import render_exabgp_conf
-from glb_agent.bgp.router import render_bird_conf
+from glb_agent.bgp.router import render_bird_conf, render_frr_conf
 from glb_agent.cli import main
 from glb_agent.config import load_config
 from glb_agent.errors import InputError
@@ -41,8 +41,13 @@ def exabgp_validate(text: str, tmp_path: Path) -> subprocess.CompletedProcess[st
 
 
 def test_prefixes_are_host_routes_and_cidrs_ipv4_first(tmp_path: Path) -> None:
-    assert [str(p) for p in announced_prefixes(loaded(tmp_path).config)] == [
+    cfg = loaded(tmp_path).config
+    assert [str(p) for p in announced_prefixes(cfg)] == [
         "198.51.100.0/28", "203.0.113.10/32", "2001:db8:100::10/128"]
+    # Sessions start from the director's IPv4 address: IPv6 VIPs cannot ride them.
+    ok, skipped = session_prefixes(cfg)
+    assert [str(p) for p in ok] == ["198.51.100.0/28", "203.0.113.10/32"]
+    assert [str(p) for p in skipped] == ["2001:db8:100::10/128"]
 
 
 def test_neighbors_follow_each_directors_peers(tmp_path: Path) -> None:
@@ -54,7 +59,7 @@ def test_neighbors_follow_each_directors_peers(tmp_path: Path) -> None:
     assert "    local-as 65100;\n" in d1 and "    peer-as 65001;\n" in d1
     assert "    hold-time 6;\n" in d1
     assert d1.count("connect 1179;") == 1  # only the peer on a non-default port
-    assert "ipv6 unicast ipv4;" in d1  # the IPv6 VIP rides the IPv4 session
+    assert "ipv4 unicast;" in d1 and "ipv6" not in d1 and "nexthop {" not in d1
     assert f"run {' '.join(FEED)};" in d1
     d2 = render_exabgp_conf(cfg, "d2", FEED)
     assert d2.count("neighbor ") == 1 and "neighbor 198.18.1.1 {" in d2
@@ -66,8 +71,9 @@ def test_rendering_is_deterministic(tmp_path: Path) -> None:
     assert render_exabgp_conf(cfg, "d1", FEED) == render_exabgp_conf(loaded(tmp_path), "d1", FEED)
 
 
-def test_ipv4_only_fleet_has_no_ipv6_family(tmp_path: Path) -> None:
-    text = TWO_PEERS.replace('vips: [203.0.113.10, "2001:db8:100::10"]', "vips: [203.0.113.10]")
+def test_ipv6_only_fleet_still_opens_an_ipv4_session(tmp_path: Path) -> None:
+    text = TWO_PEERS.replace('vips: [203.0.113.10, "2001:db8:100::10"]', 'vips: ["2001:db8:100::10"]')
+    text = text.replace("    cidrs: [198.51.100.0/28]\n", "")
     conf = render_exabgp_conf(loaded(tmp_path, text), "d1", FEED)
     assert "ipv6" not in conf and "ipv4 unicast;" in conf
 
@@ -123,3 +129,29 @@ def test_bird_parses_rendered_config_and_rejects_a_broken_one(tmp_path: Path) ->
     conf.write_text(text.replace("merge paths on", "merge pathz on"))
     bad = subprocess.run(["bird", "-p", "-c", str(conf)], capture_output=True, text=True, timeout=30)
     assert bad.returncode != 0
+
+
+def test_frr_config_has_multipath_filters_and_timers(tmp_path: Path) -> None:
+    text = render_frr_conf(loaded(tmp_path), "r1")
+    assert "router bgp 65000\n" in text and " neighbor GLB remote-as 65100\n" in text
+    assert " neighbor 198.18.0.11 peer-group GLB\n" in text and "198.18.0.12" not in text
+    assert " neighbor GLB timers 2 6\n" in text and "  maximum-paths 16\n" in text
+    assert "ip prefix-list GLB-VIPS-V4 seq 5 permit 198.51.100.0/28\n" in text
+    assert "ip prefix-list GLB-VIPS-V4 seq 10 permit 203.0.113.10/32\n" in text
+    assert "bgp bestpath as-path multipath-relax" in text and "ipv6" not in text
+
+
+@pytest.mark.skipif(not Path("/usr/lib/frr/bgpd").exists(), reason="frr not installed (scripts/setup.sh)")
+def test_frr_parses_rendered_config_and_rejects_a_broken_one(tmp_path: Path) -> None:
+    def dry_run(text: str) -> str:
+        conf = tmp_path / "frr.conf"
+        conf.write_text(text)
+        # bgpd's dry run exits 0 even on bad lines: the verdict is what it prints.
+        run = subprocess.run(["/usr/lib/frr/bgpd", "-S", "-C", "-f", str(conf), "-z", str(tmp_path / "zs"),
+                              "-i", str(tmp_path / "bgpd.pid"), "--vty_socket", str(tmp_path)],
+                             capture_output=True, text=True, timeout=30)
+        return run.stdout + run.stderr
+
+    text = render_frr_conf(loaded(tmp_path), "r1")
+    assert dry_run(text).strip() == ""
+    assert "No such command" in dry_run(text.replace("maximum-paths 16", "maximum-pathz 16"))
