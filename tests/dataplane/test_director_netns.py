@@ -1,0 +1,253 @@
+"""The director on a real veth in native XDP mode: client -> director -> proxy.
+
+Each received GUE datagram is checked against the backend pair the reference predicts for
+its flow (hash of client address and port with the table's key, rows the test built).
+Also: table swaps under a continuous stream lose nothing and never mix tables, and a
+restarted agent adopts the running program without detaching it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from glb_agent.table.siphash import siphash24_int
+from glb_agent.table.spec import Backend, Bind, TableSpec
+from tests.dataplane.conftest import bpf_unavailable, make_rows
+from tests.dataplane.netlab import (
+    CLIENT_IP,
+    CLIENT_IP6,
+    DIRECTOR_IP,
+    PROXY_IPS,
+    PROXY_MAC,
+    VIP,
+    VIP6,
+    DirectorLab,
+    GueSink,
+    build,
+    inner_udp,
+    netns,
+    parse_gue,
+)
+from tests.support.netns import Lab
+
+pytestmark = [pytest.mark.bpf, pytest.mark.netns]
+
+HASH_FIELDS = ("src_addr", "src_port")
+SPEC_A = TableSpec("dns", bytes.fromhex("00112233445566778899aabbccddeeff"), bytes(16),
+                   (Bind(ipaddress.ip_network(f"{VIP}/32"), "udp", 53, 53),
+                    Bind(ipaddress.ip_network(f"{VIP6}/128"), "udp", 53, 53)),
+                   tuple(Backend(ipaddress.ip_address(ip)) for ip in PROXY_IPS))
+SPEC_B = replace(SPEC_A, hash_key=bytes.fromhex("ffeeddccbbaa99887766554433221100"))
+
+
+def expected_hops(spec: TableSpec, rows: np.ndarray, client: str, sport: int) -> tuple[str, str]:
+    msg = ipaddress.ip_address(client).packed + sport.to_bytes(2, "big")
+    p, s = rows[siphash24_int(spec.hash_key, msg) & 0xFFFF]
+    return str(spec.backends[int(p)].ip), str(spec.backends[int(s)].ip)
+
+
+@pytest.fixture(scope="module")
+def net() -> Iterator[DirectorLab]:
+    why = bpf_unavailable()
+    if why:
+        pytest.skip(why)
+    with Lab() as lab:
+        yield build(lab)
+
+
+@pytest.fixture
+def settings(net: DirectorLab):
+    from glb_agent.dataplane.director import DirectorSettings
+
+    pin = Path(f"/sys/fs/bpf/glbt-{secrets.token_hex(3)}/eth0")
+    s = DirectorSettings("eth0", ipaddress.IPv4Address(DIRECTOR_IP), PROXY_MAC, HASH_FIELDS, pin_dir=pin,
+                         xdp_mode="native")
+    yield s
+    from glb_agent.dataplane.director import Director
+
+    with netns(net.director):
+        Director(s).stop()  # whatever a failing test left behind
+    assert not pin.exists()
+
+
+@pytest.fixture
+def sink(net: DirectorLab) -> Iterator[GueSink]:
+    s = GueSink(net.proxy).start()
+    yield s
+    s.close()
+
+
+def send(net: DirectorLab, ports: range, count: int, family: int = socket.AF_INET, tag: bytes = b"") -> int:
+    dst = VIP if family == socket.AF_INET else VIP6
+    socks = [net.client_socket(p, family) for p in ports]
+    try:
+        for i in range(count):
+            for s in socks:
+                s.sendto(tag + f"{s.getsockname()[1]}:{i}".encode(), (dst, 53))
+    finally:
+        for s in socks:
+            s.close()
+    return count * len(socks)
+
+
+def test_real_traffic_is_encapsulated_to_the_predicted_proxy(net: DirectorLab, settings, sink: GueSink) -> None:
+    from glb_agent.dataplane.director import Director, director_ready
+
+    rows = make_rows(2, 5)
+    with netns(net.director):
+        d = Director(settings)
+        assert d.start() == "attached-native"
+        ready, why = director_ready("eth0", settings.pin_dir)
+        assert not ready and "no tables" in why
+        d.update_tables([(SPEC_A, rows)])
+        ok, why = director_ready("eth0", settings.pin_dir)
+        assert ok, why
+    sent = send(net, range(40000, 40016), 3) + send(net, range(41000, 41004), 2, socket.AF_INET6)
+    got = sink.wait_for(sent)
+    assert len(got) == sent
+    pairs = set()
+    for r in got:
+        proto, secondary, inner = parse_gue(r.payload)
+        if proto == 4:
+            client, sport, dport, payload = inner_udp(inner)
+            assert (client, dport) == (CLIENT_IP, 53)
+        else:
+            assert proto == 41 and socket.inet_ntop(socket.AF_INET6, inner[8:24]) == CLIENT_IP6
+            client, sport = CLIENT_IP6, int.from_bytes(inner[40:42], "big")
+            payload = inner[48:]
+        assert payload.startswith(f"{sport}:".encode())
+        assert (r.primary, secondary) == expected_hops(SPEC_A, rows, client, sport)
+        pairs.add((r.primary, secondary))
+    assert len(pairs) == 2, "20 flows should use both proxies as primary"
+    with netns(net.director):
+        counts = d.counters()
+        assert counts["dns"]["forwarded_packets"] == sent
+        d.stop()
+        assert director_ready("eth0", settings.pin_dir)[0] is False
+
+
+def test_table_swaps_under_traffic_lose_nothing(net: DirectorLab, settings, sink: GueSink) -> None:
+    from glb_agent.dataplane.director import Director
+
+    tables = [[(SPEC_A, make_rows(2, 6))], [(SPEC_B, make_rows(2, 7))]]
+    with netns(net.director):
+        d = Director(settings)
+        d.start()
+        d.update_tables(tables[0])
+    stop = threading.Event()
+    swaps = []
+
+    def swapper() -> None:
+        with netns(net.director):
+            i = 1
+            while not stop.is_set():
+                d.update_tables(tables[i % 2])
+                swaps.append(time.monotonic())
+                i += 1
+
+    ports = range(42000, 42032)
+    socks = [net.client_socket(p) for p in ports]
+    t = threading.Thread(target=swapper, daemon=True)
+    t.start()
+    sent = 0
+    try:
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline or len(swaps) < 10:
+            for s in socks:
+                s.sendto(f"{s.getsockname()[1]}:{sent}".encode(), (VIP, 53))
+                sent += 1
+            time.sleep(0.0005)
+    finally:
+        stop.set()
+        t.join(10)
+        for s in socks:
+            s.close()
+    got = sink.wait_for(sent)
+    assert len(swaps) >= 10
+    assert len(got) == sent, f"{sent - len(got)} of {sent} packets lost across {len(swaps)} swaps"
+    seen_tables = set()
+    payloads = set()
+    for r in got:
+        _proto, secondary, inner = parse_gue(r.payload)
+        client, sport, _dport, payload = inner_udp(inner)
+        payloads.add(payload)
+        hops = (r.primary, secondary)
+        a = expected_hops(SPEC_A, tables[0][0][1], client, sport)
+        b = expected_hops(SPEC_B, tables[1][0][1], client, sport)
+        assert hops in (a, b), f"port {sport}: {hops} is neither table's row ({a}, {b})"
+        if a != b:
+            seen_tables.add("a" if hops == a else "b")
+    assert len(payloads) == sent, "no duplicates"
+    assert seen_tables == {"a", "b"}
+    with netns(net.director):
+        d.stop()
+
+
+def test_restarted_agent_adopts_and_stop_removes_everything(net: DirectorLab, settings, sink: GueSink) -> None:
+    from glb_agent.dataplane import bpfsys
+    from glb_agent.dataplane.director import Director, _xdp_prog_ids, director_ready
+
+    rows = make_rows(2, 8)
+    with netns(net.director):
+        first = Director(settings)
+        first.start()
+        first.update_tables([(SPEC_A, rows)])
+        link = bpfsys.link_info(first.link_fd)
+        ifindex = socket.if_nametoindex("eth0")
+        first.close()  # the agent exits; the pinned link keeps the program attached
+
+        second = Director(settings)
+        assert second.start() == "adopted"
+        again = bpfsys.link_info(second.link_fd)
+        assert (again.id, again.prog_id) == (link.id, link.prog_id), "same link, same program"
+        assert _xdp_prog_ids(ifindex) == {link.prog_id}
+        assert director_ready("eth0", settings.pin_dir)[0]
+        second.close()
+    n = send(net, range(43000, 43004), 2)
+    assert len(sink.wait_for(n)) == n
+
+    # A changed setting means another program: it replaces the old one through the same
+    # link, keeps the loaded tables, and traffic flows throughout.
+    changed = replace(settings, mtu=1400)
+    stop = threading.Event()
+    streamed = []
+
+    def stream() -> None:
+        socks = [net.client_socket(p) for p in range(43100, 43104)]
+        while not stop.is_set():
+            for s in socks:
+                s.sendto(b"stream", (VIP, 53))
+                streamed.append(1)
+            time.sleep(0.001)
+        for s in socks:
+            s.close()
+
+    t = threading.Thread(target=stream, daemon=True)
+    t.start()
+    try:
+        with netns(net.director):
+            third = Director(changed)
+            assert third.start() == "replaced"
+            info = bpfsys.link_info(third.link_fd)
+            assert info.id == link.id and info.prog_id != link.prog_id
+            assert director_ready("eth0", settings.pin_dir)[0], "tables survive a program replacement"
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        t.join(5)
+    assert len(sink.wait_for(n + len(streamed))) == n + len(streamed)
+    with netns(net.director):
+        third.stop()
+        assert _xdp_prog_ids(ifindex) == set()
+        assert director_ready("eth0", settings.pin_dir)[0] is False
+    assert not settings.pin_dir.exists()
