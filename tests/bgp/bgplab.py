@@ -131,8 +131,9 @@ class BgpLab:
     frr_dir: Path | None = None
 
     @classmethod
-    def create(cls, lab: Lab, tmp: Path, hold: int = 3, readiness: str = "xdp",
-               router: str = "bird") -> BgpLab:
+    def create(cls, lab: Lab, tmp: Path, hold: int = 3, router: str = "bird",
+               feed_args: dict[str, list[str]] | None = None) -> BgpLab:
+        """``feed_args`` per director replace the default ``--readiness xdp``."""
         config = tmp / "glb.yml"
         config.write_text(CONFIG.format(hold=hold))
         self = cls(lab, tmp, config)
@@ -149,7 +150,8 @@ class BgpLab:
             state.mkdir()
             conf = tmp / f"exabgp-{name}.conf"
             command = [sys.executable, "-m", "glb_agent.cli", "bgp-feed", "--config", str(config),
-                       "--director", name, "--readiness", readiness, "--interval", "0.1"]
+                       "--director", name, "--interval", "0.1",
+                       *(feed_args or {}).get(name, ["--readiness", "xdp"])]
             conf.write_text(render_exabgp_conf(loaded, name, command))
             self.directors[name] = Director(name, ns, state, conf, tmp / f"exabgp-{name}.log")
         if router == "frr":
@@ -199,8 +201,12 @@ class BgpLab:
     def start_exabgp(self, director: str) -> subprocess.Popen:
         d = self.directors[director]
         log = open(d.log, "a")  # noqa: SIM115 - the child owns it
-        d.proc = self.lab.start(str(VENV_BIN / "exabgp"), str(d.conf), ns=d.ns, env=self.env(director),
-                                stdout=log, stderr=subprocess.STDOUT, cwd=str(self.tmp))
+        # nsenter switches only the network namespace: unlike `ip netns exec` it keeps the
+        # host's /sys/fs/bpf, where the real data plane pins what its readiness check reads.
+        # nsenter execs ExaBGP, so the Popen pid is ExaBGP's.
+        d.proc = self.lab.start("nsenter", f"--net=/run/netns/{d.ns}", str(VENV_BIN / "exabgp"), str(d.conf),
+                                ns=None, env=self.env(director), stdout=log, stderr=subprocess.STDOUT,
+                                cwd=str(self.tmp))
         return d.proc
 
     def attach_xdp(self, director: str) -> None:
@@ -267,5 +273,4 @@ class BgpLab:
     def signal_exabgp(self, director: str, sig: signal.Signals) -> None:
         proc = self.directors[director].proc
         assert proc is not None
-        # ip netns exec execs the command, so the Popen pid is ExaBGP itself.
         os.kill(proc.pid, sig)
