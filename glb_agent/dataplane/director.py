@@ -34,7 +34,7 @@ import os
 import socket
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -377,6 +377,16 @@ class Director:
             self.outcome = f"attached-{mode}"
         self.state.write_meta(new_meta)
         return self.outcome
+
+    def open_existing(self) -> dict:
+        """Open a running director's pinned maps (for status/counters) without starting
+        anything; returns its bookkeeping. GlbError if nothing is pinned there."""
+        meta = self._pinned_meta()
+        if not meta.get("max_tables"):
+            raise GlbError(f"no director state pinned at {self.pin_dir}")
+        opts = self.settings.build_options("02:00:00:00:00:00", 1500)
+        self._open_pinned(replace(opts, max_tables=int(meta["max_tables"]), max_binds=int(meta["max_binds"])))
+        return meta
 
     def _attach(self, prog_fd: int, ifindex: int) -> tuple[int, str]:
         mode = self.settings.xdp_mode

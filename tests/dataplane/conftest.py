@@ -103,6 +103,19 @@ def _load(hash_fields: tuple[str, ...]) -> Iterator[Loaded]:
     yield loaded
 
 
+@pytest.fixture(scope="module")
+def net() -> Iterator[object]:
+    """Client, director and proxy namespaces on one bridge (tests/dataplane/netlab.py)."""
+    why = bpf_unavailable()
+    if why:
+        pytest.skip(why)
+    from tests.dataplane.netlab import build
+    from tests.support.netns import Lab
+
+    with Lab() as lab:
+        yield build(lab)
+
+
 @pytest.fixture(scope="session")
 def director() -> Iterator[Loaded]:
     """Default hash (source address only), as upstream's default."""

@@ -22,7 +22,7 @@ import pytest
 
 from glb_agent.table.siphash import siphash24_int
 from glb_agent.table.spec import Backend, Bind, TableSpec
-from tests.dataplane.conftest import bpf_unavailable, make_rows
+from tests.dataplane.conftest import make_rows
 from tests.dataplane.netlab import (
     CLIENT_IP,
     CLIENT_IP6,
@@ -33,12 +33,10 @@ from tests.dataplane.netlab import (
     VIP6,
     DirectorLab,
     GueSink,
-    build,
     inner_udp,
     netns,
     parse_gue,
 )
-from tests.support.netns import Lab
 
 pytestmark = [pytest.mark.bpf, pytest.mark.netns]
 
@@ -54,15 +52,6 @@ def expected_hops(spec: TableSpec, rows: np.ndarray, client: str, sport: int) ->
     msg = ipaddress.ip_address(client).packed + sport.to_bytes(2, "big")
     p, s = rows[siphash24_int(spec.hash_key, msg) & 0xFFFF]
     return str(spec.backends[int(p)].ip), str(spec.backends[int(s)].ip)
-
-
-@pytest.fixture(scope="module")
-def net() -> Iterator[DirectorLab]:
-    why = bpf_unavailable()
-    if why:
-        pytest.skip(why)
-    with Lab() as lab:
-        yield build(lab)
 
 
 @pytest.fixture

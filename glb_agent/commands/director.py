@@ -1,0 +1,103 @@
+"""``glb-agent director start|stop|status``: run this host's XDP director.
+
+``start`` compiles and attaches the director (or adopts the one already running: a
+restart never detaches it), loads every service's table atomically and exits; the pinned
+XDP link keeps forwarding afterwards. Running it again after a config change swaps the
+tables in one step. ``stop`` detaches and removes the pins. ``status`` exits 0 only when
+the program is attached and tables are loaded — the same condition the BGP speaker uses
+before announcing VIPs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from glb_agent.config import load_config
+from glb_agent.dataplane.director import Director, director_ready
+from glb_agent.dataplane.director_config import director_settings, director_tables
+from glb_agent.errors import GlbError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "director",
+        help="start / stop / inspect this host's XDP director",
+        description="Run the director side of GLB: XDP GUE encapsulation of VIP traffic towards "
+                    "the proxies, with atomic table swaps and adoption across agent restarts.",
+    )
+    actions = p.add_subparsers(dest="director_action", metavar="ACTION", parser_class=type(p))
+    actions.required = True
+    for name, func, text in (
+        ("start", _start, "attach (or adopt) the director and load every table"),
+        ("stop", _stop, "detach the director and remove its pins"),
+        ("status", _status, "attachment, tables and counters; exit 1 if not forwarding"),
+    ):
+        a = actions.add_parser(name, help=text, description=text)
+        a.add_argument("config", help="path to glb.yml")
+        a.add_argument("--name", help="which director of the config this host is "
+                                      "(default: the one whose address is local)")
+        a.add_argument("--pin-dir", type=Path, default=None,
+                       help="bpffs directory for the pins (default /sys/fs/bpf/glb/<interface>)")
+        if name == "start":
+            a.add_argument("--xdp-mode", choices=("auto", "native", "generic"), default="auto",
+                           help="auto: native, falling back to generic (SKB) mode")
+        a.add_argument("--json", action="store_true", help="machine-readable output")
+        a.set_defaults(func=func)
+
+
+def _emit(args: argparse.Namespace, info: dict, text: list[str]) -> None:
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        for line in text:
+            print(line)
+
+
+def _start(args: argparse.Namespace) -> int:
+    loaded = load_config(args.config)
+    settings = director_settings(loaded, args.name, pin_dir=args.pin_dir, xdp_mode=args.xdp_mode)
+    tables = director_tables(loaded)  # built (and validated) before anything is touched
+    director = Director(settings)
+    try:
+        outcome = director.start()
+        gen = director.update_tables(tables)
+    finally:
+        director.close()
+    ready, why = director_ready(settings.interface, settings.pin_dir)
+    _emit(args, {"ok": ready, "interface": settings.interface, "outcome": outcome, "generation": gen,
+                 "services": [s.name for s, _ in tables], "ready": why},
+          [f"{settings.interface}: {outcome}; {len(tables)} table(s) live in generation {gen}", why])
+    return 0 if ready else 1
+
+
+def _stop(args: argparse.Namespace) -> int:
+    settings = director_settings(load_config(args.config), args.name, pin_dir=args.pin_dir, resolve=False)
+    existed = settings.pin_dir.exists()
+    Director(settings).stop()
+    _emit(args, {"ok": True, "interface": settings.interface, "stopped": existed},
+          [f"{settings.interface}: {'director stopped' if existed else 'no director was running'}"])
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    settings = director_settings(load_config(args.config), args.name, pin_dir=args.pin_dir, resolve=False)
+    ready, why = director_ready(settings.interface, settings.pin_dir)
+    info: dict = {"ok": ready, "interface": settings.interface, "ready": ready, "reason": why}
+    lines = [f"{settings.interface}: {'forwarding' if ready else 'NOT forwarding'}: {why}"]
+    director = Director(settings)
+    try:
+        meta = director.open_existing()
+        counters = director.counters()
+        info |= {"mode": meta.get("mode"), "services": sorted(meta.get("slots", {})), "counters": counters}
+        for service, cells in counters.items():
+            for name, value in cells.items():
+                if value:
+                    lines.append(f"  {service:<16} {name:<28} {value}")
+    except (GlbError, OSError):
+        pass  # nothing pinned: the reason above already says so
+    finally:
+        director.close()
+    _emit(args, info, lines)
+    return 0 if ready else 1

@@ -1,0 +1,106 @@
+"""From ``glb.yml`` to what the director loader takes: settings for this host, full tables.
+
+Kept out of the loader so the data plane stays usable without the YAML layer (tests, the
+health checker feeding its own health view) and the loader has no opinion on config files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from glb_agent.config.load import LoadedConfig
+from glb_agent.config.model import Director as DirectorConfig
+from glb_agent.config.tables import HealthView, table_specs
+from glb_agent.dataplane.director import DirectorSettings, XdpMode
+from glb_agent.errors import GlbError, InputError
+from glb_agent.table.spec import TableSpec
+
+
+def is_local_address(addr: ipaddress.IPv4Address) -> bool:
+    """True if ``addr`` is configured on this host (binding to it succeeds)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((str(addr), 0))
+        except OSError:
+            return False
+    return True
+
+
+def pick_director(loaded: LoadedConfig, name: str | None) -> DirectorConfig:
+    """The director this host is: by name, else the one whose address is local.
+
+    Never guesses: forwarding with another director's source address or interface would
+    black-hole traffic, so an unknown host is an input error.
+    """
+    directors = loaded.config.directors
+    if name is not None:
+        for d in directors:
+            if d.name == name:
+                return d
+        raise InputError(f"no director named {name!r} (known: {', '.join(d.name for d in directors)})")
+    local = [d for d in directors if is_local_address(d.address) or is_local_address(d.outer_source)]
+    if len(local) != 1:
+        raise InputError("cannot tell which director this host is "
+                         f"({'none' if not local else 'several'} of their addresses are local); use --name")
+    return local[0]
+
+
+def resolve_mac(ip: ipaddress.IPv4Address, interface: str, timeout: float = 3.0) -> str:
+    """The neighbour MAC of ``ip`` on ``interface``, prodding ARP with one datagram if needed."""
+    deadline = time.monotonic() + timeout
+    prodded = False
+    while True:
+        out = subprocess.run(["ip", "-j", "neigh", "show", "to", str(ip), "dev", interface],
+                             capture_output=True, text=True, check=False).stdout
+        with contextlib.suppress(ValueError):
+            for entry in json.loads(out or "[]"):
+                mac, state = entry.get("lladdr"), entry.get("state", [])
+                if mac and "FAILED" not in state and "INCOMPLETE" not in state:
+                    return str(mac).lower()
+        if time.monotonic() >= deadline:
+            raise GlbError(f"next hop {ip} on {interface} does not answer ARP; set gateway_mac instead")
+        if not prodded:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s, contextlib.suppress(OSError):
+                s.sendto(b"", (str(ip), 9))  # discard port: only the ARP request matters
+            prodded = True
+        time.sleep(0.1)
+
+
+def director_settings(loaded: LoadedConfig, name: str | None = None, *, pin_dir: Path | None = None,
+                      xdp_mode: XdpMode = "auto", resolve: bool = True) -> DirectorSettings:
+    d = pick_director(loaded, name)
+    if d.gateway_mac is not None:
+        gateway = d.gateway_mac
+    elif resolve:
+        assert d.next_hop is not None  # the model requires one of the two
+        gateway = resolve_mac(d.next_hop, d.interface)
+    else:
+        gateway = "02:00:00:00:00:00"  # placeholder for commands that never compile
+    return DirectorSettings(
+        interface=d.interface,
+        source_ip=d.outer_source,
+        gateway_mac=gateway,
+        hash_fields=tuple(loaded.config.fleet.hash_fields),
+        pin_dir=pin_dir,  # type: ignore[arg-type]  # None -> default
+        xdp_mode=xdp_mode,
+        meta={"director": d.name, "fleet": loaded.config.fleet.name},
+    )
+
+
+def director_tables(loaded: LoadedConfig, health: HealthView | None = None
+                    ) -> list[tuple[TableSpec, np.ndarray | None]]:
+    """Every service's spec with its rows, built by the rendezvous table builder."""
+    from glb_agent.table.rendezvous import build_all
+
+    specs = table_specs(loaded, health)
+    with_backends = [s for s in specs if s.backends]
+    built = dict(zip((s.name for s in with_backends), build_all(with_backends), strict=True))
+    return [(s, built.get(s.name)) for s in specs]
