@@ -254,25 +254,48 @@ static __always_inline __u64 glb_hash6(const struct glb_flow *f, __u64 k0, __u64
 #endif
 
 /* Pushes the outer headers and bounces the frame. `l2` is 14, or 18 with a VLAN tag whose
- * TCI (`tci`, wire order) is kept. */
+ * TCI (`tci`, wire order) is kept.
+ *
+ * The outer headers are assembled as little-endian 64-bit words of their wire bytes
+ * *before* bpf_xdp_adjust_head, so only a handful of values live across the helper call
+ * and the header is written with seven stores. */
 static __always_inline int glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot, __u64 hash,
 				     const struct glb_flow *f, __u32 l2, __u16 tci, __u8 gue_proto)
 {
 	__u32 rkey = ((gen * GLB_MAX_TABLES + slot) << GLB_TABLE_ROW_BITS) | (__u32)(hash & 0xffff);
 	struct glb_row *row = glb_rows.lookup(&rkey);
-	void *data, *data_end;
-	__u32 primary, secondary, inner_len = f->inner_len;
+	void *data, *data_end, *ip;
+	__u64 hops, ipw0, ipw1, udpw, gue0;
+	__u32 primary, csum, inner_len = f->inner_len;
+	__u16 tot, udp_len, sport;
 
 	if (!row || !row->primary) {
 		glb_count(slot, GLB_R_DROP_NO_BACKEND, ctx->data_end - ctx->data);
 		return XDP_DROP;
 	}
-	primary = row->primary;
-	secondary = row->secondary;
 	if (inner_len + GLB_ENCAP_LEN > GLB_MTU) {
 		glb_count(slot, GLB_R_DROP_TOO_BIG, ctx->data_end - ctx->data);
 		return XDP_DROP;
 	}
+	hops = *(__u64 *)row; /* primary in the low half, secondary in the high half */
+	primary = (__u32)hops;
+	tot = __builtin_bswap16((__u16)(inner_len + GLB_ENCAP_LEN));
+	udp_len = __builtin_bswap16((__u16)(inner_len + GLB_ENCAP_LEN - 20));
+	sport = __builtin_bswap16(0x8000 | ((__u16)(hash ^ f->hint) & 0x7fff));
+	/* Ones'-complement sum of the header's 16-bit words as loaded; byte order does not
+	 * matter as long as the result is stored the same way. */
+	csum = GLB_IP_CSUM_BASE + tot + (primary & 0xffff) + (primary >> 16);
+	csum = (csum & 0xffff) + (csum >> 16);
+	csum = (csum & 0xffff) + (csum >> 16);
+	/* IPv4 bytes 0-7: 45 00 | total length | id 0 | flags DF, offset 0 */
+	ipw0 = 0x45 | ((__u64)tot << 16) | (0x40ULL << 48);
+	/* bytes 8-15: TTL | protocol UDP | checksum | source address */
+	ipw1 = GLB_IPV4_TTL | (IPPROTO_UDP << 8) | ((__u64)(__u16)~csum << 16) | ((__u64)GLB_SRC_IP << 32);
+	/* UDP: source port | 19523 | length | checksum 0 */
+	udpw = sport | ((__u64)__constant_htons(GLB_GUE_PORT) << 16) | ((__u64)udp_len << 32);
+	/* GUE: hlen 2 | proto | flags 0 | private type 0 | next hop 0 | hop count 1 */
+	gue0 = 2 | ((__u64)gue_proto << 8) | (1ULL << 56);
+
 	if (bpf_xdp_adjust_head(ctx, -GLB_ENCAP_LEN)) {
 		glb_count(slot, GLB_R_DROP_ENCAP, ctx->data_end - ctx->data);
 		return XDP_DROP;
@@ -284,52 +307,24 @@ static __always_inline int glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot, 
 
 	/* Ethernet: gateway <- us; keep the VLAN the packet arrived on (XDP_TX leaves by the
 	 * same port, towards the same gateway). */
-	*(__u32 *)(data + 0) = GLB_ETH_W0;
-	*(__u32 *)(data + 4) = GLB_ETH_W1;
+	*(__u64 *)(data + 0) = ((__u64)GLB_ETH_W1 << 32) | GLB_ETH_W0;
 	*(__u32 *)(data + 8) = GLB_ETH_W2;
 	if (l2 == 18) {
-		*(__u16 *)(data + 12) = __constant_htons(GLB_ETH_P_8021Q);
-		*(__u16 *)(data + 14) = tci;
+		*(__u32 *)(data + 12) = __constant_htons(GLB_ETH_P_8021Q) | ((__u32)tci << 16);
 		*(__u16 *)(data + 16) = __constant_htons(ETH_P_IP);
 	} else {
 		*(__u16 *)(data + 12) = __constant_htons(ETH_P_IP);
 	}
+	ip = data + l2;
+	if (ip + GLB_ENCAP_LEN > data_end)
+		return XDP_DROP;
+	*(__u64 *)(ip + 0) = ipw0;
+	*(__u64 *)(ip + 8) = ipw1;
+	*(__u32 *)(ip + 16) = primary;
+	*(__u64 *)(ip + 20) = udpw;
+	*(__u64 *)(ip + 28) = gue0;
+	*(__u32 *)(ip + 36) = (__u32)(hops >> 32); /* the secondary, GUE hop 0 */
 
-	{
-		void *ip = data + l2;
-		__u16 tot = __builtin_bswap16((__u16)(inner_len + GLB_ENCAP_LEN));
-		__u16 udp_len = __builtin_bswap16((__u16)(inner_len + GLB_ENCAP_LEN - 20));
-		__u32 csum;
-
-		if (ip + GLB_ENCAP_LEN > data_end)
-			return XDP_DROP;
-		/* Sum of the header's 16-bit words as loaded; byte order does not matter for a
-		 * ones'-complement sum as long as the result is stored the same way. */
-		csum = GLB_IP_CSUM_BASE + tot + (primary & 0xffff) + (primary >> 16);
-		csum = (csum & 0xffff) + (csum >> 16);
-		csum = (csum & 0xffff) + (csum >> 16);
-
-		*(__u16 *)(ip + 0) = __constant_htons(0x4500);  /* version 4, IHL 5, TOS 0 */
-		*(__u16 *)(ip + 2) = tot;
-		*(__u32 *)(ip + 4) = __constant_htonl(0x00004000); /* id 0, DF */
-		*(__u16 *)(ip + 8) = __constant_htons((GLB_IPV4_TTL << 8) | IPPROTO_UDP);
-		*(__u16 *)(ip + 10) = (__u16)~csum;
-		*(__u32 *)(ip + 12) = GLB_SRC_IP;
-		*(__u32 *)(ip + 16) = primary;
-
-		*(__u16 *)(ip + 20) = __builtin_bswap16(0x8000 | ((__u16)(hash ^ f->hint) & 0x7fff));
-		*(__u16 *)(ip + 22) = __constant_htons(GLB_GUE_PORT);
-		*(__u16 *)(ip + 24) = udp_len;
-		*(__u16 *)(ip + 26) = 0;
-
-		/* GUE base: version 0, C 0, hlen 2 words (private header + one hop); proto. */
-		*(__u8 *)(ip + 28) = 2;
-		*(__u8 *)(ip + 29) = gue_proto;
-		*(__u16 *)(ip + 30) = 0;
-		/* GLB private data: type 0, next_hop 0, hop_count 1, then the secondary. */
-		*(__u32 *)(ip + 32) = __constant_htonl(1);
-		*(__u32 *)(ip + 36) = secondary;
-	}
 	glb_count(slot, GLB_R_FORWARDED, data_end - data);
 	return XDP_TX;
 }
