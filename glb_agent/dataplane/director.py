@@ -29,14 +29,16 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
+import hashlib
 import ipaddress
 import os
 import socket
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 
@@ -289,6 +291,30 @@ def _assign_slots(names: Sequence[str], old: dict[str, int], max_tables: int) ->
 
 # --- the director ---------------------------------------------------------------------------
 
+_T = TypeVar("_T")
+LOCK_DIR = Path("/run/lock")
+
+
+@contextlib.contextmanager
+def _exclusive(pin_dir: Path) -> Iterator[None]:
+    """One writer per pin directory: two agents interleaving generation writes could flip to a
+    half-written generation, so start/update/stop serialise on an flock."""
+    lock_dir = LOCK_DIR if LOCK_DIR.is_dir() else Path("/tmp")
+    name = hashlib.sha256(str(pin_dir).encode()).hexdigest()[:16]
+    with open(lock_dir / f"glb-director-{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _locked(method: Callable[..., _T]) -> Callable[..., _T]:
+    @functools.wraps(method)
+    def wrapper(self: Director, *args: object, **kwargs: object) -> _T:
+        with _exclusive(self.pin_dir):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class Director:
     """One interface's director: ``start`` (or adopt), ``update_tables``, ``counters``, ``stop``."""
 
@@ -313,6 +339,7 @@ class Director:
         opts.validate()
         return opts, ifindex
 
+    @_locked
     def start(self) -> str:
         """Attach (or adopt) the program; returns what happened:
 
@@ -429,6 +456,7 @@ class Director:
             raise GlbError("director not started: call start() first")
         return self.state
 
+    @_locked
     def update_tables(self, tables: Tables) -> int:
         """Make exactly ``tables`` live, atomically; returns the new generation.
 
@@ -451,6 +479,7 @@ class Director:
     def counters(self) -> dict[str, dict[str, int]]:
         return self._require_state().counters()
 
+    @_locked
     def stop(self) -> None:
         """Detach and remove every pin; works on a director started by another process."""
         link_fd = self.link_fd if self.link_fd is not None else bpfsys.try_obj_get(self.pin_dir / LINK_PIN)

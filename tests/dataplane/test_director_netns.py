@@ -55,12 +55,13 @@ def expected_hops(spec: TableSpec, rows: np.ndarray, client: str, sport: int) ->
 
 
 @pytest.fixture
-def settings(net: DirectorLab):
+def settings(net: DirectorLab, request: pytest.FixtureRequest):
     from glb_agent.dataplane.director import DirectorSettings
 
     pin = Path(f"/sys/fs/bpf/glbt-{secrets.token_hex(3)}/eth0")
+    mode = getattr(request, "param", "native")
     s = DirectorSettings("eth0", ipaddress.IPv4Address(DIRECTOR_IP), PROXY_MAC, HASH_FIELDS, pin_dir=pin,
-                         xdp_mode="native")
+                         xdp_mode=mode)
     yield s
     from glb_agent.dataplane.director import Director
 
@@ -89,13 +90,14 @@ def send(net: DirectorLab, ports: range, count: int, family: int = socket.AF_INE
     return count * len(socks)
 
 
+@pytest.mark.parametrize("settings", ["native", "generic"], indirect=True)
 def test_real_traffic_is_encapsulated_to_the_predicted_proxy(net: DirectorLab, settings, sink: GueSink) -> None:
     from glb_agent.dataplane.director import Director, director_ready
 
     rows = make_rows(2, 5)
     with netns(net.director):
         d = Director(settings)
-        assert d.start() == "attached-native"
+        assert d.start() == f"attached-{settings.xdp_mode}"
         ready, why = director_ready("eth0", settings.pin_dir)
         assert not ready and "no tables" in why
         d.update_tables([(SPEC_A, rows)])
