@@ -1,0 +1,148 @@
+"""``glb-agent run | apply | status``: the director agent daemon and its operator commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from glb_agent import logs
+from glb_agent.agent.director import (
+    DEFAULT_HEALTH_FILE,
+    LIVE_TABLES_FILE,
+    AgentOptions,
+    DirectorAgent,
+    read_status,
+    running_pid,
+    state_dir,
+)
+from glb_agent.config import load_config
+from glb_agent.errors import GlbError
+from glb_agent.table import upstream_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser(
+        "run", help="run the director agent (data plane, health checks, live tables)",
+        description="Long-running director agent: attach or adopt the XDP director, probe "
+        "backends, rebuild and swap tables on health changes and on SIGHUP. systemd runs this.")
+    run.add_argument("--config", required=True, type=Path, help="path to glb.yml")
+    run.add_argument("--name", help="this director's name in glb.yml (default: by local address)")
+    run.add_argument("--pin-dir", type=Path, help="bpffs pin directory (default /sys/fs/bpf/glb/<interface>)")
+    run.add_argument("--xdp-mode", choices=("auto", "native", "generic"), default="auto")
+    run.add_argument("--health-file", type=Path, default=DEFAULT_HEALTH_FILE)
+    run.add_argument("--metrics-port", type=int, default=9472, help="0 disables the exporter")
+    run.add_argument("--metrics-address", default="127.0.0.1")
+    run.add_argument("--state-dir", type=Path, help="status/pid files (default $GLB_STATE_DIR or /run/glb)")
+    run.set_defaults(func=_run)
+
+    apply = sub.add_parser(
+        "apply", help="validate glb.yml, show the table diff, and make it live",
+        description="Validate the YAML and print how the tables change; unless --dry-run, tell the "
+        "running agent to reload (SIGHUP) and wait until the new tables are live. A bad YAML "
+        "changes nothing (exit 2).")
+    apply.add_argument("--config", required=True, type=Path)
+    apply.add_argument("--dry-run", action="store_true", help="only print the diff")
+    apply.add_argument("--timeout", type=float, default=30.0)
+    apply.add_argument("--state-dir", type=Path)
+    apply.add_argument("--json", action="store_true")
+    apply.set_defaults(func=_apply)
+
+    status = sub.add_parser("status", help="services, backends, health, BGP state and counters",
+                            description="What the director agent on this host is doing.")
+    status.add_argument("--state-dir", type=Path)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=_status)
+
+
+def _run(args: argparse.Namespace) -> int:
+    logs.setup()
+    opts = AgentOptions(config=args.config, name=args.name, pin_dir=args.pin_dir, xdp_mode=args.xdp_mode,
+                        health_file=args.health_file, metrics_address=args.metrics_address,
+                        metrics_port=args.metrics_port or None,
+                        state_dir=args.state_dir or state_dir())
+    agent = DirectorAgent(opts)
+    return asyncio.run(agent.run())
+
+
+def _diff_against_live(loaded, directory: Path) -> dict:
+    """Rows that change if ``loaded`` goes live, against the tables the agent serves now
+    (with the agent's current health view, so only the edit's own effect shows)."""
+    from glb_agent.config.tables import table_specs
+    from glb_agent.table.diff import diff_tables, render_text, to_json
+    from glb_agent.table.rendezvous import build_all
+
+    live_file = directory / LIVE_TABLES_FILE
+    old_specs = upstream_json.load(live_file) if live_file.exists() else []
+    health = {(s.name, b.ip): b.healthy for s in old_specs for b in s.backends}
+    new_specs = table_specs(loaded, health)
+    diff = diff_tables(old_specs, build_all(old_specs), new_specs, build_all(new_specs))
+    return {"text": render_text(diff), "json": to_json(diff)}
+
+
+def _apply(args: argparse.Namespace) -> int:
+    directory = args.state_dir or state_dir()
+    loaded = load_config(args.config)  # exit 2 on a bad file, before anything else
+    try:
+        diff = _diff_against_live(loaded, directory)
+    except (GlbError, OSError, TypeError, ValueError) as exc:
+        diff = {"text": f"(no diff: {exc})", "json": None}
+    if not args.json:
+        print(diff["text"])
+    if args.dry_run:
+        if args.json:
+            print(json.dumps({"dry_run": True, "diff": diff["json"]}, indent=2))
+        return 0
+    pid = running_pid(directory)
+    if pid is None:
+        raise GlbError(f"no running director agent (no live pid in {directory}); start glb-director.service")
+    before = (read_status(directory) or {}).get("swapped_at", 0)
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGHUP)
+    while time.monotonic() - t0 < args.timeout:
+        status = read_status(directory) or {}
+        if status.get("swapped_at", 0) > before:
+            took = time.monotonic() - t0
+            if args.json:
+                print(json.dumps({"applied": True, "generation": status["generation"], "seconds": took,
+                                  "diff": diff["json"]}, indent=2))
+            else:
+                print(f"applied: generation {status['generation']} live after {took:.2f}s")
+            return 0
+        time.sleep(0.05)
+    raise GlbError(f"the agent did not swap new tables within {args.timeout}s (see its log: a rejected "
+                   "YAML keeps the old tables)")
+
+
+def _status(args: argparse.Namespace) -> int:
+    directory = args.state_dir or state_dir()
+    status = read_status(directory)
+    bgp = None
+    with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+        bgp = json.loads((directory / "bgp-feed.json").read_text())
+    pid = running_pid(directory)
+    doc = {"agent_pid": pid, "director": status, "bgp": bgp}
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0 if pid and status else 1
+    if status is None:
+        print(f"no director agent status in {directory}")
+        return 1
+    age = time.time() - status["swapped_at"]
+    print(f"director {status['director']}  agent pid {pid or 'NOT RUNNING'}  generation "
+          f"{status['generation']}  tables swapped {age:.0f}s ago (build {status['build_seconds']}s)")
+    if bgp is not None:
+        print(f"bgp: announced {', '.join(bgp.get('announced', [])) or 'nothing'}  "
+              f"ready={bgp.get('ready')}  drained={bgp.get('drained')}")
+    for svc in status["services"]:
+        print(f"\nservice {svc['service']}")
+        print(f"  {'backend':<18}{'state':<10}{'health':<10}{'primary':>9}{'secondary':>11}")
+        for b in svc["backends"]:
+            print(f"  {b['address']:<18}{b['state']:<10}{'up' if b['healthy'] else 'DOWN':<10}"
+                  f"{b['primary_share']:>8.1%}{b['secondary_share']:>11.1%}")
+    return 0 if pid else 1
