@@ -1,11 +1,18 @@
 """ns/packet of the XDP director under BPF_PROG_TEST_RUN, as a ratio to the MAC-swap baseline.
 
-Both programs are timed in the same run, round-robin (baseline, then each case, repeated),
-so a neighbour's load on this shared machine hits all of them alike; the figure per case is
-the median of its rounds, each round the kernel-reported mean over many ``repeat=1`` calls
-(``testrun.time_per_packet``: the director rewrites the packet, so every call needs a fresh
-copy). The issue's target: a forwarded IPv4 TCP packet within 1.6x the baseline (upstream
-GLB's XDP director measured 2.13x, Katran 2.48x).
+Both programs are timed in the same run, so the machine's speed and BPF_PROG_TEST_RUN's
+fixed per-call cost cancel out in the ratio. Two methods, both over many ``repeat=1`` calls
+(the director rewrites the packet, so every call needs a fresh copy):
+
+* ``time_per_packet``: the shared ``testrun.time_per_packet`` (kernel-reported mean over
+  ``calls`` calls per round, median of rounds), programs taking turns round by round.
+* ``interleaved``: baseline and every case alternate call by call, and each round keeps the
+  10%-trimmed mean of the per-call kernel durations. On a shared 2-core machine a single
+  preempted call adds microseconds to a plain mean; this estimate is immune to that and
+  to load drifting between rounds, so it is the figure to compare against the target.
+
+The issue's target: a forwarded IPv4 TCP packet within 1.6x the baseline (upstream GLB's
+XDP director measured 2.13x, Katran 2.48x).
 
     sudo .venv/bin/python -m bench.bench_director [--calls 2000] [--rounds 7] [--json]
 """
@@ -80,16 +87,37 @@ def run(calls: int, rounds: int, hash_fields: tuple[str, ...]) -> dict:
         if got != expect.get(name, testrun.XDP_TX):
             raise SystemExit(f"{name}: unexpected verdict {testrun.XDP_ACTION_NAMES[got]}")
     base_pkt = packets["v4 tcp hit"]
-    samples: dict[str, list[float]] = {"macswap": [], **{n: [] for n in packets}}
+    plain: dict[str, list[float]] = {"macswap": [], **{n: [] for n in packets}}
+    inter: dict[str, list[float]] = {"macswap": [], **{n: [] for n in packets}}
     for _ in range(rounds):
-        samples["macswap"].append(testrun.time_per_packet(macswap_fd, base_pkt, calls=calls, rounds=1))
+        plain["macswap"].append(testrun.time_per_packet(macswap_fd, base_pkt, calls=calls, rounds=1))
         for name, pkt in packets.items():
-            samples[name].append(testrun.time_per_packet(program.prog_fd, pkt, calls=calls, rounds=1))
-    base = statistics.median(samples["macswap"])
+            plain[name].append(testrun.time_per_packet(program.prog_fd, pkt, calls=calls, rounds=1))
+        per_call: dict[str, list[int]] = {n: [] for n in inter}
+        for _ in range(calls):
+            per_call["macswap"].append(testrun.run(macswap_fd, base_pkt).duration_ns)
+            for name, pkt in packets.items():
+                per_call[name].append(testrun.run(program.prog_fd, pkt).duration_ns)
+        for name, values in per_call.items():
+            inter[name].append(_trimmed_mean(values))
     return {
         "hash_fields": list(hash_fields),
         "calls_per_round": calls,
         "rounds": rounds,
+        "methods": {"time_per_packet": _summary(plain), "interleaved": _summary(inter)},
+    }
+
+
+def _trimmed_mean(values: list[int], cut: float = 0.1) -> float:
+    values = sorted(values)
+    k = int(len(values) * cut)
+    kept = values[k: len(values) - k] or values
+    return sum(kept) / len(kept)
+
+
+def _summary(samples: dict[str, list[float]]) -> dict:
+    base = statistics.median(samples["macswap"])
+    return {
         "macswap_ns": round(base, 1),
         "cases": {n: {"ns": round(statistics.median(v), 1), "ratio": round(statistics.median(v) / base, 3)}
                   for n, v in samples.items() if n != "macswap"},
@@ -107,13 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"MAC-swap baseline: {result['macswap_ns']:.1f} ns/packet "
-              f"({args.rounds} rounds x {args.calls} calls, median)")
-        for name, c in result["cases"].items():
-            print(f"  {name:<22} {c['ns']:7.1f} ns/packet  {c['ratio']:.2f}x")
-    hit = result["cases"]["v4 tcp hit"]["ratio"]
-    print(f"v4 tcp hit: {hit:.2f}x the baseline (target <= {TARGET}x): {'ok' if hit <= TARGET else 'OVER'}",
-          file=sys.stderr)
+        for method, summary in result["methods"].items():
+            print(f"{method}: MAC-swap baseline {summary['macswap_ns']:.1f} ns/packet "
+                  f"({args.rounds} rounds x {args.calls} calls)")
+            for name, c in summary["cases"].items():
+                print(f"  {name:<22} {c['ns']:7.1f} ns/packet  {c['ratio']:.2f}x")
+    hit = result["methods"]["interleaved"]["cases"]["v4 tcp hit"]["ratio"]
+    print(f"v4 tcp hit (interleaved): {hit:.2f}x the baseline (target <= {TARGET}x): "
+          f"{'ok' if hit <= TARGET else 'OVER'}", file=sys.stderr)
     return 0
 
 
