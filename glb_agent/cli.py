@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "glb_agent.commands.bgp",
     "glb_agent.commands.health",
     "glb_agent.commands.agent",
+    "glb_agent.commands.lab",
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2

@@ -21,6 +21,15 @@ def _attach_to_fabric(node: Node, plan: Plan, *extra_addrs: str) -> None:
     # veth XDP_TX needs the receiving peer to run XDP or GRO; the bridge ports get GRO.
     netns.run("ethtool", "-K", port, "gro", "on", ns=FABRIC_NS, check=False)
     netns.run("ethtool", "-K", node.interface, "gro", "on", ns=node.ns, check=False)
+    _full_checksums(node.ns, node.interface)
+    _full_checksums(FABRIC_NS, port)
+
+
+def _full_checksums(ns: str, dev: str) -> None:
+    """veth hands on packets with the L4 checksum left for "hardware" to finish; once XDP
+    has encapsulated such a packet nobody finishes it. Real NICs do; in the lab, senders
+    compute full checksums."""
+    netns.run("ethtool", "-K", dev, "tx", "off", ns=ns, check=False)
 
 
 def build(plan: Plan) -> None:
@@ -48,6 +57,8 @@ def build(plan: Plan) -> None:
     netns.veth(CLIENT_NS, "eth0", router.ns, "cli",
                a_addrs=client_addrs, b_addrs=[f"{plan.router_client_address}/{CLIENT_NET.prefixlen}"])
     netns.run("ip", "route", "add", "default", "via", str(plan.router_client_address), ns=CLIENT_NS)
+    _full_checksums(CLIENT_NS, "eth0")
+    _full_checksums(router.ns, "cli")
 
     for node in plan.directors:
         _attach_to_fabric(node, plan)

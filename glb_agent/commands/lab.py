@@ -1,0 +1,56 @@
+"""``glb-agent lab up|down|status|demo``: the namespace lab (see glb_agent/lab/run.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from glb_agent.lab import run as lab
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("lab", help="the whole fleet in network namespaces on this machine",
+                       description="Router (BIRD, ECMP), directors (XDP + ExaBGP), proxies (eBPF decap "
+                       "+ HTTP) and a client, in namespaces, from the lab YAML.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, func, text in (("up", _up, "build the lab (removes a previous one first)"),
+                             ("down", _down, "remove everything the lab made, even after a crash"),
+                             ("status", _status, "namespaces, router routes, director state"),
+                             ("demo", _demo, "send requests to the VIP and report who served them")):
+        a = actions.add_parser(name, help=text, description=text)
+        a.add_argument("--config", type=Path, default=lab.DEFAULT_CONFIG, help="lab glb.yml")
+        if name in ("status", "demo"):
+            a.add_argument("--json", action="store_true")
+        a.set_defaults(func=func)
+
+
+def _up(args: argparse.Namespace) -> int:
+    lab.up(args.config)
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    lab.down()
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    doc = lab.status(args.config)
+    print(json.dumps(doc, indent=2) if args.json else _status_text(doc))
+    return 0 if doc["namespaces"] else 1
+
+
+def _status_text(doc: dict) -> str:
+    lines = [f"namespaces: {', '.join(doc['namespaces']) or 'none'}"]
+    lines += [f"route {vip} via {', '.join(h) or 'NOTHING'}" for vip, h in doc["routes"].items()]
+    for name, d in doc["directors"].items():
+        lines.append(f"director {name}: announced {', '.join(d['bgp'].get('announced', [])) or 'nothing'}")
+    return "\n".join(lines)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    report = lab.demo(args.config)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    return 0 if report["failures"] == 0 else 1

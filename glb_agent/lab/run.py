@@ -1,0 +1,251 @@
+"""``glb-agent lab up|down|status|demo``: the whole fleet in namespaces, via the real code paths.
+
+Every component is started exactly as a host would start it — ``glb-agent proxy apply``,
+``glb-agent run`` (the director agent), ExaBGP running ``glb-agent bgp-feed``, BIRD with the
+config ``glb_agent.bgp.router`` renders — only wrapped in ``nsenter --net`` (not ``ip netns
+exec``, which would hide /sys/fs/bpf where the data planes pin their maps).
+Logs and state live in /run/glb-lab/<node>/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from glb_agent.config import load_config
+from glb_agent.config.load import LoadedConfig
+from glb_agent.errors import GlbError
+from glb_agent.lab import netns, network
+from glb_agent.lab.topology import CLIENT_NS, PREFIX, Plan, plan
+
+RUN_DIR = Path(os.environ.get("GLB_LAB_DIR", "/run/glb-lab"))
+PIN_ROOT = Path("/sys/fs/bpf/glb-lab")
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "inventories/lab/group_vars/all/glb.yml"
+EXABGP_ENV = {"exabgp.daemon.daemonize": "false", "exabgp.daemon.user": "root", "exabgp.api.cli": "false",
+              "exabgp.log.destination": "stdout"}
+
+
+def _bin(name: str) -> str:
+    here = Path(sys.executable).with_name(name)
+    found = str(here) if here.exists() else shutil.which(name)
+    if not found:
+        raise GlbError(f"{name} not found (run scripts/setup.sh)")
+    return found
+
+
+def _say(msg: str) -> None:
+    print(f"[lab] {msg}", flush=True)
+
+
+def _nsenter(ns: str) -> list[str]:
+    return ["nsenter", f"--net=/run/netns/{ns}"]
+
+
+def _spawn(node: str, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start a long-running process detached from us; its log goes to RUN_DIR/node/name.log."""
+    d = RUN_DIR / node
+    d.mkdir(parents=True, exist_ok=True)
+    log = open(d / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})}, cwd=d, start_new_session=True)
+    (d / f"{name}.pid").write_text(f"{proc.pid}\n")
+    return proc
+
+
+def _check(argv: list[str], what: str) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise GlbError(f"{what} failed (exit {done.returncode}):\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def nexthops(prefix: str) -> set[str]:
+    """Gateways of the router's kernel route for ``prefix`` (multipath or nhid form)."""
+    ns = netns.names(f"{PREFIX}r")
+    if not ns:
+        return set()
+    out = netns.run("ip", "-j", "route", "show", "exact", prefix, ns=ns[0], check=False).stdout
+    gws: set[str] = set()
+    for route in json.loads(out or "[]"):
+        if "gateway" in route:
+            gws.add(route["gateway"])
+        for hop in route.get("nexthops", []):
+            gws.add(hop["gateway"])
+        if "nhid" in route:
+            nh = json.loads(netns.run("ip", "-j", "nexthop", "show", "id", str(route["nhid"]),
+                                      ns=ns[0]).stdout)
+            for group in nh:
+                for member in group.get("group", []):
+                    one = json.loads(netns.run("ip", "-j", "nexthop", "show", "id", str(member["id"]),
+                                               ns=ns[0]).stdout)
+                    gws |= {x["gateway"] for x in one if "gateway" in x}
+                if "gateway" in group:
+                    gws.add(group["gateway"])
+    return gws
+
+
+def start_router(loaded: LoadedConfig, p: Plan) -> None:
+    from glb_agent.bgp.router import render_bird_conf
+
+    d = RUN_DIR / p.router.name
+    d.mkdir(parents=True, exist_ok=True)
+    conf = d / "bird.conf"
+    conf.write_text(render_bird_conf(loaded, p.router.name, log=f'"{d / "bird-events.log"}"'))
+    _spawn(p.router.name, "bird", _nsenter(p.router.ns) + [
+        _bin("bird") if shutil.which("bird") else "/usr/sbin/bird", "-f", "-c", str(conf),
+        "-s", str(d / "bird.ctl"), "-P", str(d / "bird.pid.bird")])
+
+
+def start_proxy(config: Path, name: str, ns: str) -> None:
+    _check(_nsenter(ns) + [_bin("glb-agent"), "proxy", "apply", str(config), "--name", name,
+                           "--state-dir", str(RUN_DIR / name), "--pin-dir", str(PIN_ROOT / name)],
+           f"proxy apply {name}")
+    _spawn(name, "httpd", _nsenter(ns) + [sys.executable, "-m", "glb_agent.lab.httpd", "--name", name,
+                                           "--down-file", str(RUN_DIR / name / "down")])
+
+
+def start_director(config: Path, name: str, ns: str) -> None:
+    state = RUN_DIR / name
+    pin = PIN_ROOT / name
+    _spawn(name, "agent", _nsenter(ns) + [
+        _bin("glb-agent"), "run", "--config", str(config), "--name", name, "--pin-dir", str(pin),
+        "--state-dir", str(state), "--health-file", str(state / "health.json")])
+    start_exabgp(config, name, ns)
+
+
+def start_exabgp(config: Path, name: str, ns: str) -> None:
+    from glb_agent.bgp.render import render_exabgp_conf
+
+    state = RUN_DIR / name
+    state.mkdir(parents=True, exist_ok=True)
+    feed = [_bin("glb-agent"), "bgp-feed", "--config", str(config), "--director", name,
+            "--pin-dir", str(PIN_ROOT / name), "--state-dir", str(state)]
+    conf = state / "exabgp.conf"
+    conf.write_text(render_exabgp_conf(load_config(config), name, feed))
+    _spawn(name, "exabgp", _nsenter(ns) + [_bin("exabgp"), str(conf)],
+           env={**EXABGP_ENV, "GLB_STATE_DIR": str(state)})
+
+
+def wait_for(predicate, timeout: float, what: str) -> float:
+    return netns.wait_for(predicate, timeout, interval=0.2, what=what)
+
+
+def up(config: Path = DEFAULT_CONFIG) -> Plan:
+    t0 = time.monotonic()
+    loaded = load_config(config)
+    config = config.resolve()
+    p = plan(loaded)
+    down(quiet=True)
+    _say("building namespaces: client, router, fabric bridge, "
+         f"{len(p.directors)} directors, {len(p.proxies)} proxies")
+    network.build(p)
+    _say(f"router {p.router.name}: BIRD (ECMP, AS {p.router_asn})")
+    start_router(loaded, p)
+    for node in p.proxies:
+        _say(f"proxy {node.name}: eBPF decap + VIPs on loopback + HTTP service")
+        start_proxy(config, node.name, node.ns)
+    for node in p.directors:
+        _say(f"director {node.name}: XDP director agent + ExaBGP")
+        start_director(config, node.name, node.ns)
+    vip4 = [str(v) for v in p.vips if v.version == 4]
+    want = {str(d.address) for d in p.directors}
+    took = wait_for(lambda: all(nexthops(f"{v}") >= want for v in vip4), 60,
+                    f"router ECMP routes for {', '.join(vip4)} via {', '.join(sorted(want))}")
+    _say(f"up in {time.monotonic() - t0:.1f}s (BGP converged {took:.1f}s after the last start)")
+    return p
+
+
+def down(quiet: bool = False) -> list[str]:
+    removed = network.destroy()
+    for pin in PIN_ROOT.glob("*") if PIN_ROOT.exists() else []:
+        shutil.rmtree(pin, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        PIN_ROOT.rmdir()
+    shutil.rmtree(RUN_DIR, ignore_errors=True)
+    if not quiet:
+        _say(f"removed {len(removed)} namespaces" if removed else "nothing to remove")
+    return removed
+
+
+def status(config: Path = DEFAULT_CONFIG) -> dict:
+    loaded = load_config(config)
+    p = plan(loaded)
+    doc: dict = {"namespaces": netns.names(PREFIX), "routes": {}, "directors": {}}
+    for v in p.vips:
+        if v.version == 4:
+            doc["routes"][str(v)] = sorted(nexthops(str(v)))
+    for node in p.directors:
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+            doc["directors"][node.name] = {
+                "agent": json.loads((RUN_DIR / node.name / "director-status.json").read_text()),
+                "bgp": json.loads((RUN_DIR / node.name / "bgp-feed.json").read_text()),
+            }
+    return doc
+
+
+def demo(config: Path = DEFAULT_CONFIG, requests: int = 64) -> dict:
+    """One request per client source address to each IPv4 VIP; who served what."""
+    loaded = load_config(config)
+    p = plan(loaded)
+    if CLIENT_NS not in netns.names(PREFIX):
+        raise GlbError("the lab is not up: run `glb-agent lab up`")
+    vip = next(str(v) for v in p.vips if v.version == 4)
+    before = _director_counters(p)
+    served: Counter[str] = Counter()
+    failures = 0
+    for src in list(p.client_addresses)[:requests]:
+        r = netns.run("curl", "-s", "-m", "3", "--interface", str(src), f"http://{vip}/",
+                      ns=CLIENT_NS, check=False)
+        try:
+            served[json.loads(r.stdout)["proxy"]] += 1
+        except (json.JSONDecodeError, KeyError):
+            failures += 1
+    after = _director_counters(p)
+    per_director = {d: after.get(d, 0) - before.get(d, 0) for d in after}
+    st = status(config)
+    report = {"vip": vip, "requests": requests, "failures": failures, "proxies": dict(served),
+              "director_packets": per_director, "routes": st["routes"],
+              "health": {name: {f"{s['service']}/{b['address']}": b["healthy"] for s in d["agent"]["services"]
+                                for b in s["backends"]} for name, d in st["directors"].items()}}
+    _print_demo(report)
+    return report
+
+
+def _director_counters(p: Plan) -> dict[str, int]:
+    """Packets each director forwarded (from its own pinned counters, via the CLI)."""
+    out = {}
+    for node in p.directors:
+        r = subprocess.run(_nsenter(node.ns) + [_bin("glb-agent"), "director", "status", str(DEFAULT_CONFIG),
+                                                "--name", node.name, "--pin-dir", str(PIN_ROOT / node.name),
+                                                "--json"], capture_output=True, text=True, timeout=30)
+        try:
+            counters = json.loads(r.stdout).get("counters", {})
+        except json.JSONDecodeError:
+            continue
+        out[node.name] = sum(v for svc in counters.values() for k, v in svc.items()
+                             if k.startswith("forwarded") and k.endswith("_packets"))
+    return out
+
+
+def _print_demo(r: dict) -> None:
+    print(f"\n{r['requests']} HTTP requests to VIP {r['vip']} from {r['requests']} client addresses "
+          f"({r['failures']} failed)\n")
+    print("served by proxy:")
+    for name, n in sorted(r["proxies"].items()):
+        print(f"  {name:<6} {n:>4}  {'#' * n}")
+    print("\npackets forwarded by director (router ECMP spreads flows over directors):")
+    for name, n in sorted(r["director_packets"].items()):
+        print(f"  {name:<6} {n:>6}")
+    print("\nrouter routes (BGP from ExaBGP, installed by BIRD):")
+    for vip, hops in r["routes"].items():
+        print(f"  {vip} via {', '.join(hops) or 'NOTHING'}")
+    print("\nbackend health as each director sees it:")
+    for d, view in r["health"].items():
+        print(f"  {d}: " + ", ".join(f"{k} {'up' if ok else 'DOWN'}" for k, ok in view.items()))
