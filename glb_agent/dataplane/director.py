@@ -357,6 +357,12 @@ class Director:
         link_alive = link is not None and link.ifindex == ifindex
         meta = self._pinned_meta()
         maps_ok = meta.get("maps_sig") == maps_sig
+        wanted = self.settings.xdp_mode
+        if link_alive and wanted != "auto" and meta.get("mode") not in (None, wanted):
+            # A link cannot change attach mode: detach (a short gap) and attach anew below.
+            assert link_fd is not None
+            bpfsys.link_detach(link_fd)
+            link_alive = False
 
         same_prog = link is not None and meta.get("prog_id") == link.prog_id
         if link_alive and maps_ok and same_prog and meta.get("prog_sig") == prog_sig:

@@ -238,7 +238,12 @@ def test_restarted_agent_adopts_and_stop_removes_everything(net: DirectorLab, se
         t.join(5)
     assert len(sink.wait_for(n + len(streamed))) == n + len(streamed)
     with netns(net.director):
-        third.stop()
+        # An explicit change of attach mode cannot go through the link: re-attached.
+        fourth = Director(replace(changed, xdp_mode="generic"))
+        assert fourth.start() == "attached-generic"
+        assert director_ready("eth0", settings.pin_dir)[0], "tables kept across the re-attach"
+        third.close()
+        fourth.stop()
         assert _xdp_prog_ids(ifindex) == set()
         assert director_ready("eth0", settings.pin_dir)[0] is False
     assert not settings.pin_dir.exists()
