@@ -30,6 +30,8 @@ class ConnState:
     last_ok: float = field(default_factory=time.monotonic)
     max_gap: float = 0.0
     error: str | None = None
+    closed: bool = False  # ended on purpose (its proxy is being retired), not broken
+    failed_at: float | None = None  # monotonic time of the failure
 
 
 async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str,
@@ -49,8 +51,16 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return await reader.readexactly(length)
 
 
+def _retired(close_file: str | None) -> set[str]:
+    try:
+        with open(close_file or "") as fh:
+            return set(fh.read().split())
+    except OSError:
+        return set()
+
+
 async def keep(state: ConnState, vip: str, port: int, interval: float, timeout: float,
-               stop: asyncio.Event) -> None:
+               stop: asyncio.Event, close_file: str | None = None) -> None:
     try:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(vip, port, local_addr=(state.source, 0)), timeout)
@@ -58,6 +68,9 @@ async def keep(state: ConnState, vip: str, port: int, interval: float, timeout: 
         state.proxy = hello["proxy"]
         state.last_ok = time.monotonic()
         while not stop.is_set():
+            if state.proxy in _retired(close_file):
+                state.closed = True
+                break
             body = os.urandom(64)
             echoed = await asyncio.wait_for(_exchange(reader, writer, vip, "POST", "/echo", body), timeout)
             if echoed != body:
@@ -71,6 +84,7 @@ async def keep(state: ConnState, vip: str, port: int, interval: float, timeout: 
         writer.close()
     except (TimeoutError, OSError, ConnectionError, asyncio.IncompleteReadError, ValueError) as exc:
         state.error = f"{type(exc).__name__}: {exc}"[:200]
+        state.failed_at = time.monotonic()
 
 
 def _write_report(path: str, states: list[ConnState], started: float) -> None:
@@ -78,13 +92,14 @@ def _write_report(path: str, states: list[ConnState], started: float) -> None:
     conns = []
     for s in states:
         d = asdict(s)
-        d["current_gap"] = round(now - s.last_ok, 3) if s.error is None else None
+        d["current_gap"] = round(now - s.last_ok, 3) if s.error is None and not s.closed else None
         del d["last_ok"]
         conns.append(d)
     report = {
         "elapsed": round(now - started, 3),
-        "alive": sum(1 for s in states if s.error is None and s.proxy is not None),
+        "alive": sum(1 for s in states if s.error is None and s.proxy is not None and not s.closed),
         "broken": sum(1 for s in states if s.error is not None),
+        "closed": sum(1 for s in states if s.closed),
         "connections": conns,
     }
     tmp = f"{path}.tmp"
@@ -103,7 +118,8 @@ async def run(args: argparse.Namespace) -> None:
     started = time.monotonic()
     tasks = []
     for state in states:
-        tasks.append(asyncio.create_task(keep(state, args.vip, args.port, args.interval, args.timeout, stop)))
+        tasks.append(asyncio.create_task(keep(state, args.vip, args.port, args.interval, args.timeout, stop,
+                                               args.close_file)))
         await asyncio.sleep(0.005)  # do not SYN-flood the lab
     deadline = started + args.duration
     while not stop.is_set() and time.monotonic() < deadline:
@@ -126,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--duration", type=float, default=600.0, help="hard stop, seconds")
     ap.add_argument("--report", required=True)
     ap.add_argument("--report-every", type=float, default=0.5)
+    ap.add_argument("--close-file", help="file listing proxy names whose connections should end cleanly")
     asyncio.run(run(ap.parse_args(argv)))
 
 

@@ -23,7 +23,7 @@ from glb_agent.config import load_config
 from glb_agent.config.load import LoadedConfig
 from glb_agent.errors import GlbError
 from glb_agent.lab import netns, network
-from glb_agent.lab.topology import CLIENT_NS, PREFIX, Plan, plan
+from glb_agent.lab.topology import CLIENT_NS, PREFIX, Plan, ns_name, plan
 
 RUN_DIR = Path(os.environ.get("GLB_LAB_DIR", "/run/glb-lab"))
 PIN_ROOT = Path("/sys/fs/bpf/glb-lab")
@@ -112,12 +112,15 @@ def start_proxy(config: Path, name: str, ns: str) -> None:
 
 
 def start_director(config: Path, name: str, ns: str) -> None:
-    state = RUN_DIR / name
-    pin = PIN_ROOT / name
-    _spawn(name, "agent", _nsenter(ns) + [
-        _bin("glb-agent"), "run", "--config", str(config), "--name", name, "--pin-dir", str(pin),
-        "--state-dir", str(state), "--health-file", str(state / "health.json")])
+    start_director_agent(config, name, ns)
     start_exabgp(config, name, ns)
+
+
+def start_director_agent(config: Path, name: str, ns: str) -> None:
+    state = RUN_DIR / name
+    _spawn(name, "agent", _nsenter(ns) + [
+        _bin("glb-agent"), "run", "--config", str(config), "--name", name, "--pin-dir", str(PIN_ROOT / name),
+        "--state-dir", str(state), "--health-file", str(state / "health.json")])
 
 
 def start_exabgp(config: Path, name: str, ns: str) -> None:
@@ -137,7 +140,28 @@ def wait_for(predicate, timeout: float, what: str) -> float:
     return netns.wait_for(predicate, timeout, interval=0.2, what=what)
 
 
-def up(config: Path = DEFAULT_CONFIG) -> Plan:
+def stop_director(name: str, how: str = "term") -> None:
+    """``term``: stop ExaBGP (its feed withdraws first) and the agent, detach the data plane.
+    ``kill``: SIGKILL ExaBGP and the agent, as a crash would (the XDP program stays)."""
+    import signal
+
+    sig = signal.SIGKILL if how == "kill" else signal.SIGTERM
+    for proc in ("exabgp", "agent"):
+        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+            pid = int((RUN_DIR / name / f"{proc}.pid").read_text())
+            os.kill(pid, sig)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            wait_for(lambda p=pid: not Path(f"/proc/{p}").exists(), 15, f"{name} {proc} to exit")
+    if how != "kill":
+        subprocess.run(_nsenter(ns_name(name)) + [_bin("glb-agent"), "director", "stop", str(DEFAULT_CONFIG),
+                       "--name", name, "--pin-dir", str(PIN_ROOT / name)], capture_output=True, timeout=60)
+
+
+def up(config: Path = DEFAULT_CONFIG, directors: list[str] | None = None,
+       proxies: list[str] | None = None) -> Plan:
+    """Build the lab and start the named directors/proxies (default: all in the YAML);
+    the others get their namespaces but nothing runs in them."""
     t0 = time.monotonic()
     loaded = load_config(config)
     config = config.resolve()
@@ -148,14 +172,15 @@ def up(config: Path = DEFAULT_CONFIG) -> Plan:
     network.build(p)
     _say(f"router {p.router.name}: BIRD (ECMP, AS {p.router_asn})")
     start_router(loaded, p)
-    for node in p.proxies:
+    for node in [n for n in p.proxies if proxies is None or n.name in proxies]:
         _say(f"proxy {node.name}: eBPF decap + VIPs on loopback + HTTP service")
         start_proxy(config, node.name, node.ns)
-    for node in p.directors:
+    started = [n for n in p.directors if directors is None or n.name in directors]
+    for node in started:
         _say(f"director {node.name}: XDP director agent + ExaBGP")
         start_director(config, node.name, node.ns)
     vip4 = [str(v) for v in p.vips if v.version == 4]
-    want = {str(d.address) for d in p.directors}
+    want = {str(d.address) for d in started}
     took = wait_for(lambda: all(nexthops(f"{v}") >= want for v in vip4), 60,
                     f"router ECMP routes for {', '.join(vip4)} via {', '.join(sorted(want))}")
     _say(f"up in {time.monotonic() - t0:.1f}s (BGP converged {took:.1f}s after the last start)")
