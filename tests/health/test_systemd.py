@@ -75,7 +75,7 @@ def test_ordering_and_reload_contract(tmp_path: Path) -> None:
     director, exabgp, proxy = units["glb-director.service"], units["exabgp.service"], units["glb-proxy.service"]
     # the data plane is up (READY=1 after the first table load) before ExaBGP starts
     assert director["Service"]["Type"] == "notify"
-    assert "director start --config" in director["Service"]["ExecStart"]
+    assert " run --config " in director["Service"]["ExecStart"]
     assert director["Service"]["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert "glb-director.service" in exabgp["Unit"]["Requires"].split()
     assert "glb-director.service" in exabgp["Unit"]["After"].split()
