@@ -33,6 +33,8 @@ import vm  # noqa: E402
 pytestmark = [
     pytest.mark.skipif(os.environ.get("GLB_VM_TESTS") != "1", reason="VM test: set GLB_VM_TESTS=1 (docs/image.md)"),
     pytest.mark.skipif(os.geteuid() != 0, reason="building the image needs root"),
+    # The first test pays for the image build (when stale) and the boot.
+    pytest.mark.timeout(2400),
 ]
 IMAGE = ROOT / "image" / "out" / "glb-appliance.qcow2"
 # What goes into the image (image/vm.py and image/cache/ do not).
