@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from glb_agent.lab import netns
 from glb_agent.lab.topology import CLIENT_NET, CLIENT_NS, FABRIC_NS, PREFIX, Node, Plan
 
 BRIDGE = "br0"
+PASSER_SRC = Path(__file__).resolve().parent.parent / "bpf" / "lab" / "passer.c"
+
+
+def passer_object() -> Path:
+    """bpf/lab/passer.c compiled once per lab run (clang is a data-plane dependency anyway)."""
+    out = Path(os.environ.get("GLB_LAB_DIR", "/run/glb-lab")) / "passer.o"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        netns.run("clang", "-O2", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c", str(PASSER_SRC),
+                  "-o", str(out))
+    return out
 
 
 def _port_name(node: Node) -> str:
@@ -18,9 +32,9 @@ def _attach_to_fabric(node: Node, plan: Plan, *extra_addrs: str) -> None:
     addrs = [f"{node.address}/{plan.fabric_prefix}", *extra_addrs]
     netns.veth(node.ns, node.interface, FABRIC_NS, port, a_addrs=addrs, a_mac=node.mac)
     netns.run("ip", "link", "set", port, "master", BRIDGE, ns=FABRIC_NS)
-    # veth XDP_TX needs the receiving peer to run XDP or GRO; the bridge ports get GRO.
-    netns.run("ethtool", "-K", port, "gro", "on", ns=FABRIC_NS, check=False)
-    netns.run("ethtool", "-K", node.interface, "gro", "on", ns=node.ns, check=False)
+    # Frames a node sends with XDP_TX are only received reliably by a peer running XDP.
+    netns.run("ip", "link", "set", "dev", port, "xdpdrv", "obj", str(passer_object()), "sec", "xdp",
+              ns=FABRIC_NS)
     _full_checksums(node.ns, node.interface)
     _full_checksums(FABRIC_NS, port)
 

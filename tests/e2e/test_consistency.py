@@ -114,8 +114,6 @@ class Run:
         time.sleep(settle)  # let every connection do a few exchanges after the change
         report = self.read()
         assert report is not None
-        print(f"[{time.monotonic():.1f}] {self.name} {step}: alive {report['alive']} broken {report['broken']}",
-              flush=True)
         self.rows.append((step, report["alive"], report["broken"], report["closed"], self.new_connections()))
         return report
 
@@ -204,10 +202,10 @@ def test_connections_survive_every_fleet_change(clean_lab, tmp_path: Path, capsy
     time.sleep(1)
     lab.start_director_agent(glb.cfg, "d3", "glb-lab-d3")
     lab.wait_for(lambda: (lab.RUN_DIR / "d3" / "director.pid").exists(), 30, "d3 agent back")
+    glb.record("6a restart d3's agent (adopts the program)")
     glb.write(fleet(p1="inactive", p4="active", interval="0.5"))
     apply_everywhere(glb, ["d3"])
-    glb.record("6 restart d3's agent, reload changed YAML")
-
+    glb.record("6b reload a changed YAML")
     final = glb.stop()
     broken = [c for c in final["connections"] if c["error"]]
     stalls = max(c["max_gap"] for c in final["connections"])
