@@ -41,7 +41,7 @@ from glb_agent.render.files import write_atomic
 from glb_agent.systemd import notify
 from glb_agent.table import upstream_json
 
-_log = logging.getLogger("glb.agent")
+_log = logging.getLogger("glb_agent.agent")
 
 STATUS_FILE = "director-status.json"
 LIVE_TABLES_FILE = "live-tables.json"  # upstream JSON of the tables in the data plane now
