@@ -23,4 +23,4 @@ lint: setup
 	$(VENV)/bin/ruff check glb_agent tests bench
 
 bench: setup
-	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
+	for b in bench/bench_*.py; do m=$$(basename $$b .py); $(PY) -m bench.$$m || exit 1; done
