@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from glb_agent.config.hosts import director_named, local_directors
 from glb_agent.config.load import LoadedConfig
 from glb_agent.config.model import Director as DirectorConfig
 from glb_agent.config.tables import HealthView, table_specs
@@ -24,29 +25,15 @@ from glb_agent.errors import GlbError, InputError
 from glb_agent.table.spec import TableSpec
 
 
-def is_local_address(addr: ipaddress.IPv4Address) -> bool:
-    """True if ``addr`` is configured on this host (binding to it succeeds)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind((str(addr), 0))
-        except OSError:
-            return False
-    return True
-
-
 def pick_director(loaded: LoadedConfig, name: str | None) -> DirectorConfig:
     """The director this host is: by name, else the one whose address is local.
 
     Never guesses: forwarding with another director's source address or interface would
     black-hole traffic, so an unknown host is an input error.
     """
-    directors = loaded.config.directors
     if name is not None:
-        for d in directors:
-            if d.name == name:
-                return d
-        raise InputError(f"no director named {name!r} (known: {', '.join(d.name for d in directors)})")
-    local = [d for d in directors if is_local_address(d.address) or is_local_address(d.outer_source)]
+        return director_named(loaded, name)
+    local = local_directors(loaded)
     if len(local) != 1:
         raise InputError("cannot tell which director this host is "
                          f"({'none' if not local else 'several'} of their addresses are local); use --name")

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import socket
 from collections.abc import Coroutine
 from dataclasses import dataclass
 
+from glb_agent.config.hosts import director_named, local_directors
 from glb_agent.config.load import LoadedConfig
 from glb_agent.config.model import Director, HealthCheck
-from glb_agent.errors import InputError
 from glb_agent.health.gue import GueProber
 from glb_agent.health.probes import ProbeResult, http_probe, tcp_probe
 
@@ -44,32 +43,16 @@ class Target:
         return tuple(k for k in ("http", "tcp", "gue") if getattr(self.check, k) is not None)
 
 
-def is_local_address(address: ipaddress.IPv4Address) -> bool:
-    """True when ``address`` is configured on this host (binding to it succeeds)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind((str(address), 0))
-        except OSError:
-            return False
-    return True
-
-
 def pick_director(loaded: LoadedConfig, name: str | None = None) -> Director:
     """The director this agent runs as: by ``name``, else the one whose address is local here.
 
     Falls back to the first director so ``health check`` also works from an operator's
     workstation for HTTP/TCP checks (GUE probes then fail visibly: wrong source address).
     """
-    directors = loaded.config.directors
     if name is not None:
-        for d in directors:
-            if d.name == name:
-                return d
-        raise InputError(f"no director named {name!r} (known: {', '.join(d.name for d in directors)})")
-    for d in directors:
-        if is_local_address(d.outer_source):
-            return d
-    return directors[0]
+        return director_named(loaded, name)
+    local = local_directors(loaded)
+    return local[0] if local else loaded.config.directors[0]
 
 
 def targets_from_config(loaded: LoadedConfig, director: Director | None = None) -> list[Target]:
