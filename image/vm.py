@@ -64,7 +64,8 @@ def qemu_argv(name: str, rundir: Path, ssh_port: int, params: list[str], *, mem_
                         str(overlay)], check=True)
     argv = [
         "qemu-system-x86_64", *accel(), "-smp", "1", "-m", str(mem_mb), "-name", name,
-        "-display", "none", "-monitor", "none", "-serial", f"file:{rundir / f'{name}.console.log'}",
+        "-display", "none", "-vga", "none", "-parallel", "none", "-monitor", "none",
+        "-serial", f"file:{rundir / f'{name}.console.log'}",
         "-drive", f"file={overlay},if=virtio,format=qcow2,cache=unsafe",
         # eth0 first: the fabric (glb.yml's interface), eth1 management, when a tap is given.
     ]
@@ -91,7 +92,7 @@ def start(name: str, rundir: Path, ssh_port: int, params: list[str], *, lifetime
     log = open(rundir / f"{name}.qemu.log", "wb")  # noqa: SIM115 - owned by the child
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
-    (rundir / f"{name}.pid").write_text(f"{proc.pid}\n")
+    (rundir / f"{name}.qemu.pid").write_text(f"{proc.pid}\n")
     return proc
 
 
@@ -166,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "wait":
         print(f"{wait_ssh(args.ssh_port, args.key, args.timeout):.1f}")
     else:
-        for pidfile in sorted(args.dir.glob("*.pid")):
+        for pidfile in sorted(args.dir.glob("*.qemu.pid")):
             stop_pid(int(pidfile.read_text()))
-            pidfile.unlink()
+            pidfile.unlink(missing_ok=True)
     return 0
 
 
