@@ -18,6 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 def make_handler(name: str, down_file: str | None) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # One segment per response, sent at once: separate header/body writes with Nagle on
+        # stall keep-alive clients on the peer's delayed ACK (~40 ms per request).
+        wbufsize = -1
+        disable_nagle_algorithm = True
 
         def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
             self.send_response(code)
