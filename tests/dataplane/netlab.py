@@ -12,21 +12,16 @@ addresses from PLATFORM.md's test ranges, only inside namespaces this lab create
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import os
 import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from glb_agent.lab.netns import inside
 from tests.support.netns import Lab, sh
 
-CLONE_NEWNET = 0x40000000
 IP_PKTINFO = 8  # <linux/in.h>; Python 3.11 does not export it
-_libc = ctypes.CDLL(None, use_errno=True)
 
 DIRECTOR_IP, CLIENT_IP, PROXY_IPS = "198.18.1.1", "198.18.1.2", ("198.18.1.3", "198.18.1.4")
 DIRECTOR_IP6, CLIENT_IP6 = "2001:db8:1::1", "2001:db8:1::2"
@@ -34,26 +29,7 @@ VIP, VIP6 = "203.0.113.53", "2001:db8:100::53"
 DIRECTOR_MAC, CLIENT_MAC, PROXY_MAC = "02:47:4c:01:00:01", "02:47:4c:01:00:02", "02:47:4c:01:00:03"
 
 
-def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns: {os.strerror(err)}")
-
-
-@contextlib.contextmanager
-def netns(name: str) -> Iterator[None]:
-    """Run the block with the calling thread in namespace ``name`` (other threads stay put)."""
-    orig = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/run/netns/{name}", os.O_RDONLY)
-    try:
-        _setns(target)
-        try:
-            yield
-        finally:
-            _setns(orig)
-    finally:
-        os.close(target)
-        os.close(orig)
+netns = inside  # the shared implementation in glb_agent.lab.netns
 
 
 @dataclass

@@ -16,31 +16,9 @@ from ipaddress import IPv4Address, ip_address
 from pathlib import Path
 
 from glb_agent.dataplane import testrun
+from glb_agent.lab.netns import inside
 
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns: {os.strerror(err)}")
-
-
-@contextlib.contextmanager
-def netns(name: str) -> Iterator[None]:
-    """Run the block with the calling thread inside network namespace ``name``."""
-    orig = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/var/run/netns/{name}", os.O_RDONLY)
-    try:
-        _setns(target)
-        try:
-            yield
-        finally:
-            _setns(orig)
-    finally:
-        os.close(target)
-        os.close(orig)
+netns = inside  # the shared implementation in glb_agent.lab.netns
 
 
 @contextlib.contextmanager
