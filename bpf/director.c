@@ -57,6 +57,7 @@
 #include "glb_gue.h"
 #include "director_defs.h"
 #include "director_siphash.h"
+#include "glb_verifier.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the director assumes a little-endian host (wire bytes are loaded as LE words)"
@@ -358,7 +359,7 @@ static __always_inline int glb_ipv4(struct xdp_md *ctx, void *data, void *data_e
 	daddr = ip->daddr;
 	gen = glb_live_gen();
 	ihl = ip->ihl * 4;
-	tot = glb_ntohs(ip->tot_len);
+	tot = GLB_BOUND16(glb_ntohs(ip->tot_len));
 	if (ip->version != 4 || ihl < 20 || tot < ihl || (void *)ip + tot > data_end)
 		return glb_bad4(gen, daddr, bytes);
 

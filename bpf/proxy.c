@@ -50,6 +50,7 @@
 
 #include "glb_gue.h"
 #include "proxy_defs.h"
+#include "glb_verifier.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -303,7 +304,7 @@ int xdp_glb_proxy(struct xdp_md *ctx)
 	count(PROXY_C_RX_GUE);
 	if (oip->version != 4 || (oip->frag_off & bpf_htons(IP_MF_BIT | IP_OFFSET_MASK)))
 		return drop(PROXY_C_DROP_OUTER); /* directors set DF; fragments cannot be parsed */
-	if ((void *)oip + bpf_ntohs(oip->tot_len) > data_end)
+	if ((void *)oip + GLB_BOUND16(bpf_ntohs(oip->tot_len)) > data_end)
 		return drop(PROXY_C_DROP_OUTER);
 	udp_len = bpf_ntohs(udp->len);
 	if (udp_len != bpf_ntohs(oip->tot_len) - ohl)

@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(args, "config_option"):  # commands using commands.add_config_argument
+        if args.config and args.config_option and args.config != args.config_option:
+            parser.error("give the config once: CONFIG or --config CONFIG")
+        args.config = args.config or args.config_option
+        if not args.config:
+            parser.error(f"{args.command}: the config file is required (CONFIG or --config CONFIG)")
     try:
         return int(args.func(args) or 0)
     except InputError as exc:

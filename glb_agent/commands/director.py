@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+from glb_agent.commands import add_config_argument
 from glb_agent.config import load_config
 from glb_agent.dataplane.director import Director, director_ready
 from glb_agent.dataplane.director_config import director_settings, director_tables
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("status", _status, "attachment, tables and counters; exit 1 if not forwarding"),
     ):
         a = actions.add_parser(name, help=text, description=text)
-        a.add_argument("config", help="path to glb.yml")
+        add_config_argument(a)
         a.add_argument("--name", help="which director of the config this host is "
                                       "(default: the one whose address is local)")
         a.add_argument("--pin-dir", type=Path, default=None,

@@ -12,6 +12,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from glb_agent.commands import add_config_argument
 from glb_agent.config import load_config
 from glb_agent.proxy.config import proxy_settings
 from glb_agent.proxy.host import DEFAULT_STATE_DIR, ProxyHost
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("status", _status, "program, counters and host settings; exit 1 if not running"),
     ):
         a = actions.add_parser(name, help=text, description=text)
-        a.add_argument("config", help="path to glb.yml")
+        add_config_argument(a)
         a.add_argument("--name", help="which proxy of the config this host is "
                                       "(default: the one whose address is local)")
         a.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,

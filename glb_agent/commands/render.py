@@ -11,6 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from glb_agent.commands import add_config_argument
 from glb_agent.config import load_config
 from glb_agent.config.load import LoadedConfig
 from glb_agent.config.tables import table_specs
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Render every director's files from glb.yml. Files are written atomically "
         "(mode 0644) and only when their bytes change; output is deterministic.",
     )
-    p.add_argument("config", help="path to glb.yml")
+    add_config_argument(p)
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--director", help="render only this director, flat into --out "
                    "(default: every director, one subdirectory each)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from glb_agent.commands import add_config_argument
 from glb_agent.config import load_config
 
 
@@ -14,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="check glb.yml; print every problem as file:line: path: message",
         description="Validate the fleet YAML. Exit 0 if valid, 2 with one line per problem.",
     )
-    p.add_argument("config", help="path to glb.yml")
+    add_config_argument(p)
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=run)
     register_reference(sub)
