@@ -478,7 +478,7 @@ static __always_inline int glb_ipv6(struct xdp_md *ctx, void *data, void *data_e
 	__builtin_memcpy(f.daddr6, &ip6->daddr, 16);
 	__builtin_memcpy(f.saddr6, &ip6->saddr, 16);
 	gen = glb_live_gen();
-	plen = glb_ntohs(ip6->payload_len);
+	plen = GLB_BOUND16(glb_ntohs(ip6->payload_len));
 	if (ip6->version != 6 || plen == 0 || (void *)(ip6 + 1) + plen > data_end)
 		return glb_bad6(gen, f.daddr6, bytes);
 	f.inner_len = 40 + plen;
