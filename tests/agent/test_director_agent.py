@@ -87,8 +87,10 @@ def env(tmp_path: Path):
             yield {"lab": lab, "d": d, "cfg": cfg, "state": state, "down": down, "agent": agent, "pin": pin,
                    "log": tmp_path / "agent.log"}
         finally:
-            subprocess.run(["nsenter", f"--net=/run/netns/{d}", AGENT, "director", "stop", str(cfg),
-                            "--name", "d1", "--pin-dir", str(pin)], capture_output=True)
+            cfg.write_text(CONFIG.replace("P1STATE", "active"))  # the test ends on a broken YAML
+            stop = subprocess.run(["nsenter", f"--net=/run/netns/{d}", AGENT, "director", "stop", str(cfg),
+                                   "--name", "d1", "--pin-dir", str(pin)], capture_output=True, text=True)
+            assert stop.returncode == 0 and not pin.exists(), stop.stdout + stop.stderr
 
 
 def test_agent_swaps_tables_on_health_and_apply(env) -> None:
