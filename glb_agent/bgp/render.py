@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from glb_agent.bgp.prefixes import session_prefixes
+from glb_agent.config.hosts import director_named
 from glb_agent.config.load import LoadedConfig
 from glb_agent.config.model import BgpPeer, Director
 from glb_agent.errors import InputError
@@ -16,14 +17,6 @@ from glb_agent.render.templates import render
 
 # ExaBGP splits `run` on whitespace and ends it at ';': arguments must avoid both.
 _SAFE_ARG = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
-
-
-def find_director(loaded: LoadedConfig, name: str) -> Director:
-    for director in loaded.config.directors:
-        if director.name == name:
-            return director
-    known = ", ".join(d.name for d in loaded.config.directors)
-    raise InputError(f"no director named {name!r} in {loaded.source} (directors: {known})")
 
 
 def director_peers(loaded: LoadedConfig, director: Director) -> list[BgpPeer]:
@@ -49,7 +42,7 @@ def _run_line(feed_command: list[str]) -> str:
 def render_exabgp_conf(loaded: LoadedConfig, director: str, feed_command: list[str]) -> str:
     """The exabgp.conf text for ``director``; identical input gives identical bytes."""
     cfg = loaded.config
-    found = find_director(loaded, director)
+    found = director_named(loaded, director)
     peers = director_peers(loaded, found)
     if not peers:
         raise InputError(f"director {director} has no BGP peers: it could never announce")

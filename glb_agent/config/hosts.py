@@ -25,7 +25,7 @@ def director_named(loaded: LoadedConfig, name: str) -> Director:
         if d.name == name:
             return d
     known = ", ".join(d.name for d in loaded.config.directors)
-    raise InputError(f"no director named {name!r} (known: {known})")
+    raise InputError(f"no director named {name!r} in {loaded.source} (known: {known})")
 
 
 def local_directors(loaded: LoadedConfig) -> list[Director]:
