@@ -44,6 +44,10 @@ class Feed:
     drain: DrainState
     status: FeedStatus
     log: EventLog
+    # Peer addresses of this director's sessions per IP version. Every command names its
+    # neighbor, so a prefix goes only to the sessions of its own family: ExaBGP would refuse
+    # (and log an error for) the others, and "next-hop self" must match the session's family.
+    neighbors: dict[int, list[str]] = field(default_factory=dict)
     settings: FeedSettings = field(default_factory=FeedSettings)
     clock: Callable[[], float] = time.monotonic
 
@@ -96,11 +100,28 @@ class Feed:
             self._apply(withdraw, announce, why, first=known is None)
         self._write_status(why)
 
+    def _commands(self, verb: str, prefix: Prefix) -> list[str]:
+        route = f"{verb} route {prefix} next-hop self"
+        peers = self.neighbors.get(prefix.version)
+        if not peers:  # no session list given: let ExaBGP pick by family
+            return [route]
+        return [f"neighbor {peer} {route}" for peer in peers]
+
+    def _send(self, batches: list[tuple[Prefix, list[str]]]) -> list[str]:
+        """Send every prefix's commands in one write; one result per prefix: the worst of its
+        commands' (error, then timeout, then done)."""
+        results = iter(self.pipe.send([c for _, commands in batches for c in commands]))
+        out = []
+        for _, commands in batches:
+            mine = [next(results) for _ in commands]
+            out.append(next((r for r in ("error", "timeout") if r in mine), "done"))
+        return out
+
     def _apply(self, withdraw: list[Prefix], announce: list[Prefix], why: str, first: bool) -> None:
-        commands = [f"withdraw route {p} next-hop self" for p in withdraw]
-        commands += [f"announce route {p} next-hop self" for p in announce]
+        batches = [(p, self._commands("withdraw", p)) for p in withdraw]
+        batches += [(p, self._commands("announce", p)) for p in announce]
         started = self.clock()
-        results = self.pipe.send(commands)
+        results = self._send(batches)
         took = round(self.clock() - started, 4)
         current = set() if self.announced is None else set(self.announced)
         for prefix, result in zip(withdraw, results[: len(withdraw)], strict=True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from glb_agent.config.model import GlbConfig
+from glb_agent.config.model import Director, GlbConfig
 
 Prefix = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -22,14 +22,22 @@ def announced_prefixes(cfg: GlbConfig) -> list[Prefix]:
     return sorted(found, key=lambda net: (net.version, net))
 
 
-def session_prefixes(cfg: GlbConfig) -> tuple[list[Prefix], list[Prefix]]:
-    """(announceable, not announceable) over the directors' BGP sessions.
+def session_prefixes(cfg: GlbConfig, director: Director) -> tuple[list[Prefix], list[Prefix]]:
+    """(announceable, not announceable) over ``director``'s BGP sessions.
 
-    Sessions start from the director's IPv4 address, so only IPv4 NLRI can carry a
-    usable next hop: "next-hop self" is an IPv4 address, and ExaBGP 5.0 cannot negotiate
-    RFC 8950 (IPv6 NLRI with an IPv4 next hop) -- it sends an empty capability that FRR
-    rejects. IPv6 VIPs need an IPv6 session from an IPv6 director address (not modelled
-    yet); until then they are reported, not announced.
+    Each IP version rides its own sessions: IPv4 prefixes the IPv4 peers (next hop self =
+    ``address``), IPv6 prefixes the IPv6 peers (session from and next hop self = ``address6``).
+    RFC 8950 (IPv6 NLRI with an IPv4 next hop over an IPv4 session) would avoid the second
+    session, but ExaBGP 5.0 cannot negotiate it -- it sends an empty extended-next-hop
+    capability that FRR rejects -- so a director without address6 or without an IPv6 peer
+    reports its IPv6 prefixes instead of announcing them (``glb-agent validate`` warns).
     """
+    versions = cfg.session_versions(director)
     every = announced_prefixes(cfg)
-    return [p for p in every if p.version == 4], [p for p in every if p.version != 4]
+    return [p for p in every if p.version in versions], [p for p in every if p.version not in versions]
+
+
+def fleet_prefixes(cfg: GlbConfig) -> list[Prefix]:
+    """Prefixes at least one director can announce: what a router should accept."""
+    versions = set().union(*(cfg.session_versions(d) for d in cfg.directors))
+    return [p for p in announced_prefixes(cfg) if p.version in versions]

@@ -7,8 +7,8 @@ director whose data plane is not ready announces nothing even right after a rest
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from glb_agent.bgp.prefixes import session_prefixes
 from glb_agent.config.hosts import director_named
 from glb_agent.config.load import LoadedConfig
 from glb_agent.config.model import BgpPeer, Director
@@ -21,11 +21,31 @@ _SAFE_ARG = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
 
 def director_peers(loaded: LoadedConfig, director: Director) -> list[BgpPeer]:
     """The peers this director sessions with: its bgp_peers, or every peer if unset."""
-    peers = loaded.config.bgp.peers
-    if director.bgp_peers is None:
-        return list(peers)
-    wanted = set(director.bgp_peers)
-    return [p for p in peers if p.name in wanted]
+    return loaded.config.peers_of(director)
+
+
+@dataclass(frozen=True)
+class Session:
+    """One exabgp.conf neighbor: an IPv4 peer carries IPv4 unicast from ``address``, an
+    IPv6 peer IPv6 unicast from ``address6`` -- never both families on one session, because
+    "next-hop self" must be an address of the session's own family (see prefixes.py)."""
+
+    peer: BgpPeer
+    local_address: str
+    family: str
+
+
+def director_sessions(loaded: LoadedConfig, director: Director) -> list[Session]:
+    """This director's sessions; IPv6 peers without an address6 were refused by validation."""
+    out = []
+    for peer in director_peers(loaded, director):
+        if peer.address.version == 6:
+            if director.address6 is None:
+                raise InputError(f"director {director.name} has no address6 for IPv6 peer {peer.name}")
+            out.append(Session(peer, str(director.address6), "ipv6"))
+        else:
+            out.append(Session(peer, str(director.address), "ipv4"))
+    return out
 
 
 def _run_line(feed_command: list[str]) -> str:
@@ -43,19 +63,15 @@ def render_exabgp_conf(loaded: LoadedConfig, director: str, feed_command: list[s
     """The exabgp.conf text for ``director``; identical input gives identical bytes."""
     cfg = loaded.config
     found = director_named(loaded, director)
-    peers = director_peers(loaded, found)
-    if not peers:
+    sessions = director_sessions(loaded, found)
+    if not sessions:
         raise InputError(f"director {director} has no BGP peers: it could never announce")
-    prefixes, _ = session_prefixes(cfg)
-    families = [name for version, name in ((4, "ipv4"), (6, "ipv6"))
-                if any(p.version == version for p in prefixes)] or ["ipv4"]
     return render(
         "exabgp.conf.j2",
         director=found,
-        peers=peers,
+        sessions=sessions,
         router_id=found.router_id or found.address,
         local_asn=cfg.bgp.local_asn,
         hold_time=cfg.bgp.hold_time,
-        families=families,
         run=_run_line(feed_command),
     )

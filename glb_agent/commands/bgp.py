@@ -18,7 +18,7 @@ from glb_agent.bgp.events import EventLog
 from glb_agent.bgp.feed import Feed, FeedSettings, stop_on_signals
 from glb_agent.bgp.prefixes import session_prefixes
 from glb_agent.bgp.readiness import MODES, guarded, resolve
-from glb_agent.bgp.render import render_exabgp_conf
+from glb_agent.bgp.render import director_sessions, render_exabgp_conf
 from glb_agent.bgp.state import DrainState, FeedStatus, pid_alive, state_dir
 from glb_agent.config import load_config
 from glb_agent.config.hosts import director_named
@@ -116,10 +116,14 @@ def run_feed(args: argparse.Namespace) -> int:
     directory = state_dir(args.state_dir)
     log = EventLog(director.name)
     log("readiness", check=kind, interface=director.interface)
-    prefixes, skipped = session_prefixes(loaded.config)
+    prefixes, skipped = session_prefixes(loaded.config, director)
     if skipped:
         log("not-announceable", prefixes=[str(p) for p in skipped],
-            reason="IPv6 prefixes need an IPv6 BGP session; the director's sessions are IPv4")
+            reason="no BGP session of their IP version: IPv6 prefixes need an IPv6 peer and "
+                   "the director's address6")
+    neighbors: dict[int, list[str]] = {}
+    for session in director_sessions(loaded, director):
+        neighbors.setdefault(session.peer.address.version, []).append(str(session.peer.address))
     stop = threading.Event()
     stop_on_signals(stop)
     feed = Feed(
@@ -130,6 +134,7 @@ def run_feed(args: argparse.Namespace) -> int:
         drain=DrainState(directory),
         status=FeedStatus(directory),
         log=log,
+        neighbors=neighbors,
         settings=FeedSettings(interval=args.interval, rise=args.rise),
     )
     return feed.run(stop)

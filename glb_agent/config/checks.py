@@ -39,15 +39,18 @@ def check_names_and_hosts(cfg: GlbConfig, loc: Locator) -> Iterator[Issue]:
         if peer.name in seen_peer:
             yield (("bgp", "peers", i, "name"), f"duplicate peer name {peer.name}")
         seen_peer.setdefault(peer.name, i)
-    hosts: dict[ipaddress.IPv4Address, tuple[PathElem, ...]] = {}
-    for section in ("directors", "proxies"):
+    hosts: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, tuple[PathElem, ...]] = {}
+    for section, field in (("directors", "address"), ("directors", "address6"), ("proxies", "address")):
         for i, host in enumerate(getattr(cfg, section)):
-            path = (section, i, "address")
-            if host.address in hosts:
-                other = hosts[host.address]
-                yield (path, f"address {host.address} is already used by {other[0]}[{other[1]}] "
+            address = getattr(host, field)
+            if address is None:
+                continue
+            path = (section, i, field)
+            if address in hosts:
+                other = hosts[address]
+                yield (path, f"address {address} is already used by {other[0]}[{other[1]}] "
                              f"(line {loc.line_of(other)})")
-            hosts.setdefault(host.address, path)
+            hosts.setdefault(address, path)
     for i, peer in enumerate(cfg.bgp.peers):
         if peer.address in hosts:
             yield (("bgp", "peers", i, "address"),
@@ -71,7 +74,8 @@ def check_references(cfg: GlbConfig) -> Iterator[Issue]:
 
 def check_services(cfg: GlbConfig, loc: Locator) -> Iterator[Issue]:
     proxies = {p.address for p in cfg.proxies}
-    hosts = proxies | {d.address for d in cfg.directors} | {d.outer_source for d in cfg.directors}
+    hosts = (proxies | {d.address for d in cfg.directors} | {d.outer_source for d in cfg.directors}
+             | {d.address6 for d in cfg.directors if d.address6 is not None})
     for s, svc in enumerate(cfg.services):
         base = ("services", s)
         seen: dict[ipaddress.IPv4Address, int] = {}
@@ -185,11 +189,12 @@ def check_bgp_sessions(cfg: GlbConfig, loc: Locator) -> Iterator[Issue]:
         for j, name in enumerate(names):
             if d.bgp_peers is not None and name in d.bgp_peers[:j]:
                 yield (("directors", i, "bgp_peers", j), f"peer {name!r} is listed twice")
-            if name in peers and peers[name][1].address.version != d.address.version:
-                # The session source is the director's (IPv4) address: an IPv6 peer is unreachable.
+            if name in peers and peers[name][1].address.version == 6 and d.address6 is None:
+                # An IPv6 session needs an IPv6 source (and next hop self): address6.
                 where = ("directors", i, "bgp_peers", j) if d.bgp_peers is not None else ("directors", i)
-                yield (where, f"peer {name} ({peers[name][1].address}) is IPv6 but the BGP session "
-                              f"starts from the director's IPv4 address {d.address}")
+                yield (where, f"peer {name} ({peers[name][1].address}) is IPv6 but director {d.name} has "
+                              "no address6 to open the session from (set address6, or list only "
+                              "IPv4 peers in its bgp_peers)")
         rid = d.router_id or d.address
         if rid in router_ids:
             first = router_ids[rid]
@@ -197,3 +202,37 @@ def check_bgp_sessions(cfg: GlbConfig, loc: Locator) -> Iterator[Issue]:
                    f"BGP router id {rid} is already used by directors[{first}] "
                    f"(line {loc.line_of(('directors', first))}); routers refuse duplicate ids")
         router_ids.setdefault(rid, i)
+
+
+def bgp_warnings(cfg: GlbConfig) -> Iterator[Issue]:
+    """Legal but probably unintended: IPv6 prefixes some or all directors cannot announce.
+
+    Warnings, not errors, because both states are legitimate: during an IPv6 rollout some
+    directors have no address6 yet (they keep carrying IPv4 while the others carry IPv6), and
+    a fleet may route an IPv6 VIP to its directors by other means (static routes) -- the data
+    plane serves it however the packets arrive. ``glb-agent validate --strict`` refuses them.
+    """
+    v6 = [(("services", s, field, k), net) for s, svc in enumerate(cfg.services)
+          for field, items in (("vips", svc.vips), ("cidrs", svc.cidrs))
+          for k, net in enumerate(items) if net.version == 6]
+    if not v6:
+        return
+    able = [d for d in cfg.directors if 6 in cfg.session_versions(d)]
+    able_names = {d.name for d in able}
+    if not able:
+        why = ("no bgp.peers entry is IPv6" if all(p.address.version == 4 for p in cfg.bgp.peers)
+               else "no director has an address6 and an IPv6 peer")
+        for path, net in v6:
+            yield (path, f"IPv6 prefix {net} will not be announced by BGP: {why} "
+                         "(IPv6 NLRI need an IPv6 session; see docs/bgp.md)")
+        return
+    for i, d in enumerate(cfg.directors):
+        if d.name in able_names:
+            continue
+        if d.address6 is None:
+            yield (("directors", i), f"director {d.name} has no address6: it announces only IPv4 prefixes, "
+                                     f"IPv6 VIPs reach only {', '.join(x.name for x in able)}")
+        else:
+            yield (("directors", i, "address6"),
+                   f"director {d.name} has an address6 but none of its BGP peers is IPv6: "
+                   "it announces no IPv6 prefix")

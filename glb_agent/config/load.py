@@ -28,6 +28,8 @@ class LoadedConfig:
 
     config: GlbConfig
     source: Path
+    # ``file:line: path: warning: message`` lines: legal but probably unintended settings.
+    warnings: tuple[str, ...] = ()
 
     @property
     def secret(self) -> bytes | None:
@@ -107,4 +109,6 @@ def load_config(path: str | Path) -> LoadedConfig:
     if issues:
         lines = sorted({(loc.line_of(p), f"{loc.where(p)}: {format_path(p)}: {m}") for p, m in issues})
         raise ConfigError([m for _, m in lines])
-    return LoadedConfig(cfg, source)
+    found = sorted({(loc.line_of(p), f"{loc.where(p)}: {format_path(p)}: warning: {m}")
+                    for p, m in checks.bgp_warnings(cfg)})
+    return LoadedConfig(cfg, source, tuple(m for _, m in found))

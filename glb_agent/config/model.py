@@ -258,10 +258,13 @@ class Service(Strict):
 
 
 class BgpPeer(Strict):
-    """A router the directors peer with."""
+    """A router the directors peer with; an IPv6 address makes an IPv6 session (IPv6 VIPs)."""
 
     name: Name
-    address: IPAddress
+    address: IPAddress = Field(
+        description="IPv4: session from the director's address, carries IPv4 prefixes; "
+                    "IPv6: session from its address6, carries IPv6 prefixes"
+    )
     asn: Asn
     port: Port = 179
 
@@ -298,7 +301,11 @@ class Director(Strict):
     """A host running the XDP director and ExaBGP."""
 
     name: Name
-    address: ipaddress.IPv4Address = Field(description="host address: BGP session source")
+    address: ipaddress.IPv4Address = Field(description="host address: source of IPv4 BGP sessions")
+    address6: ipaddress.IPv6Address | None = Field(
+        None, description="IPv6 host address: source of IPv6 BGP sessions and next hop of the IPv6 "
+                          "VIPs; without it this director announces only IPv4 prefixes"
+    )
     interface: IfName
     source_ip: ipaddress.IPv4Address | None = Field(None, description="outer GUE source; defaults to address")
     gateway_mac: MacAddress | None = Field(None, description="MAC of the next hop towards the proxies")
@@ -358,3 +365,16 @@ class GlbConfig(Strict):
     directors: list[Director] = Field(min_length=1)
     proxies: list[Proxy] = Field(min_length=1)
     services: list[Service] = Field(min_length=1)
+
+    def peers_of(self, director: Director) -> list[BgpPeer]:
+        """The peers ``director`` sessions with: its bgp_peers, or every peer if unset."""
+        if director.bgp_peers is None:
+            return list(self.bgp.peers)
+        wanted = set(director.bgp_peers)
+        return [p for p in self.bgp.peers if p.name in wanted]
+
+    def session_versions(self, director: Director) -> set[int]:
+        """IP versions ``director`` can announce: 4 over IPv4 peers, 6 over IPv6 peers when it
+        has an address6 (an IPv6 session needs an IPv6 source and next hop)."""
+        return {p.address.version for p in self.peers_of(director)
+                if p.address.version == 4 or director.address6 is not None}

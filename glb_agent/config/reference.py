@@ -77,6 +77,9 @@ def reference_markdown() -> str:
         "",
         "Generated from `glb_agent/config/model.py` by `glb-agent config-reference`; do not edit.",
         "Unknown keys are errors. Every error names `file:line: path: message` and exits 2.",
+        "Warnings (`file:line: path: warning: message`: IPv6 prefixes some or all directors",
+        "cannot announce, see [bgp.md](bgp.md#ipv6-vips)) do not fail `glb-agent validate`",
+        "unless `--strict` is given.",
         "",
     ]
     for model in _models(GlbConfig):

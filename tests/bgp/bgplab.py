@@ -28,7 +28,10 @@ HERE = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
 FRR = "/usr/lib/frr"
 ROUTER_IP = "198.18.0.1"
+ROUTER_IP6 = "2001:db8:18::1"
+ROUTER_PEERS = ["r1", "r1v6"]  # the router's IPv4 and IPv6 entries in bgp.peers
 DIRECTOR_IPS = {"d1": "198.18.0.11", "d2": "198.18.0.12"}
+DIRECTOR_IPS6 = {"d1": "2001:db8:18::11", "d2": "2001:db8:18::12"}
 VIP = "203.0.113.10/32"
 VIP6 = "2001:db8:100::10/128"
 CIDR = "198.51.100.0/28"
@@ -44,13 +47,18 @@ bgp:
     - name: r1
       address: 198.18.0.1
       asn: 65000
+    - name: r1v6
+      address: "2001:db8:18::1"
+      asn: 65000
 directors:
   - name: d1
     address: 198.18.0.11
+    address6: "2001:db8:18::11"
     interface: eth0
     gateway_mac: "02:47:4c:00:00:01"
   - name: d2
     address: 198.18.0.12
+    address6: "2001:db8:18::12"
     interface: eth0
     gateway_mac: "02:47:4c:00:00:01"
 proxies:
@@ -140,11 +148,12 @@ class BgpLab:
         self.router = lab.ns("r")
         sh("ip", "link", "add", "br0", "type", "bridge", ns=self.router)
         sh("ip", "addr", "add", f"{ROUTER_IP}/24", "dev", "br0", ns=self.router)
+        sh("ip", "addr", "add", f"{ROUTER_IP6}/64", "dev", "br0", "nodad", ns=self.router)
         sh("ip", "link", "set", "br0", "up", ns=self.router)
         loaded = load_config(config)
         for name, addr in DIRECTOR_IPS.items():
             ns = lab.ns(name)
-            lab.link(self.router, f"r-{name}", ns, "eth0", b_addrs=[f"{addr}/24"])
+            lab.link(self.router, f"r-{name}", ns, "eth0", b_addrs=[f"{addr}/24", f"{DIRECTOR_IPS6[name]}/64"])
             sh("ip", "link", "set", f"r-{name}", "master", "br0", ns=self.router)
             state = tmp / f"state-{name}"
             state.mkdir()
@@ -162,7 +171,7 @@ class BgpLab:
 
     def _start_bird(self, loaded) -> None:
         conf = self.tmp / "bird.conf"
-        conf.write_text(render_bird_conf(loaded, "r1", connect_retry=1, error_wait_max=2))
+        conf.write_text(render_bird_conf(loaded, ROUTER_PEERS, connect_retry=1, error_wait_max=2))
         self.lab.start("bird", "-f", "-c", str(conf), "-s", str(self.tmp / "bird.ctl"),
                        "-P", str(self.tmp / "bird.pid"), ns=self.router,
                        stderr=open(self.tmp / "bird.log", "w"))  # noqa: SIM115
@@ -176,7 +185,7 @@ class BgpLab:
         run = Path(tempfile.mkdtemp(prefix="glbt-frr-"))
         self.cleanup.append(run)
         conf = run / "frr.conf"
-        conf.write_text(render_frr_conf(loaded, "r1", connect_retry=1))
+        conf.write_text(render_frr_conf(loaded, ROUTER_PEERS, connect_retry=1))
         (run / "zebra.conf").write_text("")
         shutil.chown(run, "frr", "frr")
         for path in run.iterdir():
@@ -222,7 +231,7 @@ class BgpLab:
         return subprocess.run(cmd, env=self.env(director), text=True, capture_output=True, timeout=timeout)
 
     def route_text(self, prefix: str) -> str:
-        return sh("ip", "route", "show", "exact", prefix, ns=self.router).stdout
+        return sh("ip", "-6" if ":" in prefix else "-4", "route", "show", "exact", prefix, ns=self.router).stdout
 
     def nexthops(self, prefix: str = VIP) -> set[str]:
         return nexthops(self.router, prefix)
@@ -231,8 +240,8 @@ class BgpLab:
         return wait_until(lambda: self.nexthops(prefix) == expected, timeout,
                           what=f"{prefix} via {sorted(expected)} (now {sorted(self.nexthops(prefix))})")
 
-    def all_directors(self) -> set[str]:
-        return set(DIRECTOR_IPS.values())
+    def all_directors(self, version: int = 4) -> set[str]:
+        return set((DIRECTOR_IPS if version == 4 else DIRECTOR_IPS6).values())
 
     def logs(self) -> str:
         """BIRD's and every ExaBGP's log, for failure reports."""

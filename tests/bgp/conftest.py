@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bgp.bgplab import FRR, VENV_BIN, BgpLab
+from tests.bgp.bgplab import FRR, VENV_BIN, VIP6, BgpLab
 from tests.support.netns import Lab, can_run
 
 
@@ -37,7 +37,8 @@ def netlab() -> Iterator[Lab]:
 
 @pytest.fixture
 def bgplab(request: pytest.FixtureRequest, netlab: Lab, tmp_path: Path) -> Iterator[BgpLab]:
-    """Both directors ready (XDP attached), ExaBGP running, VIP on two paths at the router.
+    """Both directors ready (XDP attached), ExaBGP running, the IPv4 and IPv6 VIPs on two
+    paths each at the router.
 
     The router runs BIRD unless the test parametrizes this fixture indirectly with "frr".
     """
@@ -51,6 +52,7 @@ def bgplab(request: pytest.FixtureRequest, netlab: Lab, tmp_path: Path) -> Itera
         lab.start_exabgp(name)
     try:
         lab.wait_nexthops(lab.all_directors())
+        lab.wait_nexthops(lab.all_directors(6), prefix=VIP6)
     except AssertionError:
         print(lab.logs())
         raise

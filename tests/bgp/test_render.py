@@ -23,7 +23,7 @@ FEED = [sys.executable, "-m", "glb_agent.cli", "bgp-feed", "--config", "/etc/glb
 
 TWO_PEERS = CONFIG.format(hold=6).replace(
     "      asn: 65000\n",
-    "      asn: 65000\n    - name: r2\n      address: 198.18.1.1\n      asn: 65001\n      port: 1179\n",
+    "      asn: 65000\n    - name: r2\n      address: 198.18.1.1\n      asn: 65001\n      port: 1179\n", 1,
 ).replace("    address: 198.18.0.12\n", "    address: 198.18.0.12\n    router_id: 192.0.2.12\n    bgp_peers: [r2]\n")
 
 
@@ -44,8 +44,13 @@ def test_prefixes_are_host_routes_and_cidrs_ipv4_first(tmp_path: Path) -> None:
     cfg = loaded(tmp_path).config
     assert [str(p) for p in announced_prefixes(cfg)] == [
         "198.51.100.0/28", "203.0.113.10/32", "2001:db8:100::10/128"]
-    # Sessions start from the director's IPv4 address: IPv6 VIPs cannot ride them.
-    ok, skipped = session_prefixes(cfg)
+    # d1 peers with everyone, including the IPv6 entry r1v6, from its address6.
+    d1, d2 = cfg.directors
+    ok, skipped = session_prefixes(cfg, d1)
+    assert [str(p) for p in ok] == ["198.51.100.0/28", "203.0.113.10/32", "2001:db8:100::10/128"]
+    assert skipped == []
+    # d2 peers only with r2 (IPv4): its IPv6 VIP has no session to ride.
+    ok, skipped = session_prefixes(cfg, d2)
     assert [str(p) for p in ok] == ["198.51.100.0/28", "203.0.113.10/32"]
     assert [str(p) for p in skipped] == ["2001:db8:100::10/128"]
 
@@ -53,17 +58,23 @@ def test_prefixes_are_host_routes_and_cidrs_ipv4_first(tmp_path: Path) -> None:
 def test_neighbors_follow_each_directors_peers(tmp_path: Path) -> None:
     cfg = loaded(tmp_path)
     d1 = render_exabgp_conf(cfg, "d1", FEED)
-    assert d1.count("neighbor ") == 2  # bgp_peers unset: every peer
+    assert d1.count("neighbor ") == 3  # bgp_peers unset: every peer
     assert "neighbor 198.18.0.1 {" in d1 and "neighbor 198.18.1.1 {" in d1
     assert "    local-address 198.18.0.11;\n" in d1 and "    router-id 198.18.0.11;\n" in d1
     assert "    local-as 65100;\n" in d1 and "    peer-as 65001;\n" in d1
     assert "    hold-time 6;\n" in d1
     assert d1.count("connect 1179;") == 1  # only the peer on a non-default port
-    assert "ipv4 unicast;" in d1 and "ipv6" not in d1 and "nexthop {" not in d1
+    # One family per session, matching the session's address family; no RFC 8950 nexthop.
+    v6 = d1[d1.index("neighbor 2001:db8:18::1 {"):]
+    v6 = v6[: v6.index("\n}\n")]
+    assert "    local-address 2001:db8:18::11;\n" in v6 and "    router-id 198.18.0.11;\n" in v6
+    assert "ipv6 unicast;" in v6 and "ipv4" not in v6
+    assert d1.count("ipv4 unicast;") == 2 and d1.count("ipv6 unicast;") == 1 and "nexthop {" not in d1
     assert f"run {' '.join(FEED)};" in d1
     d2 = render_exabgp_conf(cfg, "d2", FEED)
     assert d2.count("neighbor ") == 1 and "neighbor 198.18.1.1 {" in d2
     assert "    router-id 192.0.2.12;\n" in d2 and "    local-address 198.18.0.12;\n" in d2
+    assert "ipv6" not in d2
 
 
 def test_rendering_is_deterministic(tmp_path: Path) -> None:
@@ -74,7 +85,7 @@ def test_rendering_is_deterministic(tmp_path: Path) -> None:
 def test_ipv6_only_fleet_still_opens_an_ipv4_session(tmp_path: Path) -> None:
     text = TWO_PEERS.replace('vips: [203.0.113.10, "2001:db8:100::10"]', 'vips: ["2001:db8:100::10"]')
     text = text.replace("    cidrs: [198.51.100.0/28]\n", "")
-    conf = render_exabgp_conf(loaded(tmp_path, text), "d1", FEED)
+    conf = render_exabgp_conf(loaded(tmp_path, text), "d2", FEED)
     assert "ipv6" not in conf and "ipv4 unicast;" in conf
 
 
@@ -110,7 +121,7 @@ def test_bird_config_peers_with_the_directors_that_name_the_router(tmp_path: Pat
     r1 = render_bird_conf(cfg, "r1")
     assert "neighbor 198.18.0.11 as 65100;" in r1 and "198.18.0.12" not in r1  # d2 peers with r2 only
     assert "local 198.18.0.1 as 65000;" in r1 and "hold time 6;" in r1 and "keepalive time 2;" in r1
-    assert "merge paths on" in r1
+    assert "merge paths on" in r1 and "ipv6" not in r1  # the IPv4 entry alone: IPv4 only
     assert "if net ~ [ 198.51.100.0/28, 203.0.113.10/32 ] then accept;" in r1
     r2 = render_bird_conf(cfg, "r2", accept={4: ["203.0.113.0/24{32,32}"]})
     assert "neighbor 198.18.0.11 as 65100;" in r2 and "neighbor 198.18.0.12 as 65100;" in r2
@@ -119,9 +130,26 @@ def test_bird_config_peers_with_the_directors_that_name_the_router(tmp_path: Pat
         render_bird_conf(cfg, "r9")
 
 
+def test_bird_config_for_a_dual_stack_router(tmp_path: Path) -> None:
+    """The router's IPv4 and IPv6 entries become one BIRD: a session per director and family,
+    multipath kernel routes for both."""
+    r1 = render_bird_conf(loaded(tmp_path), ["r1", "r1v6"])
+    assert "router id 198.18.0.1;" in r1
+    assert "protocol kernel kernel_v6 {" in r1 and r1.count("merge paths on") == 2
+    assert "local 2001:db8:18::1 as 65000;" in r1 and "local 198.18.0.1 as 65000;" in r1
+    assert "protocol bgp d_d1_v6 from glb_director_v6 {" in r1 and "neighbor 2001:db8:18::11 as 65100;" in r1
+    assert "2001:db8:18::12" not in r1  # d2 peers with r2 only
+    assert "if net ~ [ 2001:db8:100::10/128 ] then accept;" in r1
+    with pytest.raises(InputError, match="both IPv4"):
+        render_bird_conf(loaded(tmp_path), ["r1", "r2"])
+    with pytest.raises(InputError, match="router id"):
+        render_bird_conf(loaded(tmp_path), "r1v6")
+    assert "router id 192.0.2.1;" in render_bird_conf(loaded(tmp_path), "r1v6", router_id="192.0.2.1")
+
+
 @pytest.mark.skipif(shutil.which("bird") is None, reason="bird2 not installed (scripts/setup.sh)")
 def test_bird_parses_rendered_config_and_rejects_a_broken_one(tmp_path: Path) -> None:
-    text = render_bird_conf(loaded(tmp_path), "r1")
+    text = render_bird_conf(loaded(tmp_path), ["r1", "r1v6"])
     conf = tmp_path / "bird.conf"
     conf.write_text(text)
     ok = subprocess.run(["bird", "-p", "-c", str(conf)], capture_output=True, text=True, timeout=30)
@@ -139,6 +167,12 @@ def test_frr_config_has_multipath_filters_and_timers(tmp_path: Path) -> None:
     assert "ip prefix-list GLB-VIPS-V4 seq 5 permit 198.51.100.0/28\n" in text
     assert "ip prefix-list GLB-VIPS-V4 seq 10 permit 203.0.113.10/32\n" in text
     assert "bgp bestpath as-path multipath-relax" in text and "ipv6" not in text
+    both = render_frr_conf(loaded(tmp_path), ["r1", "r1v6"])
+    assert " neighbor GLB6 update-source 2001:db8:18::1\n" in both
+    assert " neighbor 2001:db8:18::11 peer-group GLB6\n" in both
+    assert "ipv6 prefix-list GLB-VIPS-V6 seq 5 permit 2001:db8:100::10/128\n" in both
+    v6 = both[both.index(" address-family ipv6 unicast"):]
+    assert "  neighbor GLB6 activate\n" in v6 and "  maximum-paths 16\n" in v6
 
 
 @pytest.mark.skipif(not Path("/usr/lib/frr/bgpd").exists(), reason="frr not installed (scripts/setup.sh)")
@@ -152,6 +186,6 @@ def test_frr_parses_rendered_config_and_rejects_a_broken_one(tmp_path: Path) -> 
                              capture_output=True, text=True, timeout=30)
         return run.stdout + run.stderr
 
-    text = render_frr_conf(loaded(tmp_path), "r1")
+    text = render_frr_conf(loaded(tmp_path), ["r1", "r1v6"])
     assert dry_run(text).strip() == ""
     assert "No such command" in dry_run(text.replace("maximum-paths 16", "maximum-pathz 16"))

@@ -38,9 +38,22 @@ CASES: dict[str, tuple[str, str]] = {
         replace(D1, '    gateway_mac: "02:47:4c:00:00:01"\n    bgp_peers:\n      - r1\n      - r1  #!\n  - name: d2\n'),
         "listed twice"),
     "ipv6_peer_from_ipv4_director": (
-        replace("      asn: 65000\n", "      asn: 65000\n    - name: r6\n      address: 2001:db8::1\n      asn: 65000\n")
-        .replace(D1, '    gateway_mac: "02:47:4c:00:00:01"\n    bgp_peers: [r1, r6]  #!\n  - name: d2\n', 1),
-        "is IPv6"),
+        replace('    address6: "2001:db8:18::11"\n', "")
+        .replace(D1, '    gateway_mac: "02:47:4c:00:00:01"\n    bgp_peers: [r1, r1v6]  #!\n  - name: d2\n', 1),
+        "no address6 to open the session from"),
+    # bgp_peers unset means every peer, including the IPv6 one: reported at the director.
+    "ipv6_peer_by_default_from_ipv4_director": (
+        replace('  - name: d2\n    address: 198.18.0.12\n    address6: "2001:db8:18::12"\n',
+                '  - name: d2  #!\n    address: 198.18.0.12\n'),
+        "director d2 has no address6"),
+    "address6_not_ipv6": (replace('    address6: "2001:db8:18::11"\n', "    address6: 198.18.0.111  #!\n"),
+                          "IPv6"),
+    "address6_used_twice": (replace('    address6: "2001:db8:18::12"\n', '    address6: "2001:db8:18::11"  #!\n'),
+                            "already used by directors[0]"),
+    # Reported at the VIP, like an IPv4 VIP that is a director's address.
+    "address6_is_a_vip": (replace('    address6: "2001:db8:18::12"\n', '    address6: "2001:db8:100::10"\n')
+                          .replace('"2001:db8:100::10"]\n', '"2001:db8:100::10"]  #!\n'),
+                          "is the address of a director"),
     "duplicate_peer_address": (
         replace("      asn: 65000\n", "      asn: 65000\n    - name: r2\n      address: 198.18.0.1  #!\n      asn: 65001\n"),
         "already bgp.peers[0]"),
@@ -67,3 +80,46 @@ def test_bad_bgp_config_is_rejected_at_its_line(name: str, tmp_path: Path,
     err = capsys.readouterr().err
     assert fragment in err, err
     assert f"glb.yml:{line}:" in err, err
+
+
+WARNINGS: dict[str, tuple[str, str]] = {
+    # No IPv6 session anywhere: the IPv6 VIP would never be announced.
+    "no_ipv6_peer": (
+        GOOD.replace('    - name: r1v6\n      address: "2001:db8:18::1"\n      asn: 65000\n', "")
+        .replace('"2001:db8:100::10"]\n', '"2001:db8:100::10"]  #!\n'),
+        "will not be announced by BGP: no bgp.peers entry is IPv6"),
+    "no_director_has_address6": (
+        GOOD.replace('    address6: "2001:db8:18::11"\n', "").replace('    address6: "2001:db8:18::12"\n', "")
+        .replace('    gateway_mac: "02:47:4c:00:00:01"\n', '    gateway_mac: "02:47:4c:00:00:01"\n    bgp_peers: [r1]\n')
+        .replace('"2001:db8:100::10"]\n', '"2001:db8:100::10"]  #!\n'),
+        "no director has an address6 and an IPv6 peer"),
+    # A director left out of an IPv6 rollout: legal, it keeps carrying IPv4.
+    "one_director_without_address6": (
+        GOOD.replace('  - name: d2\n    address: 198.18.0.12\n    address6: "2001:db8:18::12"\n',
+                     '  - name: d2  #!\n    address: 198.18.0.12\n    bgp_peers: [r1]\n'),
+        "director d2 has no address6: it announces only IPv4 prefixes, IPv6 VIPs reach only d1"),
+    "address6_without_ipv6_peer": (
+        GOOD.replace('    address6: "2001:db8:18::12"\n', '    address6: "2001:db8:18::12"  #!\n    bgp_peers: [r1]\n'),
+        "none of its BGP peers is IPv6"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WARNINGS))
+def test_ipv6_prefixes_nobody_announces_are_warnings_and_strict_refuses_them(
+        name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text, fragment = WARNINGS[name]
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if row.rstrip().endswith("#!"))
+    path = tmp_path / "glb.yml"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert f"glb.yml:{line}: " in err and ": warning: " in err and fragment in err, err
+    assert main(["validate", "--strict", str(path)]) == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_good_document_has_no_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "glb.yml"
+    path.write_text(GOOD)
+    assert main(["validate", "--strict", str(path)]) == 0
+    assert capsys.readouterr().err == ""
