@@ -6,7 +6,16 @@ import os
 from pathlib import Path
 
 from glb_agent.lab import netns
-from glb_agent.lab.topology import CLIENT_NET, CLIENT_NS, FABRIC_NS, PREFIX, Node, Plan
+from glb_agent.lab.topology import (
+    CLIENT_NET,
+    CLIENT_NET6,
+    CLIENT_NS,
+    FABRIC_NET6,
+    FABRIC_NS,
+    PREFIX,
+    Node,
+    Plan,
+)
 
 BRIDGE = "br0"
 PASSER_SRC = Path(__file__).resolve().parent.parent / "bpf" / "lab" / "passer.c"
@@ -30,6 +39,8 @@ def _attach_to_fabric(node: Node, plan: Plan, *extra_addrs: str) -> None:
     netns.add(node.ns)
     port = _port_name(node)
     addrs = [f"{node.address}/{plan.fabric_prefix}", *extra_addrs]
+    if node.address6 is not None:
+        addrs.append(f"{node.address6}/{FABRIC_NET6.prefixlen}")
     netns.veth(node.ns, node.interface, FABRIC_NS, port, a_addrs=addrs, a_mac=node.mac)
     netns.run("ip", "link", "set", port, "master", BRIDGE, ns=FABRIC_NS)
     # Frames a node sends with XDP_TX are only received reliably by a peer running XDP.
@@ -68,19 +79,28 @@ def build(plan: Plan) -> None:
     netns.add(CLIENT_NS)
     client_addrs = [f"{plan.client_address}/{CLIENT_NET.prefixlen}"]
     client_addrs += [f"{a}/{CLIENT_NET.prefixlen}" for a in plan.client_addresses]
-    netns.veth(CLIENT_NS, "eth0", router.ns, "cli",
-               a_addrs=client_addrs, b_addrs=[f"{plan.router_client_address}/{CLIENT_NET.prefixlen}"])
+    client_addrs += [f"{a}/{CLIENT_NET6.prefixlen}" for a in (plan.client_address6, *plan.client_addresses6)]
+    netns.veth(CLIENT_NS, "eth0", router.ns, "cli", a_addrs=client_addrs,
+               b_addrs=[f"{plan.router_client_address}/{CLIENT_NET.prefixlen}",
+                        f"{plan.router_client_address6}/{CLIENT_NET6.prefixlen}"])
     netns.run("ip", "route", "add", "default", "via", str(plan.router_client_address), ns=CLIENT_NS)
+    netns.run("ip", "-6", "route", "add", "default", "via", str(plan.router_client_address6), ns=CLIENT_NS)
     _full_checksums(CLIENT_NS, "eth0")
     _full_checksums(router.ns, "cli")
 
     for node in plan.directors:
         _attach_to_fabric(node, plan)
-        netns.run("ip", "route", "add", "default", "via", str(router.address), ns=node.ns)
+        _default_routes(node, router)
     for node in plan.proxies:
         _attach_to_fabric(node, plan)
-        # replies to clients leave directly (DSR) through the router
-        netns.run("ip", "route", "add", "default", "via", str(router.address), ns=node.ns)
+        # replies to clients leave directly (DSR) through the router, IPv6 ones too
+        _default_routes(node, router)
+
+
+def _default_routes(node: Node, router: Node) -> None:
+    netns.run("ip", "route", "add", "default", "via", str(router.address), ns=node.ns)
+    if node.address6 is not None and router.address6 is not None:
+        netns.run("ip", "-6", "route", "add", "default", "via", str(router.address6), ns=node.ns)
 
 
 def destroy() -> list[str]:

@@ -10,6 +10,7 @@ Logs and state live in /run/glb-lab/<node>/.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import shutil
@@ -71,7 +72,8 @@ def nexthops(prefix: str) -> set[str]:
     ns = netns.names(f"{PREFIX}r")
     if not ns:
         return set()
-    out = netns.run("ip", "-j", "route", "show", "exact", prefix, ns=ns[0], check=False).stdout
+    family = "-6" if ":" in prefix else "-4"
+    out = netns.run("ip", "-j", family, "route", "show", "exact", prefix, ns=ns[0], check=False).stdout
     gws: set[str] = set()
     for route in json.loads(out or "[]"):
         if "gateway" in route:
@@ -97,7 +99,7 @@ def start_router(loaded: LoadedConfig, p: Plan) -> None:
     d = RUN_DIR / p.router.name
     d.mkdir(parents=True, exist_ok=True)
     conf = d / "bird.conf"
-    conf.write_text(render_bird_conf(loaded, p.router.name, log=f'"{d / "bird-events.log"}"'))
+    conf.write_text(render_bird_conf(loaded, list(p.router_peers), log=f'"{d / "bird-events.log"}"'))
     _spawn(p.router.name, "bird", _nsenter(p.router.ns) + [
         _bin("bird") if shutil.which("bird") else "/usr/sbin/bird", "-f", "-c", str(conf),
         "-s", str(d / "bird.ctl"), "-P", str(d / "bird.pid.bird")])
@@ -179,12 +181,20 @@ def up(config: Path = DEFAULT_CONFIG, directors: list[str] | None = None,
     for node in started:
         _say(f"director {node.name}: XDP director agent + ExaBGP")
         start_director(config, node.name, node.ns)
-    vip4 = [str(v) for v in p.vips if v.version == 4]
-    want = {str(d.address) for d in started}
-    took = wait_for(lambda: all(nexthops(f"{v}") >= want for v in vip4), 60,
-                    f"router ECMP routes for {', '.join(vip4)} via {', '.join(sorted(want))}")
+    want = {v: {str(d.address if v.version == 4 else d.address6) for d in started}
+            for v in announced_vips(loaded, p)}
+    took = wait_for(lambda: all(nexthops(str(v)) >= hops for v, hops in want.items()), 60,
+                    "router ECMP routes for " + "; ".join(f"{v} via {', '.join(sorted(h))}"
+                                                          for v, h in want.items()))
     _say(f"up in {time.monotonic() - t0:.1f}s (BGP converged {took:.1f}s after the last start)")
     return p
+
+
+def announced_vips(loaded: LoadedConfig, p: Plan) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The VIPs the lab router learns by BGP: IPv4 ones always, IPv6 ones when the router has
+    an IPv6 session (an IPv6 entry in bgp.peers) and the directors an address6."""
+    v6 = len(p.router_peers) > 1 and all(d.address6 is not None for d in loaded.config.directors)
+    return [v for v in p.vips if v.version == 4 or v6]
 
 
 def down(quiet: bool = False) -> list[str]:
@@ -203,9 +213,8 @@ def status(config: Path = DEFAULT_CONFIG) -> dict:
     loaded = load_config(config)
     p = plan(loaded)
     doc: dict = {"namespaces": netns.names(PREFIX), "routes": {}, "directors": {}}
-    for v in p.vips:
-        if v.version == 4:
-            doc["routes"][str(v)] = sorted(nexthops(str(v)))
+    for v in announced_vips(loaded, p):
+        doc["routes"][str(v)] = sorted(nexthops(str(v)))
     for node in p.directors:
         with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
             doc["directors"][node.name] = {
@@ -215,28 +224,53 @@ def status(config: Path = DEFAULT_CONFIG) -> dict:
     return doc
 
 
+def _requests(vip: str, sources: list[str]) -> tuple[Counter[str], int, int]:
+    """One HTTP request per client source to ``vip``: (served per proxy, failures, answers
+    whose ``client`` is not the source -- the proxy must see the real client, not a NAT)."""
+    host = f"[{vip}]" if ":" in vip else vip
+    served: Counter[str] = Counter()
+    failures = wrong_client = 0
+    for src in sources:
+        r = netns.run("curl", "-s", "-g", "-m", "3", "--interface", src, f"http://{host}/",
+                      ns=CLIENT_NS, check=False)
+        try:
+            answer = json.loads(r.stdout)
+            served[answer["proxy"]] += 1
+        except (json.JSONDecodeError, KeyError, TypeError):
+            failures += 1
+            continue
+        seen = ipaddress.ip_address(str(answer.get("client", "::")))
+        # the service listens on "::": IPv4 clients show up as ::ffff:a.b.c.d
+        if getattr(seen, "ipv4_mapped", None) is not None:
+            seen = seen.ipv4_mapped
+        if seen != ipaddress.ip_address(src):
+            wrong_client += 1
+    return served, failures, wrong_client
+
+
 def demo(config: Path = DEFAULT_CONFIG, requests: int = 64) -> dict:
-    """One request per client source address to each IPv4 VIP; who served what."""
+    """One request per client source address to the first IPv4 VIP and, when the router
+    learns IPv6 VIPs, to the first IPv6 VIP; who served what."""
     loaded = load_config(config)
     p = plan(loaded)
     if CLIENT_NS not in netns.names(PREFIX):
         raise GlbError("the lab is not up: run `glb-agent lab up`")
-    vip = next(str(v) for v in p.vips if v.version == 4)
+    vips = announced_vips(loaded, p)
+    vip = next(str(v) for v in vips if v.version == 4)
+    vip6 = next((str(v) for v in vips if v.version == 6), None)
     before = _director_counters(p)
-    served: Counter[str] = Counter()
-    failures = 0
-    for src in list(p.client_addresses)[:requests]:
-        r = netns.run("curl", "-s", "-m", "3", "--interface", str(src), f"http://{vip}/",
-                      ns=CLIENT_NS, check=False)
-        try:
-            served[json.loads(r.stdout)["proxy"]] += 1
-        except (json.JSONDecodeError, KeyError):
-            failures += 1
+    served, failures, wrong = _requests(vip, [str(a) for a in p.client_addresses[:requests]])
+    ipv6 = None
+    if vip6 is not None:
+        served6, failures6, wrong6 = _requests(vip6, [str(a) for a in p.client_addresses6[:requests]])
+        ipv6 = {"vip": vip6, "requests": requests, "failures": failures6 + wrong6, "proxies": dict(served6)}
     after = _director_counters(p)
     per_director = {d: after.get(d, 0) - before.get(d, 0) for d in after}
     st = status(config)
-    report = {"vip": vip, "requests": requests, "failures": failures, "proxies": dict(served),
-              "director_packets": per_director, "routes": st["routes"],
+    # "failures" counts both families, so a caller checking it alone misses no IPv6 failure.
+    report = {"vip": vip, "requests": requests, "ipv4_failures": failures + wrong,
+              "failures": failures + wrong + (ipv6["failures"] if ipv6 else 0), "proxies": dict(served),
+              "ipv6": ipv6, "director_packets": per_director, "routes": st["routes"],
               "health": {name: {f"{s['service']}/{b['address']}": b["healthy"] for s in d["agent"]["services"]
                                 for b in s["backends"]} for name, d in st["directors"].items()}}
     _print_demo(report)
@@ -260,15 +294,17 @@ def _director_counters(p: Plan) -> dict[str, int]:
 
 
 def _print_demo(r: dict) -> None:
-    print(f"\n{r['requests']} HTTP requests to VIP {r['vip']} from {r['requests']} client addresses "
-          f"({r['failures']} failed)\n")
-    print("served by proxy:")
-    for name, n in sorted(r["proxies"].items()):
-        print(f"  {name:<6} {n:>4}  {'#' * n}")
+    parts = [(r, r["ipv4_failures"])] + ([(r["ipv6"], r["ipv6"]["failures"])] if r["ipv6"] else [])
+    for part, failed in parts:
+        print(f"\n{part['requests']} HTTP requests to VIP {part['vip']} from {part['requests']} client "
+              f"addresses ({failed} failed)\n")
+        print("served by proxy:")
+        for name, n in sorted(part["proxies"].items()):
+            print(f"  {name:<6} {n:>4}  {'#' * n}")
     print("\npackets forwarded by director (router ECMP spreads flows over directors):")
     for name, n in sorted(r["director_packets"].items()):
         print(f"  {name:<6} {n:>6}")
-    print("\nrouter routes (BGP from ExaBGP, installed by BIRD):")
+    print("\nrouter routes (BGP from ExaBGP, installed by BIRD; IPv6 over the IPv6 sessions):")
     for vip, hops in r["routes"].items():
         print(f"  {vip} via {', '.join(hops) or 'NOTHING'}")
     print("\nbackend health as each director sees it:")
