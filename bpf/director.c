@@ -26,8 +26,10 @@
  * so the per-packet path has no configuration lookups at all.
  *
  * Per packet, a forwarded TCP/IPv4 packet costs four array lookups the verifier inlines
- * (generation, first bind, row, counter), one SipHash block and one helper call
- * (bpf_xdp_adjust_head).
+ * (generation, first bind, row, counter), one SipHash block whose key-only steps the agent
+ * precomputed (struct glb_sip) and one helper call (bpf_xdp_adjust_head). Measured with
+ * BPF_PROG_TEST_RUN: the helper alone is ~0.14x the MAC-swap baseline, the SipHash chain
+ * ~0.18x, the counter ~0.06x; the rest is parsing and the lookups.
  *
  * Policies (what "VIP" means: the destination matches a bind's address/prefix):
  *  - Not IPv4/IPv6, or no bind matches: XDP_PASS untouched.
@@ -109,8 +111,8 @@ struct glb_meta {
 };
 GLB_MAP("array", __u32, struct glb_meta, glb_meta, 1);
 
-_Static_assert(sizeof(struct glb_bind4) == 32, "glb_bind4 layout is shared with the agent");
-_Static_assert(sizeof(struct glb_bind6) == 56, "glb_bind6 layout is shared with the agent");
+_Static_assert(sizeof(struct glb_bind4) == 48, "glb_bind4 layout is shared with the agent");
+_Static_assert(sizeof(struct glb_bind6) == 72, "glb_bind6 layout is shared with the agent");
 _Static_assert(sizeof(struct glb_row) == 8, "glb_row layout is shared with the agent");
 _Static_assert(sizeof(struct glb_gue_hdr1) == 12, "GUE header with one hop is 12 bytes");
 
@@ -212,7 +214,7 @@ static __always_inline struct glb_bind6 *glb_match6(__u32 gen, const __u64 *dadd
 #define GLB_OFF_DPORT(alen) (GLB_OFF_SPORT(alen) + 2 * GLB_HASH_SRC_PORT)
 #define GLB_MIX(w, off, val) ((w)[(off) / 8] |= (__u64)(val) << (8 * ((off) % 8)))
 
-static __always_inline __u64 glb_hash4(const struct glb_flow *f, __u64 k0, __u64 k1)
+static __always_inline __u64 glb_hash4(const struct glb_flow *f, const struct glb_sip *sip)
 {
 	__u64 w[GLB_HASH_LEN4 / 8 + 1] = {};
 
@@ -228,11 +230,11 @@ static __always_inline __u64 glb_hash4(const struct glb_flow *f, __u64 k0, __u64
 #if GLB_HASH_DST_PORT
 	GLB_MIX(w, GLB_OFF_DPORT(4), f->dport);
 #endif
-	return glb_siphash24(w, GLB_HASH_LEN4, k0, k1);
+	return glb_siphash24(w, GLB_HASH_LEN4, sip);
 }
 
 #if GLB_IPV6
-static __always_inline __u64 glb_hash6(const struct glb_flow *f, __u64 k0, __u64 k1)
+static __always_inline __u64 glb_hash6(const struct glb_flow *f, const struct glb_sip *sip)
 {
 	__u64 w[GLB_HASH_LEN6 / 8 + 1] = {};
 
@@ -250,32 +252,42 @@ static __always_inline __u64 glb_hash6(const struct glb_flow *f, __u64 k0, __u64
 #if GLB_HASH_DST_PORT
 	GLB_MIX(w, GLB_OFF_DPORT(16), f->dport);
 #endif
-	return glb_siphash24(w, GLB_HASH_LEN6, k0, k1);
+	return glb_siphash24(w, GLB_HASH_LEN6, sip);
 }
 #endif
 
 /* Pushes the outer headers and bounces the frame. `l2` is 14, or 18 with a VLAN tag whose
- * TCI (`tci`, wire order) is kept.
+ * TCI (`tci`, wire order) is kept; `gue_proto` is 4 or 41 (the inner family).
  *
- * The outer headers are assembled as little-endian 64-bit words of their wire bytes
- * *before* bpf_xdp_adjust_head, so only a handful of values live across the helper call
- * and the header is written with seven stores. */
-static __always_inline int glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot, __u64 hash,
+ * Order matters for speed: the SipHash (a ~50-cycle dependency chain) is computed *after*
+ * bpf_xdp_adjust_head, so the CPU runs the helper while the hash's inputs are already in
+ * hand; everything after the hash (row lookup, header words, seven stores) is short. */
+static __always_inline int glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot, const struct glb_sip *sip,
 				     const struct glb_flow *f, __u32 l2, __u16 tci, __u8 gue_proto)
 {
-	__u32 rkey = ((gen * GLB_MAX_TABLES + slot) << GLB_TABLE_ROW_BITS) | (__u32)(hash & 0xffff);
-	struct glb_row *row = glb_rows.lookup(&rkey);
 	void *data, *data_end, *ip;
-	__u64 hops, ipw0, ipw1, udpw, gue0;
-	__u32 primary, csum, inner_len = f->inner_len;
+	__u64 hash, hops, ipw0, ipw1, udpw, gue0;
+	__u32 primary, csum, rkey, inner_len = f->inner_len;
 	__u16 tot, udp_len, sport;
+	struct glb_row *row;
 
-	if (!row || !row->primary) {
-		glb_count(slot, GLB_R_DROP_NO_BACKEND, ctx->data_end - ctx->data);
-		return XDP_DROP;
-	}
 	if (inner_len + GLB_ENCAP_LEN > GLB_MTU) {
 		glb_count(slot, GLB_R_DROP_TOO_BIG, ctx->data_end - ctx->data);
+		return XDP_DROP;
+	}
+	if (bpf_xdp_adjust_head(ctx, -GLB_ENCAP_LEN)) {
+		glb_count(slot, GLB_R_DROP_ENCAP, ctx->data_end - ctx->data);
+		return XDP_DROP;
+	}
+#if GLB_IPV6
+	hash = gue_proto == 4 ? glb_hash4(f, sip) : glb_hash6(f, sip);
+#else
+	hash = glb_hash4(f, sip);
+#endif
+	rkey = ((gen * GLB_MAX_TABLES + slot) << GLB_TABLE_ROW_BITS) | (__u32)(hash & 0xffff);
+	row = glb_rows.lookup(&rkey);
+	if (!row || !row->primary) {
+		glb_count(slot, GLB_R_DROP_NO_BACKEND, ctx->data_end - ctx->data - GLB_ENCAP_LEN);
 		return XDP_DROP;
 	}
 	hops = *(__u64 *)row; /* primary in the low half, secondary in the high half */
@@ -297,10 +309,6 @@ static __always_inline int glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot, 
 	/* GUE: hlen 2 | proto | flags 0 | private type 0 | next hop 0 | hop count 1 */
 	gue0 = 2 | ((__u64)gue_proto << 8) | (1ULL << 56);
 
-	if (bpf_xdp_adjust_head(ctx, -GLB_ENCAP_LEN)) {
-		glb_count(slot, GLB_R_DROP_ENCAP, ctx->data_end - ctx->data);
-		return XDP_DROP;
-	}
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	if (data + 18 + GLB_ENCAP_LEN > data_end) /* l2 <= 18; the inner packet follows */
@@ -444,7 +452,7 @@ static __always_inline int glb_ipv4(struct xdp_md *ctx, void *data, void *data_e
 		glb_count(b->slot, GLB_R_DROP_FRAGMENT, bytes);
 		return XDP_DROP;
 	}
-	return glb_encap(ctx, gen, b->slot, glb_hash4(&f, b->k0, b->k1), &f, l2, tci, 4);
+	return glb_encap(ctx, gen, b->slot, &b->sip, &f, l2, tci, 4);
 }
 
 #if GLB_IPV6
@@ -585,7 +593,7 @@ static __always_inline int glb_ipv6(struct xdp_md *ctx, void *data, void *data_e
 		glb_count(b->slot, GLB_R_DROP_FRAGMENT, bytes);
 		return XDP_DROP;
 	}
-	return glb_encap(ctx, gen, b->slot, glb_hash6(&f, b->k0, b->k1), &f, l2, tci, 41);
+	return glb_encap(ctx, gen, b->slot, &b->sip, &f, l2, tci, 41);
 }
 #endif
 

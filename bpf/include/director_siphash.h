@@ -23,14 +23,21 @@
 		v2 = GLB_SIP_ROTL(v2, 32);                              \
 	} while (0)
 
+/* The rest of a SipRound once its first line (v0/v1 only) is done. */
+#define GLB_SIP_ROUND_TAIL(v0, v1, v2, v3)                              \
+	do {                                                            \
+		v2 += v3; v3 = GLB_SIP_ROTL(v3, 16); v3 ^= v2;          \
+		v0 += v3; v3 = GLB_SIP_ROTL(v3, 21); v3 ^= v0;          \
+		v2 += v1; v1 = GLB_SIP_ROTL(v1, 17); v1 ^= v2;          \
+		v2 = GLB_SIP_ROTL(v2, 32);                              \
+	} while (0)
+
 /* `w` holds the message zero-padded to whole words plus one: w[len / 8] must have room for
- * the length byte. `len` must be a constant below 40. */
-static __always_inline __u64 glb_siphash24(const __u64 *w, const int len, __u64 k0, __u64 k1)
+ * the length byte. `len` must be a constant below 40. `sip` is the key's state with the
+ * message-independent start of the first compression already applied (struct glb_sip). */
+static __always_inline __u64 glb_siphash24(const __u64 *w, const int len, const struct glb_sip *sip)
 {
-	__u64 v0 = k0 ^ 0x736f6d6570736575ULL;
-	__u64 v1 = k1 ^ 0x646f72616e646f6dULL;
-	__u64 v2 = k0 ^ 0x6c7967656e657261ULL;
-	__u64 v3 = k1 ^ 0x7465646279746573ULL;
+	__u64 v0 = sip->v[0], v1 = sip->v[1], v2 = sip->v[2], v3 = sip->v[3];
 	const int blocks = len / 8 + 1;
 	int i;
 
@@ -41,7 +48,11 @@ static __always_inline __u64 glb_siphash24(const __u64 *w, const int len, __u64 
 			if (i == blocks - 1)
 				m |= ((__u64)len) << 56;
 			v3 ^= m;
-			GLB_SIP_ROUND(v0, v1, v2, v3);
+			if (i == 0) {
+				GLB_SIP_ROUND_TAIL(v0, v1, v2, v3);
+			} else {
+				GLB_SIP_ROUND(v0, v1, v2, v3);
+			}
 			GLB_SIP_ROUND(v0, v1, v2, v3);
 			v0 ^= m;
 		}

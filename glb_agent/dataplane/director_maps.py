@@ -27,7 +27,7 @@ BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"  # glb_agent/bpf -> rep
 DIRECTOR_C = BPF_DIR / "director.c"
 INCLUDE_DIR = BPF_DIR / "include"
 
-MAPS_VERSION = 1  # GLB_DIRECTOR_MAPS_VERSION in director_defs.h
+MAPS_VERSION = 2  # GLB_DIRECTOR_MAPS_VERSION in director_defs.h
 META_BYTES = 32768
 HASH_FIELDS = ("src_addr", "dst_addr", "src_port", "dst_port")  # upstream's fixed order
 GUE_OVERHEAD = 40  # outer IPv4 + UDP + GUE with one hop
@@ -45,8 +45,8 @@ REASONS = (
 UNMATCHED = "_unmatched"  # counters of traffic no bind matched (not a valid service name)
 
 BIND_FRAG_OK = 0x01
-BIND4 = struct.Struct("<4s4sBBHHHQQ")  # struct glb_bind4
-BIND6 = struct.Struct("<16s16sBBHHHQQ")  # struct glb_bind6
+BIND4 = struct.Struct("<4s4sBBHHH4Q")  # struct glb_bind4
+BIND6 = struct.Struct("<16s16sBBHHH4Q")  # struct glb_bind6
 CTL = struct.Struct("<II")  # struct glb_ctl
 STAT = struct.Struct("<QQ")  # struct glb_stat
 ROW_DTYPE = np.dtype([("primary", ">u4"), ("secondary", ">u4")])  # struct glb_row (wire order)
@@ -150,8 +150,22 @@ class CompiledTables:
     digests: tuple[str, ...]  # per table: digest of its rows
 
 
-def _key_words(key: bytes) -> tuple[int, int]:
-    return struct.unpack("<QQ", key)
+_M64 = (1 << 64) - 1
+
+
+def _rotl(x: int, b: int) -> int:
+    return ((x << b) | (x >> (64 - b))) & _M64
+
+
+def sip_prefix(key: bytes) -> tuple[int, int, int, int]:
+    """struct glb_sip for a 16-byte SipHash key: the part of SipHash-2-4 that is the same for
+    every packet of a table (key XOR constants, then the first compression's opening v0/v1
+    steps), computed here once instead of on every packet."""
+    k0, k1 = struct.unpack("<QQ", key)
+    v0, v1 = k0 ^ 0x736F6D6570736575, k1 ^ 0x646F72616E646F6D
+    v2, v3 = k0 ^ 0x6C7967656E657261, k1 ^ 0x7465646279746573
+    s = (v0 + v1) & _M64
+    return _rotl(s, 32), _rotl(v1, 13) ^ s, v2, v3
 
 
 def _bind_order(item: tuple[Bind, int, TableSpec]) -> tuple[int, int, int, str]:
@@ -250,11 +264,11 @@ def pack_binds(binds: Sequence[tuple[Bind, int, TableSpec]], slots: Sequence[int
     layout = BIND4 if family == 4 else BIND6
     out = bytearray()
     for bind, t, spec in binds:
-        k0, k1 = _key_words(bytes(spec.hash_key))
         net = bind.network
         flags = BIND_FRAG_OK if frag_ok(bind, t, binds) else 0
         out += layout.pack(net.network_address.packed, net.netmask.packed, _PROTO[bind.proto], flags,
-                           slots[t], bind.port_start, bind.port_end - bind.port_start, k0, k1)
+                           slots[t], bind.port_start, bind.port_end - bind.port_start,
+                           *sip_prefix(bytes(spec.hash_key)))
     out += bytes(layout.size * (max_binds - len(binds)))
     return bytes(out)
 

@@ -23,8 +23,10 @@ from glb_agent.dataplane.director_maps import (
     decode_meta,
     encode_meta,
     pack_binds,
+    sip_prefix,
 )
 from glb_agent.errors import InputError
+from glb_agent.table.siphash import siphash24_int
 from glb_agent.table.spec import Backend, Bind
 from tests.dataplane.conftest import DNS, EMPTY, RANGE, WEB, make_rows
 from tests.dataplane.director_ref import ones_complement_checksum
@@ -34,7 +36,46 @@ OPTS = BuildOptions(ipaddress.IPv4Address("198.18.0.11"), "02:47:4c:00:00:11", "
 
 def test_layouts_match_the_c_structs() -> None:
     # director_defs.h asserts the same sizes with _Static_assert.
-    assert (BIND4.size, BIND6.size) == (32, 56)
+    assert (BIND4.size, BIND6.size) == (48, 72)
+
+
+@pytest.mark.parametrize("msg", [b"", bytes([198, 51, 100, 7]), bytes(range(36)), bytes(range(8))])
+def test_sip_prefix_finishes_to_siphash(msg: bytes) -> None:
+    # Finish SipHash-2-4 from the precomputed state the way bpf/include/director_siphash.h
+    # does (first compression resumes after its v0/v1 line) and compare with the reference.
+    key = bytes(range(100, 116))
+    m64 = (1 << 64) - 1
+
+    def rotl(x: int, b: int) -> int:
+        return ((x << b) | (x >> (64 - b))) & m64
+
+    def tail(v0: int, v1: int, v2: int, v3: int) -> tuple[int, int, int, int]:
+        v2 = (v2 + v3) & m64
+        v3 = rotl(v3, 16) ^ v2
+        v0 = (v0 + v3) & m64
+        v3 = rotl(v3, 21) ^ v0
+        v2 = (v2 + v1) & m64
+        v1 = rotl(v1, 17) ^ v2
+        return v0, v1, rotl(v2, 32), v3
+
+    def rnd(v0: int, v1: int, v2: int, v3: int) -> tuple[int, int, int, int]:
+        v0 = (v0 + v1) & m64
+        v1 = rotl(v1, 13) ^ v0
+        v0 = rotl(v0, 32)
+        return tail(v0, v1, v2, v3)
+
+    padded = msg + bytes(7 - len(msg) % 8) + bytes([len(msg) & 0xFF])
+    v = list(sip_prefix(key))
+    for i in range(0, len(padded), 8):
+        m = int.from_bytes(padded[i:i + 8], "little")
+        v[3] ^= m
+        v = list(tail(*v) if i == 0 else rnd(*v))
+        v = list(rnd(*v))
+        v[0] ^= m
+    v[2] ^= 0xFF
+    for _ in range(4):
+        v = list(rnd(*v))
+    assert v[0] ^ v[1] ^ v[2] ^ v[3] == siphash24_int(key, msg)
 
 
 def test_outer_checksum_constant_gives_valid_headers() -> None:
@@ -109,7 +150,7 @@ def test_compiled_tables_sorted_and_fragment_safety() -> None:
     dns = by_net[(ipaddress.IPv4Address("203.0.113.53"), 17, 53)]
     assert not web80[3] & BIND_FRAG_OK, "the /28 of another table overlaps web's VIP for TCP"
     assert dns[3] & BIND_FRAG_OK
-    assert struct.pack("<QQ", web80[7], web80[8]) == WEB.hash_key
+    assert web80[7:11] == sip_prefix(bytes(WEB.hash_key))
     assert c.rows[3]["primary"].max() == 0, "no backends: primary 0 marks the table empty"
     ips = {int(b.ip) for b in WEB.backends}
     assert set(c.rows[0]["primary"].astype(int)) == ips
