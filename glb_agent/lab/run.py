@@ -165,10 +165,11 @@ def up(config: Path = DEFAULT_CONFIG, directors: list[str] | None = None,
     """Build the lab and start the named directors/proxies (default: all in the YAML);
     the others get their namespaces but nothing runs in them."""
     t0 = time.monotonic()
-    loaded = load_config(config)
-    config = config.resolve()
-    p = plan(loaded)
+    load_config(config)  # a broken YAML fails before the old lab is removed
     down(quiet=True)
+    config = lab_config(config)
+    loaded = load_config(config)
+    p = plan(loaded)
     _say("building namespaces: client, router, fabric bridge, "
          f"{len(p.directors)} directors, {len(p.proxies)} proxies")
     network.build(p)
@@ -188,6 +189,62 @@ def up(config: Path = DEFAULT_CONFIG, directors: list[str] | None = None,
                                                           for v, h in want.items()))
     _say(f"up in {time.monotonic() - t0:.1f}s (BGP converged {took:.1f}s after the last start)")
     return p
+
+
+def _needs_ipv6_sessions(loaded: LoadedConfig) -> bool:
+    cfg = loaded.config
+    has_v6 = any(n.version == 6 for s in cfg.services for n in (*s.vips, *s.cidrs))
+    return has_v6 and not any(p.address.version == 6 for p in cfg.bgp.peers)
+
+
+def lab_config(config: Path) -> Path:
+    """The YAML the lab runs for ``config``; writes RUN_DIR/glb.yml when it differs.
+
+    The inventory's glb.yml is also what Ansible, Molecule and the appliance image run on
+    IPv4-only fabrics, so it has IPv6 VIPs but no IPv6 BGP session (``validate`` warns). The
+    namespace lab is dual stack: for such a config it runs a copy that adds the router's
+    IPv6 entry to bgp.peers (``<router>v6``, the router's fabric IPv6 address, same ASN) and
+    an ``address6`` to every director without one (topology.fabric_address6). Nothing else
+    changes, so the forwarding tables are the ones the inventory's fleet computes. A config
+    that already has IPv6 sessions runs as it is.
+    """
+    from ruamel.yaml import YAML
+
+    from glb_agent.lab.topology import fabric_address6
+
+    config = config.resolve()
+    loaded = load_config(config)
+    if not _needs_ipv6_sessions(loaded):
+        return config
+    yaml = YAML()
+    data = yaml.load(config.read_text(encoding="utf-8"))
+    router = loaded.config.bgp.peers[0]
+    data["bgp"]["peers"].append({"name": f"{router.name}v6", "address": str(fabric_address6(router.address)),
+                                 "asn": router.asn})
+    for director in data["directors"]:
+        if "address6" not in director:
+            keys = list(director)
+            at = keys.index("address") + 1 if "address" in keys else len(keys)
+            director.insert(at, "address6", str(fabric_address6(director["address"])))
+    out = RUN_DIR / "glb.yml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as fh:
+        fh.write(f"# {config} for the dual-stack namespace lab: IPv6 BGP sessions added by\n"
+                 "# glb_agent.lab.run.lab_config (router entry <name>v6, director address6).\n")
+        yaml.dump(data, fh)
+    (RUN_DIR / "glb.yml.source").write_text(f"{config}\n")
+    return out
+
+
+def running_config(config: Path) -> Path:
+    """The YAML the running lab was started with for ``config`` (see lab_config)."""
+    derived, source = RUN_DIR / "glb.yml", RUN_DIR / "glb.yml.source"
+    try:
+        if source.read_text().strip() == str(config.resolve()) and derived.exists():
+            return derived
+    except OSError:
+        pass
+    return config
 
 
 def announced_vips(loaded: LoadedConfig, p: Plan) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
@@ -210,7 +267,7 @@ def down(quiet: bool = False) -> list[str]:
 
 
 def status(config: Path = DEFAULT_CONFIG) -> dict:
-    loaded = load_config(config)
+    loaded = load_config(running_config(config))
     p = plan(loaded)
     doc: dict = {"namespaces": netns.names(PREFIX), "routes": {}, "directors": {}}
     for v in announced_vips(loaded, p):
@@ -251,6 +308,7 @@ def _requests(vip: str, sources: list[str]) -> tuple[Counter[str], int, int]:
 def demo(config: Path = DEFAULT_CONFIG, requests: int = 64) -> dict:
     """One request per client source address to the first IPv4 VIP and, when the router
     learns IPv6 VIPs, to the first IPv6 VIP; who served what."""
+    config = running_config(config)
     loaded = load_config(config)
     p = plan(loaded)
     if CLIENT_NS not in netns.names(PREFIX):

@@ -35,17 +35,14 @@ BASE = (Path(__file__).resolve().parents[2] / "inventories/lab/group_vars/all/gl
 FLEET = BASE.replace(
     '''  - name: d2
     address: 198.18.0.12
-    address6: "2001:db8:18::12"
     interface: eth0
     gateway_mac: "02:47:4c:00:00:01"
 ''', '''  - name: d2
     address: 198.18.0.12
-    address6: "2001:db8:18::12"
     interface: eth0
     gateway_mac: "02:47:4c:00:00:01"
   - name: d3
     address: 198.18.0.13
-    address6: "2001:db8:18::13"
     interface: eth0
     gateway_mac: "02:47:4c:00:00:01"
 ''').replace('''  - name: p3
