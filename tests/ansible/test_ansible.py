@@ -97,7 +97,9 @@ def test_inventory_hosts_match_glb_yml(inventory: str, tmp_path: Path) -> None:
     sections = {"directors": fleet["directors"], "proxies": fleet["proxies"], "routers": fleet["bgp"]["peers"]}
     for group, entries in sections.items():
         hosts = inv[group]["hosts"]
-        names = sorted(inv["_meta"]["hostvars"][h]["glb_name"] for h in hosts)
+        hostvars = [inv["_meta"]["hostvars"][h] for h in hosts]
+        # A router host is one peer entry per address family (glb_name6: its IPv6 end).
+        names = sorted([v["glb_name"] for v in hostvars] + [v["glb_name6"] for v in hostvars if "glb_name6" in v])
         assert names == sorted(e["name"] for e in entries), (inventory, group)
 
 
