@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from glb_agent.errors import InputError
+from glb_agent.table import siphash
 from glb_agent.table.spec import TABLE_ROWS, Bind, TableSpec
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"  # glb_agent/bpf -> repo bpf/
@@ -150,22 +151,12 @@ class CompiledTables:
     digests: tuple[str, ...]  # per table: digest of its rows
 
 
-_M64 = (1 << 64) - 1
-
-
-def _rotl(x: int, b: int) -> int:
-    return ((x << b) | (x >> (64 - b))) & _M64
-
-
 def sip_prefix(key: bytes) -> tuple[int, int, int, int]:
     """struct glb_sip for a 16-byte SipHash key: the part of SipHash-2-4 that is the same for
     every packet of a table (key XOR constants, then the first compression's opening v0/v1
-    steps), computed here once instead of on every packet."""
-    k0, k1 = struct.unpack("<QQ", key)
-    v0, v1 = k0 ^ 0x736F6D6570736575, k1 ^ 0x646F72616E646F6D
-    v2, v3 = k0 ^ 0x6C7967656E657261, k1 ^ 0x7465646279746573
-    s = (v0 + v1) & _M64
-    return _rotl(s, 32), _rotl(v1, 13) ^ s, v2, v3
+    line), computed here once instead of on every packet."""
+    v0, v1, v2, v3 = siphash.initial_state(key)
+    return (*siphash.round_head(v0, v1), v2, v3)
 
 
 def _bind_order(item: tuple[Bind, int, TableSpec]) -> tuple[int, int, int, str]:

@@ -16,10 +16,24 @@ def _rotl(x: int, bits: int) -> int:
     return ((x << bits) | (x >> (64 - bits))) & _MASK
 
 
-def _sipround(v0: int, v1: int, v2: int, v3: int) -> tuple[int, int, int, int]:
+def initial_state(key: bytes) -> tuple[int, int, int, int]:
+    """v0..v3 for a 16-byte key, before any message block."""
+    if len(key) != KEY_SIZE:
+        raise ValueError(f"SipHash key must be {KEY_SIZE} bytes, got {len(key)}")
+    k0 = int.from_bytes(key[:8], "little")
+    k1 = int.from_bytes(key[8:], "little")
+    return k0 ^ 0x736F6D6570736575, k1 ^ 0x646F72616E646F6D, k0 ^ 0x6C7967656E657261, k1 ^ 0x7465646279746573
+
+
+def round_head(v0: int, v1: int) -> tuple[int, int]:
+    """A SipRound's first line, which reads only v0 and v1: in the first compression it does
+    not depend on the message, so the XDP director gets it precomputed per key."""
     v0 = (v0 + v1) & _MASK
-    v1 = _rotl(v1, 13) ^ v0
-    v0 = _rotl(v0, 32)
+    return _rotl(v0, 32), _rotl(v1, 13) ^ v0
+
+
+def round_tail(v0: int, v1: int, v2: int, v3: int) -> tuple[int, int, int, int]:
+    """The rest of a SipRound after round_head."""
     v2 = (v2 + v3) & _MASK
     v3 = _rotl(v3, 16) ^ v2
     v0 = (v0 + v3) & _MASK
@@ -30,17 +44,14 @@ def _sipround(v0: int, v1: int, v2: int, v3: int) -> tuple[int, int, int, int]:
     return v0, v1, v2, v3
 
 
+def _sipround(v0: int, v1: int, v2: int, v3: int) -> tuple[int, int, int, int]:
+    v0, v1 = round_head(v0, v1)
+    return round_tail(v0, v1, v2, v3)
+
+
 def siphash24_int(key: bytes, msg: bytes) -> int:
     """The 64-bit result as the reference code returns it (before it is stored LE)."""
-    if len(key) != KEY_SIZE:
-        raise ValueError(f"SipHash key must be {KEY_SIZE} bytes, got {len(key)}")
-    k0 = int.from_bytes(key[:8], "little")
-    k1 = int.from_bytes(key[8:], "little")
-    v0 = k0 ^ 0x736F6D6570736575
-    v1 = k1 ^ 0x646F72616E646F6D
-    v2 = k0 ^ 0x6C7967656E657261
-    v3 = k1 ^ 0x7465646279746573
-
+    v0, v1, v2, v3 = initial_state(key)
     full = len(msg) - len(msg) % 8
     # The last block carries the message length in its top byte (mod 256).
     tail = msg[full:] + bytes(7 - len(msg) % 8) + bytes([len(msg) & 0xFF])

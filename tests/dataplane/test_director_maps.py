@@ -26,7 +26,7 @@ from glb_agent.dataplane.director_maps import (
     sip_prefix,
 )
 from glb_agent.errors import InputError
-from glb_agent.table.siphash import siphash24_int
+from glb_agent.table.siphash import round_head, round_tail, siphash24_int
 from glb_agent.table.spec import Backend, Bind
 from tests.dataplane.conftest import DNS, EMPTY, RANGE, WEB, make_rows
 from tests.dataplane.director_ref import ones_complement_checksum
@@ -44,32 +44,16 @@ def test_sip_prefix_finishes_to_siphash(msg: bytes) -> None:
     # Finish SipHash-2-4 from the precomputed state the way bpf/include/director_siphash.h
     # does (first compression resumes after its v0/v1 line) and compare with the reference.
     key = bytes(range(100, 116))
-    m64 = (1 << 64) - 1
-
-    def rotl(x: int, b: int) -> int:
-        return ((x << b) | (x >> (64 - b))) & m64
-
-    def tail(v0: int, v1: int, v2: int, v3: int) -> tuple[int, int, int, int]:
-        v2 = (v2 + v3) & m64
-        v3 = rotl(v3, 16) ^ v2
-        v0 = (v0 + v3) & m64
-        v3 = rotl(v3, 21) ^ v0
-        v2 = (v2 + v1) & m64
-        v1 = rotl(v1, 17) ^ v2
-        return v0, v1, rotl(v2, 32), v3
 
     def rnd(v0: int, v1: int, v2: int, v3: int) -> tuple[int, int, int, int]:
-        v0 = (v0 + v1) & m64
-        v1 = rotl(v1, 13) ^ v0
-        v0 = rotl(v0, 32)
-        return tail(v0, v1, v2, v3)
+        return round_tail(*round_head(v0, v1), v2, v3)
 
     padded = msg + bytes(7 - len(msg) % 8) + bytes([len(msg) & 0xFF])
     v = list(sip_prefix(key))
     for i in range(0, len(padded), 8):
         m = int.from_bytes(padded[i:i + 8], "little")
         v[3] ^= m
-        v = list(tail(*v) if i == 0 else rnd(*v))
+        v = list(round_tail(*v) if i == 0 else rnd(*v))
         v = list(rnd(*v))
         v[0] ^= m
     v[2] ^= 0xFF
