@@ -3,8 +3,9 @@
     pytest tests/infra --hosts='ansible://all' --ansible-inventory=inventories/lab/hosts.yml
 
 Each check applies to the hosts of its inventory group (directors, proxies, routers) and is
-skipped on the others. Without ``--hosts`` every test here is skipped: testinfra would
-otherwise run them against the machine running pytest.
+skipped on the others. Without ``--hosts`` or ``--ansible-inventory`` (Molecule's testinfra
+verifier passes the latter with ``--connection=ansible``) every test here is skipped:
+testinfra would otherwise run them against the machine running pytest.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ USAGE = "host checks: run with --hosts=ansible://GROUP --ansible-inventory=inven
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     try:
-        hosts = config.getoption("hosts")
+        targets = config.getoption("hosts") or config.getoption("ansible_inventory")
     except ValueError:  # pytest-testinfra is not installed
-        hosts = None
-    if hosts:
+        targets = None
+    if targets:
         return
     skip = pytest.mark.skip(reason=USAGE)
     for item in items:
@@ -55,7 +56,9 @@ def controller_glb(request: pytest.FixtureRequest) -> Path:
     inventory = request.config.getoption("ansible_inventory", None)
     if not inventory:
         pytest.skip("needs --ansible-inventory to find the controller's glb.yml")
-    return Path(inventory).resolve().parent / "group_vars" / "all" / "glb.yml"
+    # A file (inventories/NAME/hosts.yml) or a directory (Molecule's ephemeral inventory/).
+    path = Path(inventory).resolve()
+    return (path if path.is_dir() else path.parent) / "group_vars" / "all" / "glb.yml"
 
 
 def _member(hostvars: dict[str, Any], group: str) -> str:
