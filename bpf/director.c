@@ -259,9 +259,9 @@ static __always_inline __u64 glb_hash6(const struct glb_flow *f, const struct gl
 /* Pushes the outer headers and bounces the frame. `l2` is 14, or 18 with a VLAN tag whose
  * TCI (`tci`, wire order) is kept; `gue_proto` is 4 or 41 (the inner family).
  *
- * Order matters for speed: the SipHash (a ~50-cycle dependency chain) is computed *after*
- * bpf_xdp_adjust_head, so the CPU runs the helper while the hash's inputs are already in
- * hand; everything after the hash (row lookup, header words, seven stores) is short. */
+ * Everything that can fail (no backend, MTU) is decided before bpf_xdp_adjust_head, so a
+ * dropped packet is never modified. (Hashing after the helper, to overlap the two, was
+ * measured: ~0.04x of the baseline slower.) */
 static __always_inline int glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot, const struct glb_sip *sip,
 				     const struct glb_flow *f, __u32 l2, __u16 tci, __u8 gue_proto)
 {
@@ -271,14 +271,6 @@ static __always_inline int glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot, 
 	__u16 tot, udp_len, sport;
 	struct glb_row *row;
 
-	if (inner_len + GLB_ENCAP_LEN > GLB_MTU) {
-		glb_count(slot, GLB_R_DROP_TOO_BIG, ctx->data_end - ctx->data);
-		return XDP_DROP;
-	}
-	if (bpf_xdp_adjust_head(ctx, -GLB_ENCAP_LEN)) {
-		glb_count(slot, GLB_R_DROP_ENCAP, ctx->data_end - ctx->data);
-		return XDP_DROP;
-	}
 #if GLB_IPV6
 	hash = gue_proto == 4 ? glb_hash4(f, sip) : glb_hash6(f, sip);
 #else
@@ -287,10 +279,18 @@ static __always_inline int glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot, 
 	rkey = ((gen * GLB_MAX_TABLES + slot) << GLB_TABLE_ROW_BITS) | (__u32)(hash & 0xffff);
 	row = glb_rows.lookup(&rkey);
 	if (!row || !row->primary) {
-		glb_count(slot, GLB_R_DROP_NO_BACKEND, ctx->data_end - ctx->data - GLB_ENCAP_LEN);
+		glb_count(slot, GLB_R_DROP_NO_BACKEND, ctx->data_end - ctx->data);
+		return XDP_DROP;
+	}
+	if (inner_len + GLB_ENCAP_LEN > GLB_MTU) {
+		glb_count(slot, GLB_R_DROP_TOO_BIG, ctx->data_end - ctx->data);
 		return XDP_DROP;
 	}
 	hops = *(__u64 *)row; /* primary in the low half, secondary in the high half */
+	if (bpf_xdp_adjust_head(ctx, -GLB_ENCAP_LEN)) {
+		glb_count(slot, GLB_R_DROP_ENCAP, ctx->data_end - ctx->data);
+		return XDP_DROP;
+	}
 	primary = (__u32)hops;
 	tot = __builtin_bswap16((__u16)(inner_len + GLB_ENCAP_LEN));
 	udp_len = __builtin_bswap16((__u16)(inner_len + GLB_ENCAP_LEN - 20));
