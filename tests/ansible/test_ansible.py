@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ansible.birdcheck import assert_bird_parses
+
 pytest.importorskip("ansible", reason="Ansible is not installed: pip install -e '.[ops]' (scripts/setup.sh does)")
 yaml = pytest.importorskip("yaml", reason="PyYAML (an Ansible dependency) is not installed")
 
@@ -245,10 +247,4 @@ def test_roles_in_check_mode_on_this_machine(tmp_path: Path, agent_wheel: Path) 
     assert "merge paths on" in bird_conf
     assert re.findall(r"neighbor (\S+) as 65100;", bird_conf) == ["198.18.0.11", "198.18.0.12"]
     assert "local 198.18.0.1 as 65000;" in bird_conf
-    bird = shutil.which("bird")
-    if bird is None:
-        pytest.skip("bird2 is not installed (scripts/setup.sh installs it): bird.conf not parsed")
-    (tmp_path / "bird.conf").write_text(bird_conf)
-    parsed = subprocess.run([bird, "-p", "-c", str(tmp_path / "bird.conf")], capture_output=True, text=True,
-                            timeout=30)
-    assert parsed.returncode == 0, parsed.stdout + parsed.stderr + bird_conf
+    assert_bird_parses(bird_conf, tmp_path)

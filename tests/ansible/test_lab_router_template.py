@@ -4,13 +4,12 @@ IPv6 sessions to their address6, and BIRD itself accepts the result (`bird -p`).
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import jinja2
-import pytest
 import yaml
+
+from tests.ansible.birdcheck import assert_bird_parses
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "roles/glb_lab_router/templates/bird.conf.j2"
@@ -26,16 +25,6 @@ def _render(fleet: dict, name: str, name6: str) -> str:
         glb_lab_router_router_id="", glb_lab_router_max_paths=16)
 
 
-def _bird_parses(conf: str, tmp_path: Path) -> None:
-    bird = shutil.which("bird")
-    if bird is None:
-        pytest.skip("bird2 is not installed (scripts/setup.sh installs it)")
-    (tmp_path / "bird.conf").write_text(conf)
-    parsed = subprocess.run([bird, "-p", "-c", str(tmp_path / "bird.conf")], capture_output=True, text=True,
-                            timeout=30)
-    assert parsed.returncode == 0, parsed.stdout + parsed.stderr + conf
-
-
 def test_dual_stack_router_gets_both_session_families(tmp_path: Path) -> None:
     fleet = yaml.safe_load(EXAMPLE.read_text())
     conf = _render(fleet, "edge1", "edge1-v6")
@@ -48,7 +37,7 @@ def test_dual_stack_router_gets_both_session_families(tmp_path: Path) -> None:
     assert "ipv6 {" not in v4.split("template bgp glb_director")[1]
     assert "ipv4 {" not in v6
     assert conf.count("merge paths on") == 2
-    _bird_parses(conf, tmp_path)
+    assert_bird_parses(conf, tmp_path)
 
 
 def test_ipv4_only_router_has_no_ipv6_sessions(tmp_path: Path) -> None:
@@ -56,4 +45,4 @@ def test_ipv4_only_router_has_no_ipv6_sessions(tmp_path: Path) -> None:
     conf = _render(fleet, "edge2", "")
     assert re.findall(r"neighbor (\S+) as 65100;", conf) == ["192.0.2.11", "192.0.2.12", "192.0.2.13"]
     assert "glb_director6" not in conf
-    _bird_parses(conf, tmp_path)
+    assert_bird_parses(conf, tmp_path)
