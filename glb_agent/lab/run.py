@@ -111,6 +111,10 @@ def start_proxy(config: Path, name: str, ns: str) -> None:
            f"proxy apply {name}")
     _spawn(name, "httpd", _nsenter(ns) + [sys.executable, "-m", "glb_agent.lab.httpd", "--name", name,
                                            "--down-file", str(RUN_DIR / name / "down")])
+    # Listening before we return: a client that connects first (no director health check in
+    # front, e.g. router ECMP straight to the proxies) would be refused.
+    wait_for(lambda: netns.run("ss", "-Hltn", "sport = :80", ns=ns, check=False).stdout.strip() != "", 30,
+             f"{name}'s HTTP service listening")
 
 
 def start_director(config: Path, name: str, ns: str) -> None:

@@ -226,6 +226,7 @@ def test_connections_survive_every_fleet_change(clean_lab, tmp_path: Path, capsy
         netns.run("ip", "route", "replace", f"{VIP}/32", *hops, ns=p.router.ns)
 
     ecmp("p1", "p2", "p3")
+    lab.wait_for(lambda: ctl.new_connections(3) == "3/3", 30, "the VIP answering over router ECMP")
     ctl.start_keeper()
     ctl.record("0 start: ECMP to p1 p2 p3", settle=1)
     for step in ("1 add director (n/a)", "2 remove director (n/a)", "3 kill director (n/a)"):
