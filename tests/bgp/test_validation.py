@@ -69,14 +69,20 @@ def test_good_document_is_valid(tmp_path: Path) -> None:
     assert main(["validate", str(path)]) == 0
 
 
+def _validate_marked(text: str, tmp_path: Path) -> tuple[int, int]:
+    """`glb-agent validate` on ``text``; returns (exit code, the line marked with ``#!``)."""
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if row.rstrip().endswith("#!"))
+    path = tmp_path / "glb.yml"
+    path.write_text(text)
+    return main(["validate", str(path)]), line
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_bad_bgp_config_is_rejected_at_its_line(name: str, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     text, fragment = CASES[name]
-    line = next(i for i, row in enumerate(text.splitlines(), 1) if row.rstrip().endswith("#!"))
-    path = tmp_path / "glb.yml"
-    path.write_text(text)
-    assert main(["validate", str(path)]) == 2
+    rc, line = _validate_marked(text, tmp_path)
+    assert rc == 2
     err = capsys.readouterr().err
     assert fragment in err, err
     assert f"glb.yml:{line}:" in err, err
@@ -108,13 +114,11 @@ WARNINGS: dict[str, tuple[str, str]] = {
 def test_ipv6_prefixes_nobody_announces_are_warnings_and_strict_refuses_them(
         name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text, fragment = WARNINGS[name]
-    line = next(i for i, row in enumerate(text.splitlines(), 1) if row.rstrip().endswith("#!"))
-    path = tmp_path / "glb.yml"
-    path.write_text(text)
-    assert main(["validate", str(path)]) == 0
+    rc, line = _validate_marked(text, tmp_path)
+    assert rc == 0
     err = capsys.readouterr().err
     assert f"glb.yml:{line}: " in err and ": warning: " in err and fragment in err, err
-    assert main(["validate", "--strict", str(path)]) == 2
+    assert main(["validate", "--strict", str(tmp_path / "glb.yml")]) == 2
     assert fragment in capsys.readouterr().err
 
 
