@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -13,23 +11,12 @@ import pytest
 
 from glb_agent.table.spec import Backend, Bind, TableSpec
 from tests.dataplane.director_ref import Director, Table
-from tests.support.netns import can_run
+from tests.support.netns import bpf_unavailable
 
 SOURCE_IP = "198.18.0.11"
 SRC_MAC = "02:47:4c:00:00:11"
 GW_MAC = "02:47:4c:00:00:01"
 ALL_FIELDS = ("src_addr", "dst_addr", "src_port", "dst_port")
-
-
-def bpf_unavailable() -> str | None:
-    why = can_run()
-    if why:
-        return why
-    if importlib.util.find_spec("bcc") is None:
-        return "bcc (python3-bpfcc) not importable"
-    if not os.path.ismount("/sys/fs/bpf"):
-        return "bpffs not mounted at /sys/fs/bpf"
-    return None
 
 
 def _net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

@@ -7,9 +7,7 @@ decapsulator-based tests in test_gue.py cover the probe on their own.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import ipaddress
-import os
 import time
 from pathlib import Path
 
@@ -19,28 +17,14 @@ from glb_agent.config.model import GueCheck, HealthCheck
 from glb_agent.health import Checker, GueProber, Target
 from tests.health.conftest import DIRECTOR, PORT, PROXY, VIP
 from tests.health.nsthread import run_in_netns
-
-
-def _unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root"
-    for mod in ("bcc", "glb_agent.dataplane.proxy", "glb_agent.proxy.host"):
-        try:
-            if importlib.util.find_spec(mod) is None:
-                return f"{mod} not available"
-        except ModuleNotFoundError:
-            return f"{mod} not available"
-    if not os.path.isdir("/sys/fs/bpf"):
-        return "bpffs not mounted"
-    return None
-
+from tests.support.netns import bpf_unavailable
 
 pytestmark = [pytest.mark.netns, pytest.mark.bpf]
 
 
 @pytest.fixture
 def real_proxy(gue_lab, tmp_path: Path):
-    why = _unavailable()
+    why = bpf_unavailable()
     if why:
         pytest.skip(why)
     from glb_agent.dataplane.proxy import ProxySettings

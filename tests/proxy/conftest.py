@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import secrets
 import shutil
@@ -16,7 +15,7 @@ import pytest
 from glb_agent.dataplane import proxy_pins
 from glb_agent.dataplane.proxy import ProxyDataplane, ProxySettings
 from tests.proxy.support import netns
-from tests.support.netns import Lab, can_run, sh
+from tests.support.netns import Lab, bpf_unavailable, sh
 
 PROXY = "198.18.0.21"
 PEER = "198.18.0.22"  # another proxy, with a permanent neighbour entry
@@ -26,17 +25,6 @@ VIP4, VIP6 = "203.0.113.10", "2001:db8:100::10"
 CLIENT4, CLIENT6 = "198.51.100.7", "2001:db8:200::7"  # local, to own real client sockets
 PEER_MAC = "02:00:00:00:00:22"
 ROUTER6, ROUTER6_MAC = "2001:db8:1::1", "02:00:00:00:00:01"
-
-
-def unavailable() -> str | None:
-    why = can_run()
-    if why:
-        return why
-    if importlib.util.find_spec("bcc") is None:
-        return "bcc (python3-bpfcc) not importable"
-    if not os.path.isdir("/sys/fs/bpf"):
-        return "bpffs not mounted"
-    return None
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +75,7 @@ def make_proxy_ns(lab: Lab) -> str:
 
 @pytest.fixture(scope="module")
 def proxy_host(pin_root: Path) -> Iterator[ProxyHost]:
-    why = unavailable()
+    why = bpf_unavailable()
     if why:
         pytest.skip(why)
     with Lab() as lab:

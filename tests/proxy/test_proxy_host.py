@@ -18,9 +18,8 @@ from glb_agent.dataplane import proxy_pins
 from glb_agent.dataplane.proxy import ProxyDataplane, ProxySettings, query_attachment
 from glb_agent.errors import GlbError
 from glb_agent.proxy.host import ProxyHost, read_sysctl, write_sysctl
-from tests.proxy.conftest import unavailable
 from tests.proxy.support import netns
-from tests.support.netns import Lab, sh
+from tests.support.netns import Lab, bpf_unavailable, sh
 
 pytestmark = [pytest.mark.bpf, pytest.mark.netns]
 
@@ -30,7 +29,7 @@ PROXY, PEER, DIRECTOR = "198.18.0.21", "198.18.0.22", "198.18.0.1"
 @pytest.fixture
 def host_ns(pin_root: Path) -> Iterator[str]:
     """A fresh namespace with eth0 (198.18.0.21/24); the test thread lives in it."""
-    why = unavailable()
+    why = bpf_unavailable()
     if why:
         pytest.skip(why)
     with Lab() as lab:

@@ -33,9 +33,8 @@ import pytest
 from glb_agent.dataplane import proxy_pins
 from glb_agent.dataplane.proxy import ProxySettings
 from glb_agent.proxy.host import ProxyHost
-from tests.proxy.conftest import unavailable
 from tests.proxy.support import gue_payload, netns
-from tests.support.netns import Lab, sh
+from tests.support.netns import Lab, bpf_unavailable, sh
 
 pytestmark = [pytest.mark.bpf, pytest.mark.netns]
 
@@ -114,7 +113,7 @@ def _wait_neighbour(ns: str, addr: str, timeout: float = 5) -> None:
 
 @pytest.fixture(scope="module")
 def fleet(pin_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    why = unavailable()
+    why = bpf_unavailable()
     if why:
         pytest.skip(why)
     from bcc import BPF

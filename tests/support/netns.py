@@ -9,6 +9,7 @@ PLATFORM.md allows are used by the callers. Built on the lab's own plumbing
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import secrets
 import subprocess
@@ -27,6 +28,18 @@ def can_run() -> str | None:
         return "needs root"
     if subprocess.run(["ip", "netns", "list"], capture_output=True).returncode != 0:
         return "no iproute2 netns support"
+    return None
+
+
+def bpf_unavailable() -> str | None:
+    """Why tests loading real eBPF programs (bcc, pinned maps) cannot run here, or None."""
+    why = can_run()
+    if why:
+        return why
+    if importlib.util.find_spec("bcc") is None:
+        return "bcc (python3-bpfcc) not importable"
+    if not os.path.ismount("/sys/fs/bpf"):
+        return "bpffs not mounted at /sys/fs/bpf"
     return None
 
 
