@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from glb_agent.commands import add_config_argument
+from glb_agent.commands import add_host_actions
 from glb_agent.config import load_config
 from glb_agent.dataplane.director import Director, director_ready
 from glb_agent.dataplane.director_config import director_settings, director_tables
@@ -22,30 +21,23 @@ from glb_agent.errors import GlbError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "director",
+    def extra(action: str, a: argparse.ArgumentParser) -> None:
+        if action == "start":
+            a.add_argument("--xdp-mode", choices=("auto", "native", "generic"), default="auto",
+                           help="auto: native, falling back to generic (SKB) mode")
+
+    add_host_actions(
+        sub, "director", "/sys/fs/bpf/glb/<interface>",
         help="start / stop / inspect this host's XDP director",
         description="Run the director side of GLB: XDP GUE encapsulation of VIP traffic towards "
                     "the proxies, with atomic table swaps and adoption across agent restarts.",
+        actions=(
+            ("start", _start, "attach (or adopt) the director and load every table"),
+            ("stop", _stop, "detach the director and remove its pins"),
+            ("status", _status, "attachment, tables and counters; exit 1 if not forwarding"),
+        ),
+        extra=extra,
     )
-    actions = p.add_subparsers(dest="director_action", metavar="ACTION", parser_class=type(p))
-    actions.required = True
-    for name, func, text in (
-        ("start", _start, "attach (or adopt) the director and load every table"),
-        ("stop", _stop, "detach the director and remove its pins"),
-        ("status", _status, "attachment, tables and counters; exit 1 if not forwarding"),
-    ):
-        a = actions.add_parser(name, help=text, description=text)
-        add_config_argument(a)
-        a.add_argument("--name", help="which director of the config this host is "
-                                      "(default: the one whose address is local)")
-        a.add_argument("--pin-dir", type=Path, default=None,
-                       help="bpffs directory for the pins (default /sys/fs/bpf/glb/<interface>)")
-        if name == "start":
-            a.add_argument("--xdp-mode", choices=("auto", "native", "generic"), default="auto",
-                           help="auto: native, falling back to generic (SKB) mode")
-        a.add_argument("--json", action="store_true", help="machine-readable output")
-        a.set_defaults(func=func)
 
 
 def _emit(args: argparse.Namespace, info: dict, text: list[str]) -> None:

@@ -12,37 +12,30 @@ import dataclasses
 import json
 from pathlib import Path
 
-from glb_agent.commands import add_config_argument
+from glb_agent.commands import add_host_actions
 from glb_agent.config import load_config
 from glb_agent.proxy.config import proxy_settings
 from glb_agent.proxy.host import DEFAULT_STATE_DIR, ProxyHost
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "proxy",
+    def extra(_action: str, a: argparse.ArgumentParser) -> None:
+        a.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
+                       help=f"where apply records its changes (default {DEFAULT_STATE_DIR})")
+        a.add_argument("--xdp-mode", choices=("auto", "native", "generic"), default="auto")
+
+    add_host_actions(
+        sub, "proxy", "/sys/fs/bpf/glb-proxy/<interface>",
         help="set up / tear down / inspect this host's GUE decap (XDP) and VIPs",
         description="Run the proxy side of GLB on this host: eBPF GUE decapsulation with "
                     "second-chance forwarding, VIPs on loopback, ARP and rp_filter sysctls.",
+        actions=(
+            ("apply", _apply, "converge this host to the config (idempotent)"),
+            ("stop", _stop, "detach the program and undo what apply changed"),
+            ("status", _status, "program, counters and host settings; exit 1 if not running"),
+        ),
+        extra=extra,
     )
-    actions = p.add_subparsers(dest="proxy_action", metavar="ACTION", parser_class=type(p))
-    actions.required = True
-    for name, func, text in (
-        ("apply", _apply, "converge this host to the config (idempotent)"),
-        ("stop", _stop, "detach the program and undo what apply changed"),
-        ("status", _status, "program, counters and host settings; exit 1 if not running"),
-    ):
-        a = actions.add_parser(name, help=text, description=text)
-        add_config_argument(a)
-        a.add_argument("--name", help="which proxy of the config this host is "
-                                      "(default: the one whose address is local)")
-        a.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
-                       help=f"where apply records its changes (default {DEFAULT_STATE_DIR})")
-        a.add_argument("--pin-dir", type=Path, default=None,
-                       help="bpffs directory for the pins (default /sys/fs/bpf/glb-proxy/<interface>)")
-        a.add_argument("--xdp-mode", choices=("auto", "native", "generic"), default="auto")
-        a.add_argument("--json", action="store_true", help="machine-readable output")
-        a.set_defaults(func=func)
 
 
 def _host(args: argparse.Namespace) -> ProxyHost:
