@@ -133,6 +133,12 @@ struct glb_flow {
 	__u32 inner_len;   /* inner IP packet length (IPv4 total length / 40 + payload) */
 };
 
+/* What the program does with a packet and which counter cell records it, packed in one
+ * u32: the parsing and forwarding functions return it and xdp_glb_director counts once,
+ * so the counter code (and the malformed-packet bind scan) exists once, not at every exit. */
+#define GLB_VERDICT(action, slot, reason) ((__u32)(action) | ((__u32)(reason) << 8) | ((__u32)(slot) << 16))
+#define GLB_NOT_VIP GLB_VERDICT(XDP_PASS, GLB_MAX_TABLES, GLB_R_PASS_NOT_VIP)
+
 static __always_inline void glb_count(__u32 slot, __u32 reason, __u64 bytes)
 {
 	__u32 key = slot * GLB_NR_REASONS + reason;
@@ -214,7 +220,7 @@ static __always_inline struct glb_bind6 *glb_match6(__u32 gen, const __u64 *dadd
 #define GLB_OFF_DPORT(alen) (GLB_OFF_SPORT(alen) + 2 * GLB_HASH_SRC_PORT)
 #define GLB_MIX(w, off, val) ((w)[(off) / 8] |= (__u64)(val) << (8 * ((off) % 8)))
 
-static __always_inline __u64 glb_hash4(const struct glb_flow *f, const struct glb_sip *sip)
+static __always_inline __u32 glb_hash4(const struct glb_flow *f, const struct glb_sip *sip)
 {
 	__u64 w[GLB_HASH_LEN4 / 8 + 1] = {};
 
@@ -230,11 +236,11 @@ static __always_inline __u64 glb_hash4(const struct glb_flow *f, const struct gl
 #if GLB_HASH_DST_PORT
 	GLB_MIX(w, GLB_OFF_DPORT(4), f->dport);
 #endif
-	return glb_siphash24(w, GLB_HASH_LEN4, sip);
+	return glb_siphash24_lo16(w, GLB_HASH_LEN4, sip);
 }
 
 #if GLB_IPV6
-static __always_inline __u64 glb_hash6(const struct glb_flow *f, const struct glb_sip *sip)
+static __always_inline __u32 glb_hash6(const struct glb_flow *f, const struct glb_sip *sip)
 {
 	__u64 w[GLB_HASH_LEN6 / 8 + 1] = {};
 
@@ -252,7 +258,7 @@ static __always_inline __u64 glb_hash6(const struct glb_flow *f, const struct gl
 #if GLB_HASH_DST_PORT
 	GLB_MIX(w, GLB_OFF_DPORT(16), f->dport);
 #endif
-	return glb_siphash24(w, GLB_HASH_LEN6, sip);
+	return glb_siphash24_lo16(w, GLB_HASH_LEN6, sip);
 }
 #endif
 
@@ -262,12 +268,12 @@ static __always_inline __u64 glb_hash6(const struct glb_flow *f, const struct gl
  * Everything that can fail (no backend, MTU) is decided before bpf_xdp_adjust_head, so a
  * dropped packet is never modified. (Hashing after the helper, to overlap the two, was
  * measured: ~0.04x of the baseline slower.) */
-static __always_inline int glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot, const struct glb_sip *sip,
+static __always_inline __u32 glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot, const struct glb_sip *sip,
 				     const struct glb_flow *f, __u32 l2, __u16 tci, __u8 gue_proto)
 {
 	void *data, *data_end, *ip;
-	__u64 hash, hops, ipw0, ipw1, udpw, gue0;
-	__u32 primary, csum, rkey, inner_len = f->inner_len;
+	__u64 hops, ipw0, ipw1, udpw, gue0;
+	__u32 hash, primary, csum, rkey, inner_len = f->inner_len;
 	__u16 tot, udp_len, sport;
 	struct glb_row *row;
 
@@ -278,19 +284,13 @@ static __always_inline int glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot, 
 #endif
 	rkey = ((gen * GLB_MAX_TABLES + slot) << GLB_TABLE_ROW_BITS) | (__u32)(hash & 0xffff);
 	row = glb_rows.lookup(&rkey);
-	if (!row || !row->primary) {
-		glb_count(slot, GLB_R_DROP_NO_BACKEND, ctx->data_end - ctx->data);
-		return XDP_DROP;
-	}
-	if (inner_len + GLB_ENCAP_LEN > GLB_MTU) {
-		glb_count(slot, GLB_R_DROP_TOO_BIG, ctx->data_end - ctx->data);
-		return XDP_DROP;
-	}
+	if (__builtin_expect(!row || !row->primary, 0))
+		return GLB_VERDICT(XDP_DROP, slot, GLB_R_DROP_NO_BACKEND);
+	if (__builtin_expect(inner_len + GLB_ENCAP_LEN > GLB_MTU, 0))
+		return GLB_VERDICT(XDP_DROP, slot, GLB_R_DROP_TOO_BIG);
 	hops = *(__u64 *)row; /* primary in the low half, secondary in the high half */
-	if (bpf_xdp_adjust_head(ctx, -GLB_ENCAP_LEN)) {
-		glb_count(slot, GLB_R_DROP_ENCAP, ctx->data_end - ctx->data);
-		return XDP_DROP;
-	}
+	if (__builtin_expect(bpf_xdp_adjust_head(ctx, -GLB_ENCAP_LEN) != 0, 0))
+		return GLB_VERDICT(XDP_DROP, slot, GLB_R_DROP_ENCAP);
 	primary = (__u32)hops;
 	tot = __builtin_bswap16((__u16)(inner_len + GLB_ENCAP_LEN));
 	udp_len = __builtin_bswap16((__u16)(inner_len + GLB_ENCAP_LEN - 20));
@@ -312,7 +312,7 @@ static __always_inline int glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot, 
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	if (data + 18 + GLB_ENCAP_LEN > data_end) /* l2 <= 18; the inner packet follows */
-		return XDP_DROP;
+		return GLB_VERDICT(XDP_DROP, slot, GLB_R_DROP_ENCAP);
 
 	/* Ethernet: gateway <- us; keep the VLAN the packet arrived on (XDP_TX leaves by the
 	 * same port, towards the same gateway). */
@@ -326,7 +326,7 @@ static __always_inline int glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot, 
 	}
 	ip = data + l2;
 	if (ip + GLB_ENCAP_LEN > data_end)
-		return XDP_DROP;
+		return GLB_VERDICT(XDP_DROP, slot, GLB_R_DROP_ENCAP);
 	*(__u64 *)(ip + 0) = ipw0;
 	*(__u64 *)(ip + 8) = ipw1;
 	*(__u32 *)(ip + 16) = primary;
@@ -334,42 +334,33 @@ static __always_inline int glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot, 
 	*(__u64 *)(ip + 28) = gue0;
 	*(__u32 *)(ip + 36) = (__u32)(hops >> 32); /* the secondary, GUE hop 0 */
 
-	glb_count(slot, GLB_R_FORWARDED, data_end - data);
-	return XDP_TX;
+	return GLB_VERDICT(XDP_TX, slot, GLB_R_FORWARDED);
 }
 
 /* A packet to `daddr` we could not make sense of: drop it if it is for a VIP, else pass. */
-static __always_inline int glb_bad4(__u32 gen, __u32 daddr, __u64 bytes)
+static __always_inline __u32 glb_bad4(__u32 gen, __u32 daddr)
 {
 	struct glb_bind4 *b = glb_match4(gen, daddr, 0, 0, GLB_MODE_ADDR);
 
-	if (!b) {
-		glb_count(GLB_MAX_TABLES, GLB_R_PASS_NOT_VIP, bytes);
-		return XDP_PASS;
-	}
-	glb_count(b->slot, GLB_R_DROP_MALFORMED, bytes);
-	return XDP_DROP;
+	return b ? GLB_VERDICT(XDP_DROP, b->slot, GLB_R_DROP_MALFORMED) : GLB_NOT_VIP;
 }
 
-static __always_inline int glb_ipv4(struct xdp_md *ctx, void *data, void *data_end, __u32 l2, __u16 tci)
+static __always_inline __u32 glb_ipv4(struct xdp_md *ctx, void *data, void *data_end, __u32 l2, __u16 tci)
 {
 	struct iphdr *ip = data + l2;
-	__u64 bytes = data_end - data;
 	struct glb_flow f = {};
 	struct glb_bind4 *b;
 	__u32 gen, ihl, tot, daddr;
 	void *l4;
 
-	if ((void *)(ip + 1) > data_end) {
-		glb_count(GLB_MAX_TABLES, GLB_R_PASS_NOT_VIP, bytes);
-		return XDP_PASS;
-	}
+	if ((void *)(ip + 1) > data_end)
+		return GLB_NOT_VIP;
 	daddr = ip->daddr;
 	gen = glb_live_gen();
 	ihl = ip->ihl * 4;
 	tot = GLB_BOUND16(glb_ntohs(ip->tot_len));
 	if (ip->version != 4 || ihl < 20 || tot < ihl || (void *)ip + tot > data_end)
-		return glb_bad4(gen, daddr, bytes);
+		goto bad;
 
 	f.saddr4 = ip->saddr;
 	f.daddr4 = daddr;
@@ -386,7 +377,7 @@ static __always_inline int glb_ipv4(struct xdp_md *ctx, void *data, void *data_e
 			__u32 need = ip->protocol == IPPROTO_TCP ? 20 : 8;
 
 			if (ihl + need > tot || l4 + 4 > data_end)
-				return glb_bad4(gen, daddr, bytes);
+				goto bad;
 			f.sport = *(__u16 *)l4;
 			f.dport = *(__u16 *)(l4 + 2);
 			f.match_port = glb_ntohs(f.dport);
@@ -402,7 +393,7 @@ static __always_inline int glb_ipv4(struct xdp_md *ctx, void *data, void *data_e
 		f.hint = glb_ntohs(ip->id);
 		if (!f.fragment) {
 			if (ihl + 8 > tot || l4 + 8 > data_end)
-				return glb_bad4(gen, daddr, bytes);
+				goto bad;
 			type = *(__u8 *)l4;
 			if (type == 3 || type == 11 || type == 12) {
 				/* Error: quotes the IP header + 8 bytes of a packet the VIP sent. */
@@ -411,13 +402,13 @@ static __always_inline int glb_ipv4(struct xdp_md *ctx, void *data, void *data_e
 				void *in_l4;
 
 				if ((void *)(in + 1) > data_end || ihl + 8 + 20 > tot)
-					return glb_bad4(gen, daddr, bytes);
+					goto bad;
 				in_ihl = in->ihl * 4;
 				in_l4 = (void *)in + in_ihl;
 				if (in->version != 4 || in_ihl < 20 || ihl + 8 + in_ihl + 4 > tot ||
 				    in_l4 + 4 > data_end || in->saddr != daddr ||
 				    (in->frag_off & __constant_htons(0x1fff)))
-					return glb_bad4(gen, daddr, bytes);
+					goto bad;
 				/* Reverse it: the client is the destination of the quoted packet. */
 				f.saddr4 = in->daddr;
 				f.daddr4 = in->saddr;
@@ -429,9 +420,7 @@ static __always_inline int glb_ipv4(struct xdp_md *ctx, void *data, void *data_e
 				f.mode = GLB_MODE_FULL;
 			} else if (type != 8) {
 				b = glb_match4(gen, daddr, 0, 0, GLB_MODE_ADDR);
-				glb_count(b ? b->slot : GLB_MAX_TABLES, b ? GLB_R_PASS_ICMP : GLB_R_PASS_NOT_VIP,
-					  bytes);
-				return XDP_PASS;
+				return b ? GLB_VERDICT(XDP_PASS, b->slot, GLB_R_PASS_ICMP) : GLB_NOT_VIP;
 			}
 		}
 		/* Echo requests (and ICMP fragments) hash with ports 0; no fragment policy. */
@@ -439,39 +428,30 @@ static __always_inline int glb_ipv4(struct xdp_md *ctx, void *data, void *data_e
 	}
 #endif
 	else {
-		glb_count(GLB_MAX_TABLES, GLB_R_PASS_NOT_VIP, bytes);
-		return XDP_PASS;
+		return GLB_NOT_VIP;
 	}
 
 	b = glb_match4(gen, daddr, f.match_proto, f.match_port, f.mode);
-	if (!b) {
-		glb_count(GLB_MAX_TABLES, GLB_R_PASS_NOT_VIP, bytes);
-		return XDP_PASS;
-	}
-	if (f.fragment && (GLB_HASH_USES_PORTS || !(b->flags & GLB_BIND_FRAG_OK))) {
-		glb_count(b->slot, GLB_R_DROP_FRAGMENT, bytes);
-		return XDP_DROP;
-	}
+	if (!b)
+		return GLB_NOT_VIP;
+	if (__builtin_expect(f.fragment && (GLB_HASH_USES_PORTS || !(b->flags & GLB_BIND_FRAG_OK)), 0))
+		return GLB_VERDICT(XDP_DROP, b->slot, GLB_R_DROP_FRAGMENT);
 	return glb_encap(ctx, gen, b->slot, &b->sip, &f, l2, tci, 4);
+bad:
+	return glb_bad4(gen, daddr);
 }
 
 #if GLB_IPV6
-static __always_inline int glb_bad6(__u32 gen, const __u64 *daddr, __u64 bytes)
+static __always_inline __u32 glb_bad6(__u32 gen, const __u64 *daddr)
 {
 	struct glb_bind6 *b = glb_match6(gen, daddr, 0, 0, GLB_MODE_ADDR);
 
-	if (!b) {
-		glb_count(GLB_MAX_TABLES, GLB_R_PASS_NOT_VIP, bytes);
-		return XDP_PASS;
-	}
-	glb_count(b->slot, GLB_R_DROP_MALFORMED, bytes);
-	return XDP_DROP;
+	return b ? GLB_VERDICT(XDP_DROP, b->slot, GLB_R_DROP_MALFORMED) : GLB_NOT_VIP;
 }
 
-static __always_inline int glb_ipv6(struct xdp_md *ctx, void *data, void *data_end, __u32 l2, __u16 tci)
+static __always_inline __u32 glb_ipv6(struct xdp_md *ctx, void *data, void *data_end, __u32 l2, __u16 tci)
 {
 	struct ipv6hdr *ip6 = data + l2;
-	__u64 bytes = data_end - data;
 	struct glb_flow f = {};
 	struct glb_bind6 *b;
 	__u32 gen, plen, off = 40;
@@ -479,16 +459,14 @@ static __always_inline int glb_ipv6(struct xdp_md *ctx, void *data, void *data_e
 	void *l4;
 	int i;
 
-	if ((void *)(ip6 + 1) > data_end) {
-		glb_count(GLB_MAX_TABLES, GLB_R_PASS_NOT_VIP, bytes);
-		return XDP_PASS;
-	}
+	if ((void *)(ip6 + 1) > data_end)
+		return GLB_NOT_VIP;
 	__builtin_memcpy(f.daddr6, &ip6->daddr, 16);
 	__builtin_memcpy(f.saddr6, &ip6->saddr, 16);
 	gen = glb_live_gen();
 	plen = GLB_BOUND16(glb_ntohs(ip6->payload_len));
 	if (ip6->version != 6 || plen == 0 || (void *)(ip6 + 1) + plen > data_end)
-		return glb_bad6(gen, f.daddr6, bytes);
+		goto bad;
 	f.inner_len = 40 + plen;
 	/* Low 16 bits of the flow label, upstream's hint when there are no ports. */
 	f.hint = ((__u16)ip6->flow_lbl[1] << 8) | ip6->flow_lbl[2];
@@ -503,7 +481,7 @@ static __always_inline int glb_ipv6(struct xdp_md *ctx, void *data, void *data_e
 		    nexthdr != IPPROTO_DSTOPTS && nexthdr != IPPROTO_FRAGMENT)
 			break;
 		if ((void *)(h + 8) > data_end || off + 8 > 40 + plen)
-			return glb_bad6(gen, f.daddr6, bytes);
+			goto bad;
 		if (nexthdr == IPPROTO_FRAGMENT) {
 			f.fragment = 1;
 			nexthdr = h[0];
@@ -518,7 +496,7 @@ static __always_inline int glb_ipv6(struct xdp_md *ctx, void *data, void *data_e
 		}
 	}
 	if (off > 40 + plen)
-		return glb_bad6(gen, f.daddr6, bytes);
+		goto bad;
 	f.match_proto = nexthdr;
 	l4 = (void *)ip6 + (off & 0x3fff);
 
@@ -530,7 +508,7 @@ static __always_inline int glb_ipv6(struct xdp_md *ctx, void *data, void *data_e
 				__u32 need = nexthdr == IPPROTO_TCP ? 20 : 8;
 
 				if (off + need > 40 + plen || l4 + 4 > data_end)
-					return glb_bad6(gen, f.daddr6, bytes);
+					goto bad;
 				f.sport = *(__u16 *)l4;
 				f.dport = *(__u16 *)(l4 + 2);
 				f.match_port = glb_ntohs(f.dport);
@@ -545,7 +523,7 @@ static __always_inline int glb_ipv6(struct xdp_md *ctx, void *data, void *data_e
 			__u8 type;
 
 			if (off + 8 > 40 + plen || l4 + 8 > data_end)
-				return glb_bad6(gen, f.daddr6, bytes);
+				goto bad;
 			type = *(__u8 *)l4;
 			if (type >= 1 && type <= 4) {
 				struct ipv6hdr *in = l4 + 8;
@@ -554,10 +532,10 @@ static __always_inline int glb_ipv6(struct xdp_md *ctx, void *data, void *data_e
 
 				if ((void *)(in_ports + 2) > data_end || off + 8 + 40 + 4 > 40 + plen ||
 				    in->version != 6)
-					return glb_bad6(gen, f.daddr6, bytes);
+					goto bad;
 				__builtin_memcpy(in_src, &in->saddr, 16);
 				if (in_src[0] != f.daddr6[0] || in_src[1] != f.daddr6[1])
-					return glb_bad6(gen, f.daddr6, bytes);
+					goto bad;
 				__builtin_memcpy(f.saddr6, &in->daddr, 16);
 				f.sport = in_ports[1];
 				f.dport = in_ports[0];
@@ -569,9 +547,7 @@ static __always_inline int glb_ipv6(struct xdp_md *ctx, void *data, void *data_e
 				f.mode = GLB_MODE_ADDR;
 			} else {
 				b = glb_match6(gen, f.daddr6, 0, 0, GLB_MODE_ADDR);
-				glb_count(b ? b->slot : GLB_MAX_TABLES, b ? GLB_R_PASS_ICMP : GLB_R_PASS_NOT_VIP,
-					  bytes);
-				return XDP_PASS;
+				return b ? GLB_VERDICT(XDP_PASS, b->slot, GLB_R_PASS_ICMP) : GLB_NOT_VIP;
 			}
 		} else {
 			f.mode = GLB_MODE_ADDR;
@@ -580,20 +556,17 @@ static __always_inline int glb_ipv6(struct xdp_md *ctx, void *data, void *data_e
 	}
 #endif
 	else {
-		glb_count(GLB_MAX_TABLES, GLB_R_PASS_NOT_VIP, bytes);
-		return XDP_PASS;
+		return GLB_NOT_VIP;
 	}
 
 	b = glb_match6(gen, f.daddr6, f.match_proto, f.match_port, f.mode);
-	if (!b) {
-		glb_count(GLB_MAX_TABLES, GLB_R_PASS_NOT_VIP, bytes);
-		return XDP_PASS;
-	}
-	if (f.fragment && (GLB_HASH_USES_PORTS || !(b->flags & GLB_BIND_FRAG_OK))) {
-		glb_count(b->slot, GLB_R_DROP_FRAGMENT, bytes);
-		return XDP_DROP;
-	}
+	if (!b)
+		return GLB_NOT_VIP;
+	if (__builtin_expect(f.fragment && (GLB_HASH_USES_PORTS || !(b->flags & GLB_BIND_FRAG_OK)), 0))
+		return GLB_VERDICT(XDP_DROP, b->slot, GLB_R_DROP_FRAGMENT);
 	return glb_encap(ctx, gen, b->slot, &b->sip, &f, l2, tci, 41);
+bad:
+	return glb_bad6(gen, f.daddr6);
 }
 #endif
 
@@ -601,34 +574,31 @@ int xdp_glb_director(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
 	__u16 proto, tci = 0;
-	__u32 l2 = 14;
+	__u32 l2 = 14, v = GLB_NOT_VIP;
 
-	if ((void *)(eth + 1) > data_end) {
-		glb_count(GLB_MAX_TABLES, GLB_R_PASS_NOT_VIP, data_end - data);
-		return XDP_PASS;
-	}
+	if (data + 14 > data_end)
+		goto out;
 	proto = *(__u16 *)(data + 12); /* struct ethhdr is packed: avoid byte loads */
 #if GLB_VLAN
 	if (proto == __constant_htons(GLB_ETH_P_8021Q)) {
 		__u16 *tag = data + 14;
 
-		if ((void *)(tag + 2) > data_end) {
-			glb_count(GLB_MAX_TABLES, GLB_R_PASS_NOT_VIP, data_end - data);
-			return XDP_PASS;
-		}
+		if ((void *)(tag + 2) > data_end)
+			goto out;
 		tci = tag[0];
 		proto = tag[1];
 		l2 = 18;
 	}
 #endif
 	if (proto == __constant_htons(ETH_P_IP))
-		return glb_ipv4(ctx, data, data_end, l2, tci);
+		v = glb_ipv4(ctx, data, data_end, l2, tci);
 #if GLB_IPV6
-	if (proto == __constant_htons(ETH_P_IPV6))
-		return glb_ipv6(ctx, data, data_end, l2, tci);
+	else if (proto == __constant_htons(ETH_P_IPV6))
+		v = glb_ipv6(ctx, data, data_end, l2, tci);
 #endif
-	glb_count(GLB_MAX_TABLES, GLB_R_PASS_NOT_VIP, data_end - data);
-	return XDP_PASS;
+out:
+	/* Frame bytes as the packet leaves (after encapsulation when forwarded). */
+	glb_count(v >> 16, (v >> 8) & 0xff, ctx->data_end - ctx->data);
+	return v & 0xff;
 }
