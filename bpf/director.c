@@ -27,9 +27,9 @@
  *
  * Per packet, a forwarded TCP/IPv4 packet costs four array lookups the verifier inlines
  * (generation, first bind, row, counter), one SipHash block whose key-only steps the agent
- * precomputed (struct glb_sip) and one helper call (bpf_xdp_adjust_head). Measured with
- * BPF_PROG_TEST_RUN: the helper alone is ~0.14x the MAC-swap baseline, the SipHash chain
- * ~0.18x, the counter ~0.06x; the rest is parsing and the lookups.
+ * precomputed (struct glb_sip) and whose last round keeps only the 16 bits used, and one
+ * helper call (bpf_xdp_adjust_head). Every exit goes through one counter update at the end
+ * of xdp_glb_director. Where the time goes, and what was tried: docs/director-dataplane.md.
  *
  * Policies (what "VIP" means: the destination matches a bind's address/prefix):
  *  - Not IPv4/IPv6, or no bind matches: XDP_PASS untouched.
