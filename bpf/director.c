@@ -278,11 +278,11 @@ static __always_inline __u32 glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot
 	struct glb_row *row;
 
 #if GLB_IPV6
-	hash = gue_proto == 4 ? glb_hash4(f, sip) : glb_hash6(f, sip);
+	hash = gue_proto == 4 ? glb_hash4(f, sip) : glb_hash6(f, sip); /* low 16 bits only */
 #else
 	hash = glb_hash4(f, sip);
 #endif
-	rkey = ((gen * GLB_MAX_TABLES + slot) << GLB_TABLE_ROW_BITS) | (__u32)(hash & 0xffff);
+	rkey = ((gen * GLB_MAX_TABLES + slot) << GLB_TABLE_ROW_BITS) | hash; /* hash < 2^16 */
 	row = glb_rows.lookup(&rkey);
 	if (__builtin_expect(!row || !row->primary, 0))
 		return GLB_VERDICT(XDP_DROP, slot, GLB_R_DROP_NO_BACKEND);
@@ -335,6 +335,16 @@ static __always_inline __u32 glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot
 	*(__u32 *)(ip + 36) = (__u32)(hops >> 32); /* the secondary, GUE hop 0 */
 
 	return GLB_VERDICT(XDP_TX, slot, GLB_R_FORWARDED);
+}
+
+/* The matched bind's fragment policy, then encapsulation (both families). */
+static __always_inline __u32 glb_forward(struct xdp_md *ctx, __u32 gen, __u16 slot, __u8 flags,
+					 const struct glb_sip *sip, const struct glb_flow *f, __u32 l2,
+					 __u16 tci, __u8 gue_proto)
+{
+	if (__builtin_expect(f->fragment && (GLB_HASH_USES_PORTS || !(flags & GLB_BIND_FRAG_OK)), 0))
+		return GLB_VERDICT(XDP_DROP, slot, GLB_R_DROP_FRAGMENT);
+	return glb_encap(ctx, gen, slot, sip, f, l2, tci, gue_proto);
 }
 
 /* A packet to `daddr` we could not make sense of: drop it if it is for a VIP, else pass. */
@@ -427,16 +437,11 @@ static __always_inline __u32 glb_ipv4(struct xdp_md *ctx, void *data, void *data
 		f.fragment = 0;
 	}
 #endif
-	else {
+	else
 		return GLB_NOT_VIP;
-	}
 
 	b = glb_match4(gen, daddr, f.match_proto, f.match_port, f.mode);
-	if (!b)
-		return GLB_NOT_VIP;
-	if (__builtin_expect(f.fragment && (GLB_HASH_USES_PORTS || !(b->flags & GLB_BIND_FRAG_OK)), 0))
-		return GLB_VERDICT(XDP_DROP, b->slot, GLB_R_DROP_FRAGMENT);
-	return glb_encap(ctx, gen, b->slot, &b->sip, &f, l2, tci, 4);
+	return b ? glb_forward(ctx, gen, b->slot, b->flags, &b->sip, &f, l2, tci, 4) : GLB_NOT_VIP;
 bad:
 	return glb_bad4(gen, daddr);
 }
@@ -555,16 +560,11 @@ static __always_inline __u32 glb_ipv6(struct xdp_md *ctx, void *data, void *data
 		f.fragment = 0;
 	}
 #endif
-	else {
+	else
 		return GLB_NOT_VIP;
-	}
 
 	b = glb_match6(gen, f.daddr6, f.match_proto, f.match_port, f.mode);
-	if (!b)
-		return GLB_NOT_VIP;
-	if (__builtin_expect(f.fragment && (GLB_HASH_USES_PORTS || !(b->flags & GLB_BIND_FRAG_OK)), 0))
-		return GLB_VERDICT(XDP_DROP, b->slot, GLB_R_DROP_FRAGMENT);
-	return glb_encap(ctx, gen, b->slot, &b->sip, &f, l2, tci, 41);
+	return b ? glb_forward(ctx, gen, b->slot, b->flags, &b->sip, &f, l2, tci, 41) : GLB_NOT_VIP;
 bad:
 	return glb_bad6(gen, f.daddr6);
 }

@@ -3,7 +3,8 @@
  *
  * Upstream GLB hashes the selected header fields (addresses, then ports, in wire byte
  * order) with SipHash-2-4 keyed by the table's 16-byte key; the director must compute the
- * same 64-bit value so a flow lands on the same row whichever implementation forwards it.
+ * same hash so a flow lands on the same row whichever implementation forwards it. The
+ * director uses only the hash's low 16 bits, so that is all glb_siphash24_lo16 returns.
  * The message here is at most 36 bytes (two IPv6 addresses and two ports), i.e. at most
  * five 8-byte blocks; the length is a compile-time constant at every call site, so the
  * compiler unrolls the block loop completely and the verifier sees straight-line code.
