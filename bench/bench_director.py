@@ -50,6 +50,7 @@ from glb_agent.table.spec import Backend, Bind, TableSpec
 
 TARGET = 1.6
 BLOCK = 50  # consecutive calls of one program before the next takes its turn
+METHODS = (("consecutive", BLOCK), ("interleaved", 1))  # (name, calls in a row per turn)
 DIR_MAC, CLIENT_MAC = "02:47:4c:00:00:11", "02:00:00:00:aa:01"
 VIP, VIP6 = "203.0.113.10", "2001:db8:100::10"
 
@@ -87,7 +88,7 @@ def cases() -> dict[str, bytes]:
     }
 
 
-def _load(instances: int, hash_fields: tuple[str, ...]) -> tuple[list, list[int], list[int]]:
+def load_programs(instances: int, hash_fields: tuple[str, ...]) -> tuple[list, list[int], list[int]]:
     """``instances`` directors (own maps, same tables) and baselines; returns (keep-alive, fds, fds)."""
     opts = BuildOptions(ipaddress.IPv4Address("198.18.0.11"), DIR_MAC, "02:47:4c:00:00:01", hash_fields)
     keep: list = []
@@ -113,7 +114,7 @@ def _check_verdicts(directors: list[int], packets: dict[str, bytes]) -> None:
 
 
 def run(calls: int, rounds: int, hash_fields: tuple[str, ...], instances: int = 3) -> dict:
-    keep, directors, baselines = _load(instances, hash_fields)
+    keep, directors, baselines = load_programs(instances, hash_fields)
     packets = cases()
     _check_verdicts(directors, packets)
     base_pkt = packets["v4 tcp hit"]
@@ -121,26 +122,11 @@ def run(calls: int, rounds: int, hash_fields: tuple[str, ...], instances: int = 
     ns: dict[str, dict[str, list[float]]] = {m: {"macswap": [], **{n: [] for n in packets}}
                                              for m in ("consecutive", "interleaved")}
     ratios: dict[str, dict[str, list[float]]] = {m: {n: [] for n in packets} for m in ns}
+    programs = {"macswap": [(fd, base_pkt) for fd in baselines],
+                **{name: [(fd, pkt) for fd in directors] for name, pkt in packets.items()}}
     for _ in range(rounds):
-        # consecutive: runs of BLOCK calls of one program on one packet, programs taking
-        # turns block by block so that load drifting within the round hits all alike
-        runs: dict[str, list[list[int]]] = {n: [[] for _ in range(instances)] for n in ns["consecutive"]}
-        for _ in range(max(1, calls // BLOCK)):
-            for i in range(instances):
-                runs["macswap"][i] += [testrun.run(baselines[i], base_pkt).duration_ns for _ in range(BLOCK)]
-                for name, pkt in packets.items():
-                    runs[name][i] += [testrun.run(directors[i], pkt).duration_ns for _ in range(BLOCK)]
-        _round({n: [_trimmed_mean(v) for v in lists] for n, lists in runs.items()},
-               ns["consecutive"], ratios["consecutive"])
-        # interleaved: call by call across all instances and cases
-        calls_ns: dict[str, list[list[int]]] = {n: [[] for _ in range(instances)] for n in ns["interleaved"]}
-        for _ in range(calls):
-            for i in range(instances):
-                calls_ns["macswap"][i].append(testrun.run(baselines[i], base_pkt).duration_ns)
-                for name, pkt in packets.items():
-                    calls_ns[name][i].append(testrun.run(directors[i], pkt).duration_ns)
-        _round({n: [_trimmed_mean(v) for v in lists] for n, lists in calls_ns.items()},
-               ns["interleaved"], ratios["interleaved"])
+        for method, block in METHODS:
+            _round(time_round(programs, calls, block), ns[method], ratios[method])
     del keep
     return {
         "hash_fields": list(hash_fields),
@@ -151,18 +137,29 @@ def run(calls: int, rounds: int, hash_fields: tuple[str, ...], instances: int = 
     }
 
 
-def _round(per_instance: dict[str, list[float]], ns: dict[str, list[float]],
-           ratios: dict[str, list[float]]) -> None:
-    """One round: the median instance of each program, and each case's ratio within the round."""
-    base = statistics.median(per_instance["macswap"])
-    ns["macswap"].append(base)
-    for name, values in per_instance.items():
+def time_round(programs: dict[str, list[tuple[int, bytes]]], calls: int, block: int) -> dict[str, float]:
+    """One round: every copy of every program runs ``block`` calls in a row on its packet,
+    all taking turns until each has ``calls``. Returns, per program, the median copy's
+    10%-trimmed mean ns: taking turns makes load drifting within the round hit all alike."""
+    got = {name: [[] for _ in copies] for name, copies in programs.items()}
+    for _ in range(max(1, calls // block)):
+        for i in range(max(len(copies) for copies in programs.values())):
+            for name, copies in programs.items():
+                fd, pkt = copies[i]
+                got[name][i] += [testrun.run(fd, pkt).duration_ns for _ in range(block)]
+    return {name: statistics.median(trimmed_mean(v) for v in per_copy) for name, per_copy in got.items()}
+
+
+def _round(ns_round: dict[str, float], ns: dict[str, list[float]], ratios: dict[str, list[float]]) -> None:
+    """Record one round's ns and each case's ratio to the baseline within the round."""
+    ns["macswap"].append(ns_round["macswap"])
+    for name, value in ns_round.items():
         if name != "macswap":
-            ns[name].append(statistics.median(values))
-            ratios[name].append(statistics.median(values) / base)
+            ns[name].append(value)
+            ratios[name].append(value / ns_round["macswap"])
 
 
-def _trimmed_mean(values: list[int], cut: float = 0.1) -> float:
+def trimmed_mean(values: list[int], cut: float = 0.1) -> float:
     values = sorted(values)
     k = int(len(values) * cut)
     kept = values[k: len(values) - k] or values

@@ -26,7 +26,7 @@ import struct
 import sys
 
 from bench.baseline import BPF_DIR
-from bench.bench_director import BLOCK, VIP, _load, _trimmed_mean, cases
+from bench.bench_director import METHODS, VIP, cases, load_programs, time_round
 from glb_agent.dataplane import testrun
 from glb_agent.dataplane.director_maps import INCLUDE_DIR, sip_prefix
 
@@ -42,7 +42,7 @@ def _load_floor(hash_too: bool):
 
 
 def run(calls: int, rounds: int, instances: int) -> dict[str, dict[str, float]]:
-    keep, directors, baselines = _load(instances, ("src_addr",))
+    keep, directors, baselines = load_programs(instances, ("src_addr",))
     programs: dict[str, list[int]] = {"macswap": baselines, "push only": [], "push + SipHash + row": [],
                                       "director": directors}
     for _ in range(instances):
@@ -55,16 +55,12 @@ def run(calls: int, rounds: int, instances: int) -> dict[str, dict[str, float]]:
         for fd in fds:
             if testrun.run(fd, pkt).action != testrun.XDP_TX:
                 raise SystemExit(f"{name}: the bench packet was not forwarded")
+    copies = {name: [(fd, pkt) for fd in fds] for name, fds in programs.items()}
     ratios: dict[str, dict[str, list[float]]] = {m: {n: [] for n in programs if n != "macswap"}
-                                                 for m in ("consecutive", "interleaved")}
+                                                 for m, _ in METHODS}
     for _ in range(rounds):
-        for method, block in (("consecutive", BLOCK), ("interleaved", 1)):
-            got = {n: [[] for _ in fds] for n, fds in programs.items()}
-            for _ in range(max(1, calls // block)):
-                for i in range(instances):
-                    for name, fds in programs.items():
-                        got[name][i] += [testrun.run(fds[i], pkt).duration_ns for _ in range(block)]
-            med = {n: statistics.median(_trimmed_mean(v) for v in lists) for n, lists in got.items()}
+        for method, block in METHODS:
+            med = time_round(copies, calls, block)
             for name in ratios[method]:
                 ratios[method][name].append(med[name] / med["macswap"])
     del keep
