@@ -74,7 +74,7 @@ def candidates_rows(spec: TableSpec, ranked: np.ndarray, best_of: BestOf) -> np.
     docstring. ``best_of`` ranks a subset of the table for the rows that need rule 5."""
     healthy, usable = health_arrays(spec)
     ranked = ranked.astype(np.int32, copy=False)
-    r, k = ranked.shape
+    k = ranked.shape[1]
     slot = np.arange(k)
     h, u = healthy[ranked], usable[ranked]
     has_usable = u.any(axis=1)
