@@ -9,7 +9,10 @@ the first hop, so upstream's two-column tables read as before.
 
 A row is *at risk* when a proxy that holds connections of that row is no longer in its new
 send order, so second chance cannot reach it: the old destination (new connections went
-there), and any draining proxy of the old send order (its connections are finishing).
+there), and the draining proxies right behind it (the send order puts a draining proxy that
+ranks before the destination there: it was this row's destination before it drained, and
+its connections are finishing; one that ranks lower never took the row's flows, but a send
+order does not record ranks, so a draining run behind the destination counts as a whole).
 A draining proxy that the change removes or makes inactive is not counted: removing it is
 the end of a drain, and its connections are expected to be gone. This is exactly the case
 of "more changed candidates than the hop list can carry": with upstream's two columns, a
@@ -136,9 +139,12 @@ def rows_at_risk(old: TableSpec, old_ids: np.ndarray, new: TableSpec, new_ids: n
             nb = new_by_ip.get(ip)
             drained_away[k] = nb is None or nb.state == "inactive"
     risk = np.zeros(old_ids.shape[0], dtype=bool)
+    run = np.ones(old_ids.shape[0], dtype=bool)  # still in the run of draining right behind entry 0
     for j in range(old_ids.shape[1]):
         ids = old_ids[:, j]
-        holder = (ids >= 0) & ~drained_away[ids] & (draining[ids] if j else True)
+        if j:
+            run &= draining[ids]
+        holder = (ids >= 0) & ~drained_away[ids] & run
         present = (new_ids == ids[:, None]).any(axis=1)
         risk |= holder & ~present
     return np.flatnonzero(risk)
