@@ -16,6 +16,7 @@
 #include <linux/types.h>
 
 #include "uapi/linux/bpf.h" /* dpdk/src/shim: struct xdp_md, XDP actions */
+#define GLB_SIP_KERNEL_TYPES 1  /* glb_siphash.h: director.c hashes __u64 words */
 #include "director_defs.h"
 
 /* Shapes of the userspace build. Upstream's file holds at most 256 binds per table; the

@@ -10,7 +10,7 @@
 #include <jansson.h>
 
 #include "tables.h"
-#include "director_siphash.h" /* GLB_SIP_ROTL */
+#include "glb_siphash.h"
 #include "glb_gue.h"         /* GLB_IPV4_TTL */
 
 /* forwarding_table.bin, format version 2 (glb_agent/table/upstream_bin.py). */
@@ -143,18 +143,10 @@ bad:
 	return -1;
 }
 
-/* The SipHash-2-4 state director.c starts from (struct glb_sip in director_defs.h). */
+/* The SipHash-2-4 state director.c starts from (struct glb_sip), as the agent computes it. */
 static void sip_prefix(const __u8 key[16], struct glb_sip *sip)
 {
-	__u64 k0 = le64(key), k1 = le64(key + 8);
-	__u64 v0 = k0 ^ 0x736f6d6570736575ULL, v1 = k1 ^ 0x646f72616e646f6dULL;
-
-	v0 += v1;
-	v1 = GLB_SIP_ROTL(v1, 13) ^ v0;
-	sip->v[0] = GLB_SIP_ROTL(v0, 32);
-	sip->v[1] = v1;
-	sip->v[2] = k0 ^ 0x6c7967656e657261ULL;
-	sip->v[3] = k1 ^ 0x7465646279746573ULL;
+	*sip = glb_sip_expand(le64(key), le64(key + 8));
 }
 
 /* Python's bind order (director_maps._bind_order): longest prefix, narrowest port range,
