@@ -558,6 +558,13 @@ int main(int argc, char **argv)
 	size_t sz;
 	int rc;
 
+	/* First: a supervisor may signal as soon as the process exists. The flags are acted on
+	 * once forwarding runs (a SIGHUP before that reloads right away: harmless). */
+	signal(SIGHUP, on_signal);
+	signal(SIGUSR1, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+
 	rc = rte_eal_init(argc, argv);
 	if (rc < 0)
 		die("EAL initialisation failed (%s): check the EAL options before --", rte_strerror(rte_errno));
@@ -619,11 +626,6 @@ int main(int argc, char **argv)
 	rte_eth_dev_info_get((uint16_t)opt.port, &info);
 	fprintf(stderr, "glb-director-dpdk: port %d (%s), %u forwarding lcore(s), generation %" PRIu64
 		" (%u tables), mtu %u\n", opt.port, info.driver_name, nfwd, generation, first->ntables, host.mtu);
-
-	signal(SIGHUP, on_signal);
-	signal(SIGUSR1, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGINT, on_signal);
 
 	if (opt.bench_bursts) {
 		bench_mem(pool);
