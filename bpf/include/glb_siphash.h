@@ -24,7 +24,9 @@
 #ifndef GLB_SIPHASH_H
 #define GLB_SIPHASH_H
 
-#if defined(__BPF__) || defined(__bpf__) || defined(__KERNEL__) /* libbpf-style or bcc BPF build */
+/* BPF builds, and userspace builds of BPF sources (the DPDK director compiles bpf/director.c
+ * with GLB_SIP_KERNEL_TYPES), hash __u64 words; other userspace callers uint64_t ones. */
+#if defined(__BPF__) || defined(__bpf__) || defined(__KERNEL__) || defined(GLB_SIP_KERNEL_TYPES)
 typedef __u64 glb_u64;
 #define GLB_SIP_INLINE static inline __attribute__((always_inline))
 #else
