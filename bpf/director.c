@@ -382,8 +382,8 @@ static __always_inline __u32 glb_ip(struct xdp_md *ctx, void *data, void *data_e
 	void *ip = data + l2, *l4;
 	struct glb_flow f = {};
 	const struct glb_bind_rule *b;
-	__u32 gen;
-	int off;
+	__u32 gen, off;
+	int l4off;
 
 	if (ip + GLB_IP_HDR_LEN(alen) > data_end)
 		return GLB_NOT_VIP;
@@ -392,9 +392,10 @@ static __always_inline __u32 glb_ip(struct xdp_md *ctx, void *data, void *data_e
 	if (glb_ip_version(ip) != GLB_IP_VERSION(alen))
 		goto bad;
 	glb_addr_load(f.saddr, ip + GLB_IP_SADDR_OFF(alen), alen);
-	off = GLB_IS_V4(alen) ? glb_ipv4_l3(ip, data_end, &f) : glb_ipv6_l3(ip, data_end, &f);
-	if (off < 0)
+	l4off = GLB_IS_V4(alen) ? glb_ipv4_l3(ip, data_end, &f) : glb_ipv6_l3(ip, data_end, &f);
+	if (l4off < 0)
 		goto bad;
+	off = l4off;
 	l4 = ip + (off & 0x3fff);
 
 	if (f.match_proto == IPPROTO_TCP || f.match_proto == IPPROTO_UDP) {

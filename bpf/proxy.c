@@ -124,6 +124,24 @@ static __always_inline int inner_dst_ok(const void *daddr, const int alen)
 	return proxy_dsts.lookup(&key) != NULL;
 }
 
+/* Socket tuples for the lookups below, for both families. */
+/* Fills the socket tuple (bpf_sock_tuple's ipv4 and ipv6 layouts are both saddr, daddr,
+ * sport, dport) from addresses in the packet; returns the tuple length to pass to the
+ * socket lookup helpers. */
+static __always_inline __u32 glb_sock_tuple(struct bpf_sock_tuple *t, const void *saddr, const void *daddr,
+					    __be16 sport, __be16 dport, const int alen)
+{
+	__be16 *ports = (void *)t + 2 * alen;
+
+	__builtin_memcpy((__u32 *)t, (const __u32 *)saddr, alen);
+	__builtin_memcpy((__u32 *)((void *)t + alen), (const __u32 *)daddr, alen);
+	ports[0] = sport;
+	ports[1] = dport;
+	return 2 * alen + 2 * sizeof(__be16);
+}
+_Static_assert(sizeof(((struct bpf_sock_tuple *)0)->ipv4) == 2 * 4 + 4, "bpf_sock_tuple.ipv4 layout");
+_Static_assert(sizeof(((struct bpf_sock_tuple *)0)->ipv6) == 2 * 16 + 4, "bpf_sock_tuple.ipv6 layout");
+
 /* Does this host own the TCP connection of tuple (client -> VIP)?
  * Returns the accept counter to use, or 0 if the connection is unknown here.
  * iph/th are the inner headers, used only for the syncookie check (check_cookie != 0).

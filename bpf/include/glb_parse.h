@@ -125,21 +125,4 @@ static __always_inline __u32 glb_quote_hdr_len(const void *q, const void *data_e
 	return hl < GLB_IP_HDR_LEN(alen) ? 0 : hl;
 }
 
-/* Fills the socket tuple (bpf_sock_tuple's ipv4 and ipv6 layouts are both saddr, daddr,
- * sport, dport) from addresses in the packet; returns the tuple length to pass to the
- * socket lookup helpers. */
-static __always_inline __u32 glb_sock_tuple(struct bpf_sock_tuple *t, const void *saddr, const void *daddr,
-					    __be16 sport, __be16 dport, const int alen)
-{
-	__be16 *ports = (void *)t + 2 * alen;
-
-	__builtin_memcpy((__u32 *)t, (const __u32 *)saddr, alen);
-	__builtin_memcpy((__u32 *)((void *)t + alen), (const __u32 *)daddr, alen);
-	ports[0] = sport;
-	ports[1] = dport;
-	return 2 * alen + 2 * sizeof(__be16);
-}
-_Static_assert(sizeof(((struct bpf_sock_tuple *)0)->ipv4) == 2 * 4 + 4, "bpf_sock_tuple.ipv4 layout");
-_Static_assert(sizeof(((struct bpf_sock_tuple *)0)->ipv6) == 2 * 16 + 4, "bpf_sock_tuple.ipv6 layout");
-
 #endif /* GLB_PARSE_H */
