@@ -362,25 +362,28 @@ static __always_inline int proxy_gue(struct xdp_md *ctx, struct proxy_gue *g)
 
 /* ICMP inside GUE: a PMTU error (IPv4 frag-needed, ICMPv6 packet too big) quoting TCP is
  * decided on the connection it quotes (a packet we sent: VIP -> client, so the quoted tuple
- * is reversed); any other ICMP is accepted here (echo: the director's health probe). */
-static __always_inline __u32 proxy_icmp(struct xdp_md *ctx, void *icmp, void *data_end, const int alen)
+ * is reversed); any other ICMP is accepted here (echo: the director's health probe).
+ * `l4_len` is the inner packet's own length after its IP header: every byte read must be
+ * inside it, not merely in the frame after it. */
+static __always_inline __u32 proxy_icmp(struct xdp_md *ctx, void *icmp, __u32 l4_len, void *data_end,
+					 const int alen)
 {
 	struct bpf_sock_tuple tuple;
 	void *q = icmp + GLB_ICMP_HDR_LEN;
 	__u16 *ports;
 	__u32 hl, tlen;
 
-	if (q > data_end)
+	if (q > data_end || l4_len < GLB_ICMP_HDR_LEN)
 		return PROXY_DROP(PROXY_C_DROP_INNER);
 	if (!glb_icmp_is_ptb(icmp, alen))
 		return PROXY_ACCEPT(PROXY_C_ACCEPT_ICMP);
 	hl = glb_quote_hdr_len(q, data_end, PROXY_QUOTE_NEED(alen), alen);
-	if (!hl)
+	if (!hl || l4_len < GLB_ICMP_HDR_LEN + PROXY_QUOTE_NEED(alen))
 		return PROXY_DROP(PROXY_C_DROP_INNER);
 	if (glb_ip_proto(q, alen) != IPPROTO_TCP)
 		return PROXY_ACCEPT(PROXY_C_ACCEPT_ICMP);
 	ports = q + hl;
-	if ((void *)(ports + 2) > data_end)
+	if ((void *)(ports + 2) > data_end || l4_len < GLB_ICMP_HDR_LEN + hl + 4)
 		return PROXY_DROP(PROXY_C_DROP_INNER);
 	__builtin_memset(&tuple, 0, sizeof(tuple));
 	tlen = glb_sock_tuple(&tuple, q + GLB_IP_DADDR_OFF(alen), q + GLB_IP_SADDR_OFF(alen), ports[1], ports[0], alen);
@@ -395,7 +398,7 @@ static __always_inline __u32 proxy_inner(struct xdp_md *ctx, const struct proxy_
 	void *ip = g->inner, *l4;
 	struct bpf_sock_tuple tuple;
 	struct tcphdr *th;
-	__u32 hl, len, tlen, verdict;
+	__u32 hl, len, l4_len, tlen, verdict;
 	__u8 proto;
 
 	if (ip + GLB_IP_HDR_LEN(alen) > data_end || glb_ip_version(ip) != GLB_IP_VERSION(alen))
@@ -404,6 +407,7 @@ static __always_inline __u32 proxy_inner(struct xdp_md *ctx, const struct proxy_
 	len = glb_ip_len(ip, alen);
 	if (hl < GLB_IP_HDR_LEN(alen) || len < hl || len > g->inner_room)
 		return PROXY_DROP(PROXY_C_DROP_INNER);
+	l4_len = len - hl; /* decisions read only the inner packet, not bytes that follow it */
 	if (!inner_dst_ok(ip + GLB_IP_DADDR_OFF(alen), alen))
 		return PROXY_DROP(PROXY_C_DROP_INNER_DST);
 	proto = glb_ip_proto(ip, alen);
@@ -414,11 +418,11 @@ static __always_inline __u32 proxy_inner(struct xdp_md *ctx, const struct proxy_
 		return PROXY_ACCEPT(PROXY_C_ACCEPT_UDP);
 	l4 = ip + hl;
 	if (proto == GLB_IPPROTO_ICMP(alen))
-		return proxy_icmp(ctx, l4, data_end, alen);
+		return proxy_icmp(ctx, l4, l4_len, data_end, alen);
 	if (proto != IPPROTO_TCP)
 		return PROXY_DROP(PROXY_C_DROP_INNER_PROTO);
 	th = l4;
-	if ((void *)(th + 1) > data_end || th->doff < 5)
+	if ((void *)(th + 1) > data_end || l4_len < sizeof(*th) || th->doff < 5)
 		return PROXY_DROP(PROXY_C_DROP_INNER);
 	if (th->syn && !th->ack)
 		return PROXY_ACCEPT(PROXY_C_ACCEPT_SYN);
