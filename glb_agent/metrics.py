@@ -17,7 +17,7 @@ Provider shapes (the contract with the other components):
   ``counters_from_director`` adapts ``Director.counters()`` (dataplane/director.py).
 * health: ``() -> Mapping[(service, IPv4Address), bool]`` (``Checker.view``).
 * tables: ``() -> Iterable[TableBuild]`` -- last build time per service, rows at risk in
-  the last change and each backend's share of rows where it is first.
+  the last config change and each backend's share of rows where it is first.
 * bgp: ``() -> BgpState`` (``bgp_from_status_file`` reads the feed's status file).
 """
 
@@ -210,7 +210,7 @@ class GlbCollector(Collector):
         swapped = GaugeMetricFamily("glb_table_swap_timestamp_seconds",
                                     "unix time the current table went live", labels=["service"])
         risk = GaugeMetricFamily("glb_table_rows_at_risk",
-                                 "rows whose connection-holding proxy the last table change took out "
+                                 "rows whose connection-holding proxy the last config change (start, reload) took out "
                                  "of the row (second chance cannot reach it)", labels=["service"])
         first = GaugeMetricFamily("glb_backend_first_share",
                                   "share of the table's rows that send new flows to the backend first",
