@@ -64,7 +64,7 @@ class TableBuild:
     service: str
     seconds: float
     swapped_at: float | None = None  # unix time
-    rows_at_risk: int | None = None  # rows the last table change put at risk (table/diff.py)
+    rows_at_risk: int | None = None  # rows the last config change put at risk (table/diff.py)
     first_share: Mapping[str, float] = field(default_factory=dict)  # backend -> share of rows first
 
 
@@ -210,8 +210,9 @@ class GlbCollector(Collector):
         swapped = GaugeMetricFamily("glb_table_swap_timestamp_seconds",
                                     "unix time the current table went live", labels=["service"])
         risk = GaugeMetricFamily("glb_table_rows_at_risk",
-                                 "rows whose connection-holding proxy the last config change (start, reload) took out "
-                                 "of the row (second chance cannot reach it)", labels=["service"])
+                                 "rows whose connection-holding proxy the last config change (start, "
+                                 "reload) took out of the row (second chance cannot reach it)",
+                                 labels=["service"])
         first = GaugeMetricFamily("glb_backend_first_share",
                                   "share of the table's rows that send new flows to the backend first",
                                   labels=["service", "backend"])
