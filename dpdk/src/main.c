@@ -54,8 +54,8 @@
 
 /* --- the forwarding core's per-thread state and variants (glb_dp.h) --- */
 
-__thread const struct glb_dp_tables *glb_dp_cur;
-__thread struct glb_stat *glb_dp_stats;
+GLB_DP_TLS const struct glb_dp_tables *glb_dp_cur;
+GLB_DP_TLS struct glb_stat *glb_dp_stats;
 
 #define GLB_DP_VARIANT(n) void glb_dp_burst_##n(struct xdp_md *pkt, __u8 *out, unsigned int count);
 GLB_DP_VARIANT(1) GLB_DP_VARIANT(2) GLB_DP_VARIANT(3) GLB_DP_VARIANT(4) GLB_DP_VARIANT(5)
