@@ -70,8 +70,8 @@ def port_mpps(work: Path, packet: bytes, seconds: float, rounds: int, lcore: str
         for mode in ("macswap", "director"):
             stats = work / f"stats-{mode}.json"
             stats.unlink(missing_ok=True)
-            cmd = [str(BINARY), *eal_args(f"net_pcap0,rx_pcap={pcap},infinite_rx=1", "net_null0", lcores=lcore),
-                   "--", *director_args(conf, table, names=NAMES, src_mac=DIR_MAC, stats=stats),
+            vdev = f"net_pcap0,rx_pcap={pcap},infinite_rx=1"
+            cmd = [str(BINARY), *eal_args(vdev, "net_null0", lcores=lcore), "--", *director_args(conf, table, names=NAMES, src_mac=DIR_MAC, stats=stats),
                    "--mode", mode, "--stats-interval-ms", "3600000"]
             d = Running(cmd, stats)
             try:
@@ -87,7 +87,7 @@ def port_mpps(work: Path, packet: bytes, seconds: float, rounds: int, lcore: str
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bursts", type=int, default=200000, help="bursts of 32 per in-memory round (default 200000)")
+    ap.add_argument("--bursts", type=int, default=200000, help="bursts of 32 per in-memory round")
     ap.add_argument("--seconds", type=float, default=2.0, help="seconds per port measurement (default 2)")
     ap.add_argument("--rounds", type=int, default=3, help="port measurement rounds (default 3)")
     ap.add_argument("--lcore", default="1", help="the CPU to run on (EAL -l, default 1)")
