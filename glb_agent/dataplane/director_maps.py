@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from glb_agent.dataplane.reasons import director_reasons
 from glb_agent.errors import InputError
 from glb_agent.table import siphash
 from glb_agent.table.spec import TABLE_ROWS, Bind, TableSpec
@@ -33,16 +34,7 @@ META_BYTES = 32768
 HASH_FIELDS = ("src_addr", "dst_addr", "src_port", "dst_port")  # upstream's fixed order
 GUE_OVERHEAD = 40  # outer IPv4 + UDP + GUE with one hop
 
-REASONS = (
-    "forwarded",
-    "pass_not_vip",
-    "pass_icmp",
-    "drop_malformed",
-    "drop_fragment",
-    "drop_no_backend",
-    "drop_too_big",
-    "drop_encap",
-)
+REASONS = director_reasons()  # enum glb_reason in bpf/include/glb_reasons.h, in index order
 UNMATCHED = "_unmatched"  # counters of traffic no bind matched (not a valid service name)
 
 BIND_FRAG_OK = 0x01
