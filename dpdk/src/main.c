@@ -279,12 +279,12 @@ static int steer_sync(const struct glb_dp_tables *t, char *err, size_t len)
 	static struct glb_steer_prefix p[2 * GLB_DP_MAX_BINDS];
 	unsigned int n = 0, i, b;
 
-	for (i = 0; i < GLB_DP_MAX_BINDS && t->binds4[i].proto; i++, n++) {
+	for (i = 0; i < GLB_DP_MAX_BINDS && t->binds4[i].rule.proto; i++, n++) {
 		p[n].family = 4;
 		p[n].bits = (__u32)__builtin_popcount(t->binds4[i].mask);
 		memcpy(p[n].addr, &t->binds4[i].net, 4);
 	}
-	for (i = 0; i < GLB_DP_MAX_BINDS && t->binds6[i].proto; i++, n++) {
+	for (i = 0; i < GLB_DP_MAX_BINDS && t->binds6[i].rule.proto; i++, n++) {
 		p[n].family = 6;
 		p[n].bits = 0;
 		for (b = 0; b < 2; b++)

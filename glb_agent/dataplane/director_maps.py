@@ -55,6 +55,7 @@ class BuildOptions:
     src_mac: str
     gateway_mac: str
     hash_fields: tuple[str, ...] = ("src_addr",)
+    alt_hash_fields: tuple[str, ...] = ()  # migration source fields; () = none
     mtu: int = 1500
     max_tables: int = 16
     max_binds: int = 64
@@ -77,6 +78,15 @@ class BuildOptions:
         if unknown or not self.hash_fields or len(set(self.hash_fields)) != len(self.hash_fields):
             raise InputError(f"hash_fields {list(self.hash_fields)!r}: give one or more distinct "
                              f"fields of {', '.join(HASH_FIELDS)}")
+        if self.alt_hash_fields:
+            bad = [f for f in self.alt_hash_fields if f not in HASH_FIELDS]
+            if bad or len(set(self.alt_hash_fields)) != len(self.alt_hash_fields):
+                raise InputError(f"alt_hash_fields {list(self.alt_hash_fields)!r}: give distinct "
+                                 f"fields of {', '.join(HASH_FIELDS)}")
+            # Until the program hashes both ways, refuse rather than silently hash one way
+            # and break every connection the migration was meant to keep.
+            raise InputError("alt_hash_fields: this director program does not hash both ways yet "
+                             "(issue 15, data plane); remove fleet.alt_hash_fields")
         if not 68 + GUE_OVERHEAD <= self.mtu <= 65535:
             raise InputError(f"mtu {self.mtu} out of range {68 + GUE_OVERHEAD}-65535")
         if not 1 <= self.max_tables <= 256:

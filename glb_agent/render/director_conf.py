@@ -30,6 +30,7 @@ def render_director_conf(loaded: LoadedConfig, director: str) -> str:
         gateway_mac=d.gateway_mac,
         source_ip=str(d.outer_source),
         hash_fields=list(cfg.fleet.hash_fields),
+        alt_hash_fields=list(cfg.fleet.alt_hash_fields) if cfg.fleet.alt_hash_fields else None,
         all_hash_fields=ALL_HASH_FIELDS,
     )
     json.loads(text)  # the template must always produce valid JSON
