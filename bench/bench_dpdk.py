@@ -71,7 +71,8 @@ def port_mpps(work: Path, packet: bytes, seconds: float, rounds: int, lcore: str
             stats = work / f"stats-{mode}.json"
             stats.unlink(missing_ok=True)
             vdev = f"net_pcap0,rx_pcap={pcap},infinite_rx=1"
-            cmd = [str(BINARY), *eal_args(vdev, "net_null0", lcores=lcore), "--", *director_args(conf, table, names=NAMES, src_mac=DIR_MAC, stats=stats),
+            cmd = [str(BINARY), *eal_args(vdev, "net_null0", lcores=lcore), "--",
+                   *director_args(conf, table, names=NAMES, src_mac=DIR_MAC, stats=stats),
                    "--mode", mode, "--stats-interval-ms", "3600000"]
             d = Running(cmd, stats)
             try:
