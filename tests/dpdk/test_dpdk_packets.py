@@ -141,7 +141,7 @@ def test_fuzzer_corpus_same_bytes_and_counters_as_xdp(pair: tuple) -> None:
     gen = DirectorGen([spec for spec, _ in TABLES])
     frames = [f for f in (gen.make(1616, i)[1] for i in range(20000)) if 14 <= len(f) <= corpus.MAX_FRAME]
     before = xdp.counters()
-    want_tx, want_pass, actions = _expected(xdp, frames)
+    want_tx, want_pass, _actions = _expected(xdp, frames)
     after = xdp.counters()
     got = run_pcap(work, frames, conf, table, names=NAMES, src_mac=SRC_MAC, mtu=1500, timeout=300)
     assert got.returncode == 0, got.stderr
