@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--health-file", type=Path, default=DEFAULT_HEALTH_FILE)
     run.add_argument("--metrics-port", type=int, default=9472, help="0 disables the exporter")
     run.add_argument("--metrics-address", default="127.0.0.1")
-    run.add_argument("--state-dir", type=Path, help="status/pid files (default $GLB_STATE_DIR or /run/glb)")
+    run.add_argument("--state-dir", type=Path,
+                     help="status/pid files (default $GLB_STATE_DIR or /run/glb/director)")
     run.set_defaults(func=_run)
 
     apply = sub.add_parser(

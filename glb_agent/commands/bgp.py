@@ -81,7 +81,7 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 
 def _state_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-dir", default=None,
-                   help="drain flag and feed status directory (default $GLB_STATE_DIR or /run/glb)")
+                   help="drain flag and feed status directory (default $GLB_STATE_DIR or /run/glb/director)")
 
 
 def _positive(text: str) -> float:
