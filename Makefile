@@ -1,7 +1,7 @@
 # The two commands a fresh machine needs (both install what they use; run as root):
 #   make lab    build the namespace lab (router, directors, proxies, client) and demo it
 #   make test   run the whole test suite
-.PHONY: lab lab-down test lint bench setup
+.PHONY: lab lab-down test lint bench setup dpdk
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -24,3 +24,9 @@ lint: setup
 
 bench: setup
 	for b in bench/bench_*.py; do m=$$(basename $$b .py); $(PY) -m bench.$$m || exit 1; done
+
+# The DPDK director (dpdk/, meson + pkg-config libdpdk): build/dpdk/glb-director-dpdk.
+DPDK_BUILD ?= build/dpdk
+dpdk:
+	test -f $(DPDK_BUILD)/build.ninja || meson setup $(DPDK_BUILD) dpdk
+	ninja -C $(DPDK_BUILD)

@@ -31,16 +31,17 @@ import numpy as np
 
 from glb_agent import logs
 from glb_agent.config import ConfigError, LoadedConfig, load_config
+from glb_agent.config.hosts import this_director
 from glb_agent.dataplane.director import DirectorDataPlane, XdpDirector
-from glb_agent.dataplane.director_config import director_settings, director_tables, pick_director
+from glb_agent.dataplane.director_config import director_settings, director_tables
 from glb_agent.errors import GlbError
 from glb_agent.health.checker import Checker
 from glb_agent.health.target import targets_from_config
 from glb_agent.metrics import Exporter, GlbCollector, TableBuild, counters_from_director
-from glb_agent.render.files import write_atomic
 from glb_agent.systemd import notify
 from glb_agent.table import upstream_json
 from glb_agent.util import paths
+from glb_agent.util.files import write_atomic
 
 _log = logging.getLogger("glb_agent.agent")
 
@@ -113,7 +114,7 @@ class DirectorAgent:
         now = time.time()
         self.builds = [TableBuild(spec.name, built, now) for spec, _ in tables]
         status = {
-            "director": pick_director(loaded, self.opts.name).name,
+            "director": this_director(loaded, self.opts.name, strict=True).name,
             "pid": os.getpid(),
             "config": str(self.opts.config),
             "generation": self.generation,
@@ -155,7 +156,8 @@ class DirectorAgent:
             self.director = XdpDirector(new_settings)
             await asyncio.to_thread(self.director.start)
         self.loaded = new
-        await self.checker.update_targets(targets_from_config(new, pick_director(new, self.opts.name)))
+        me = this_director(new, self.opts.name, strict=True)
+        await self.checker.update_targets(targets_from_config(new, me))
         await self.swap()
         logs.event(_log, "reload_applied", generation=self.generation)
         notify("READY=1")
@@ -175,7 +177,7 @@ class DirectorAgent:
         how = await asyncio.to_thread(self.director.start)
         logs.event(_log, "dataplane_started", how=how, interface=settings.interface,
                    pin_dir=str(settings.pin_dir))
-        me = pick_director(self.loaded, self.opts.name)
+        me = this_director(self.loaded, self.opts.name, strict=True)
         exporter = None
         self.checker = Checker(targets_from_config(self.loaded, me), on_change=self._on_health,
                                state_file=self.opts.health_file)

@@ -21,7 +21,7 @@ from glb_agent.bgp.readiness import MODES, guarded, resolve
 from glb_agent.bgp.render import director_sessions, render_exabgp_conf
 from glb_agent.bgp.state import DrainState, FeedStatus, pid_alive, state_dir
 from glb_agent.config import load_config
-from glb_agent.config.hosts import director_named
+from glb_agent.config.hosts import this_director
 from glb_agent.errors import GlbError, InputError
 
 WAIT_POLL = 0.05
@@ -111,7 +111,7 @@ def run_feed(args: argparse.Namespace) -> int:
     if args.rise < 1:
         raise InputError("--rise must be at least 1")
     loaded = load_config(args.config)
-    director = director_named(loaded, args.director)
+    director = this_director(loaded, args.director, strict=True)
     check, kind = resolve(args.readiness, director.interface, args.pin_dir)
     directory = state_dir(args.state_dir)
     log = EventLog(director.name)

@@ -24,10 +24,11 @@ import time
 
 from glb_agent import logs
 from glb_agent.config import load_config
+from glb_agent.config.hosts import this_director
 from glb_agent.errors import InputError
 from glb_agent.health import Checker, HealthChange, ProbeResult, Target, check_once
 from glb_agent.health.gue import GueProber, can_probe
-from glb_agent.health.target import Key, pick_director, targets_from_config
+from glb_agent.health.target import Key, targets_from_config
 
 _log = logs.get("health.cli")
 
@@ -55,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _targets(args: argparse.Namespace) -> tuple[str, list[Target]]:
     loaded = load_config(args.config)
-    director = pick_director(loaded, args.director)
+    director = this_director(loaded, args.director, strict=False)
     targets = targets_from_config(loaded, director)
     if args.service:
         known = {t.service for t in targets}

@@ -17,9 +17,9 @@ from glb_agent.config.load import LoadedConfig
 from glb_agent.config.tables import table_specs
 from glb_agent.errors import InputError
 from glb_agent.render.director_conf import render_director_conf
-from glb_agent.render.files import write_atomic
 from glb_agent.table import upstream_bin, upstream_json
 from glb_agent.table.rendezvous import build_all
+from glb_agent.util.files import write_atomic
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -224,7 +224,8 @@ class HealthCheckOverride(Strict):
     fall: int | None = Field(None, ge=1, le=100)
 
 
-class Backend(Strict):
+# Named apart from ``table.spec.Backend`` (a backend as one built table sees it).
+class ServiceBackend(Strict):
     """A proxy serving a service; ``state`` drives GLB's drain/fill semantics."""
 
     address: ipaddress.IPv4Address = Field(description="proxy address (GUE is carried in IPv4)")
@@ -247,9 +248,9 @@ class Service(Strict):
     hash_key: Hex16 | None = Field(None, description="packet-hash key; derived from fleet.secret if absent")
     seed: Hex16 | None = Field(None, description="rendezvous seed; derived from fleet.secret if absent")
     healthcheck: HealthCheck = Field(default_factory=lambda: HealthCheck(gue=GueCheck()))
-    backends: list[Backend] = Field(min_length=1)
+    backends: list[ServiceBackend] = Field(min_length=1)
 
-    def healthcheck_for(self, backend: Backend) -> HealthCheck:
+    def healthcheck_for(self, backend: ServiceBackend) -> HealthCheck:
         """The service's healthcheck with the backend's overrides applied."""
         if backend.healthcheck is None:
             return self.healthcheck

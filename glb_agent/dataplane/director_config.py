@@ -16,28 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from glb_agent.config.hosts import director_named, local_directors
+from glb_agent.config.hosts import this_director
 from glb_agent.config.load import LoadedConfig
 from glb_agent.config.model import Director as DirectorConfig
 from glb_agent.config.tables import HealthView, table_specs
 from glb_agent.dataplane.director import DirectorSettings, XdpMode
-from glb_agent.errors import GlbError, InputError
+from glb_agent.errors import GlbError
 from glb_agent.table.spec import TableSpec
-
-
-def pick_director(loaded: LoadedConfig, name: str | None) -> DirectorConfig:
-    """The director this host is: by name, else the one whose address is local.
-
-    Never guesses: forwarding with another director's source address or interface would
-    black-hole traffic, so an unknown host is an input error.
-    """
-    if name is not None:
-        return director_named(loaded, name)
-    local = local_directors(loaded)
-    if len(local) != 1:
-        raise InputError("cannot tell which director this host is "
-                         f"({'none' if not local else 'several'} of their addresses are local); use --name")
-    return local[0]
 
 
 def resolve_mac(ip: ipaddress.IPv4Address, interface: str, timeout: float = 3.0) -> str:
@@ -63,7 +48,7 @@ def resolve_mac(ip: ipaddress.IPv4Address, interface: str, timeout: float = 3.0)
 
 def director_settings(loaded: LoadedConfig, name: str | None = None, *, pin_dir: Path | None = None,
                       xdp_mode: XdpMode = "auto", resolve: bool = True) -> DirectorSettings:
-    d = pick_director(loaded, name)
+    d: DirectorConfig = this_director(loaded, name, strict=True)  # never guess: wrong source black-holes
     if d.gateway_mac is not None:
         gateway = d.gateway_mac
     elif resolve:

@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 
 from glb_agent.errors import InputError
-from glb_agent.render.files import write_atomic
 from glb_agent.table.spec import (
     TABLE_ROWS,
     UPSTREAM_MAX_BACKENDS,
@@ -43,6 +42,7 @@ from glb_agent.table.spec import (
     IPAddress,
     TableSpec,
 )
+from glb_agent.util.files import write_atomic
 
 MAGIC = b"GLBD"
 FORMAT_VERSION = 2
