@@ -43,15 +43,13 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from glb_agent.dataplane.bpfcore import binding
-from glb_agent.dataplane.bpfcore.maps import decode_meta
-from glb_agent.dataplane.bpfcore.pinned import PinnedXdp, check_pin_dir, ensure_bpffs
+from glb_agent.dataplane.bpfcore.pinned import PinnedXdp, check_pin_dir, ensure_bpffs, read_meta_map
 from glb_agent.dataplane.bpfcore.xdp import XdpMode, interface_index
 from glb_agent.dataplane.director_maps import (
     BIND4,
     BIND6,
     CTL,
     DIRECTOR_C,
-    META_BYTES,
     REASONS,
     ROW_DTYPE,
     STAT,
@@ -87,15 +85,7 @@ def default_pin_dir(interface: str) -> Path:
 
 def _legacy_meta(pin_dir: Path) -> dict:
     """An older release kept the director's bookkeeping in its glb_meta map (same codec)."""
-    fd = binding.try_obj_get(pin_dir / LEGACY_META)
-    if fd is None:
-        return {}
-    try:
-        return decode_meta(binding.map_lookup(fd, b"\0" * 4, META_BYTES))
-    except OSError:
-        return {}
-    finally:
-        binding.close(fd)
+    return read_meta_map(pin_dir / LEGACY_META)
 
 
 class DirectorDataPlane(Protocol):

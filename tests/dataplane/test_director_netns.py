@@ -8,6 +8,7 @@ restarted agent adopts the running program without detaching it.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import secrets
 import socket
@@ -52,6 +53,31 @@ def expected_hops(spec: TableSpec, rows: np.ndarray, client: str, sport: int) ->
     msg = ipaddress.ip_address(client).packed + sport.to_bytes(2, "big")
     p, s = rows[siphash24_int(spec.hash_key, msg) & 0xFFFF]
     return str(spec.backends[int(p)].ip), str(spec.backends[int(s)].ip)
+
+
+@contextlib.contextmanager
+def streaming(net: DirectorLab, ports: range, sent: list[int]) -> Iterator[None]:
+    """Send UDP to the VIP from ``ports`` every millisecond while the block runs; one
+    entry in ``sent`` per datagram."""
+    stop = threading.Event()
+
+    def stream() -> None:
+        socks = [net.client_socket(p) for p in ports]
+        while not stop.is_set():
+            for s in socks:
+                s.sendto(b"stream", (VIP, 53))
+                sent.append(1)
+            time.sleep(0.001)
+        for s in socks:
+            s.close()
+
+    t = threading.Thread(target=stream, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join(5)
 
 
 @pytest.fixture
@@ -211,22 +237,8 @@ def test_restarted_agent_adopts_and_stop_removes_everything(net: DirectorLab, se
     # A changed setting means another program: it replaces the old one through the same
     # link, keeps the loaded tables, and traffic flows throughout.
     changed = replace(settings, mtu=1400)
-    stop = threading.Event()
-    streamed = []
-
-    def stream() -> None:
-        socks = [net.client_socket(p) for p in range(43100, 43104)]
-        while not stop.is_set():
-            for s in socks:
-                s.sendto(b"stream", (VIP, 53))
-                streamed.append(1)
-            time.sleep(0.001)
-        for s in socks:
-            s.close()
-
-    t = threading.Thread(target=stream, daemon=True)
-    t.start()
-    try:
+    streamed: list[int] = []
+    with streaming(net, range(43100, 43104), streamed):
         with netns(net.director):
             third = XdpDirector(changed)
             assert third.start() == "replaced"
@@ -234,9 +246,6 @@ def test_restarted_agent_adopts_and_stop_removes_everything(net: DirectorLab, se
             assert info.id == link.id and info.prog_id != link.prog_id
             assert director_ready("eth0", settings.pin_dir)[0], "tables survive a program replacement"
         time.sleep(0.2)
-    finally:
-        stop.set()
-        t.join(5)
     assert len(sink.wait_for(n + len(streamed))) == n + len(streamed)
     with netns(net.director):
         # An explicit change of attach mode cannot go through the link: re-attached.
@@ -248,22 +257,6 @@ def test_restarted_agent_adopts_and_stop_removes_everything(net: DirectorLab, se
         assert attached(ifindex) is None
         assert director_ready("eth0", settings.pin_dir)[0] is False
     assert not settings.pin_dir.exists()
-
-
-@pytest.fixture
-def pin_layout(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The default pin layout (``glb_agent.util.paths``), moved under a scratch bpffs
-    directory so the test owns both the legacy and the new default paths."""
-    import shutil
-
-    from glb_agent.util import paths
-
-    root = Path(f"/sys/fs/bpf/glbt-{secrets.token_hex(3)}")
-    monkeypatch.setattr(paths, "PIN_ROOT", root / "glb")
-    monkeypatch.setitem(paths.LEGACY_PIN_ROOTS, "director", root / "glb")
-    monkeypatch.setitem(paths.LEGACY_PIN_ROOTS, "proxy", root / "glb-proxy")
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_director_pinned_by_an_older_release_is_taken_over_without_a_gap(
@@ -291,22 +284,8 @@ def test_director_pinned_by_an_older_release_is_taken_over_without_a_gap(
         ok, why = director_ready("eth0")  # default pin dir: finds the legacy one
         assert ok, why
 
-    stop = threading.Event()
-    streamed = []
-
-    def stream() -> None:
-        socks = [net.client_socket(p) for p in range(44100, 44104)]
-        while not stop.is_set():
-            for s in socks:
-                s.sendto(b"stream", (VIP, 53))
-                streamed.append(1)
-            time.sleep(0.001)
-        for s in socks:
-            s.close()
-
-    t = threading.Thread(target=stream, daemon=True)
-    t.start()
-    try:
+    streamed: list[int] = []
+    with streaming(net, range(44100, 44104), streamed):
         with netns(net.director):
             new = XdpDirector(replace(settings, pin_dir=None))
             assert new.pin_dir == pin_layout / "glb" / "director" / "eth0"
@@ -320,9 +299,6 @@ def test_director_pinned_by_an_older_release_is_taken_over_without_a_gap(
             assert ok, why
             new.close()
         time.sleep(0.2)
-    finally:
-        stop.set()
-        t.join(5)
     assert len(sink.wait_for(len(streamed))) == len(streamed), "no packet lost across the takeover"
     with netns(net.director):
         again = XdpDirector(replace(settings, pin_dir=None))

@@ -15,6 +15,7 @@ import pytest
 from glb_agent.dataplane.proxy import ProxyDataplane, ProxySettings
 from tests.proxy.support import netns
 from tests.support.netns import Lab, bpf_unavailable, sh
+from tests.support.pinlayout import pin_layout  # noqa: F401  (a fixture for the tests here)
 
 PROXY = "198.18.0.21"
 PEER = "198.18.0.22"  # another proxy, with a permanent neighbour entry

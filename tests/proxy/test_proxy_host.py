@@ -278,22 +278,6 @@ def test_counter_names_match_the_program(host_ns: str, pin_root: Path) -> None:
         dp.stop()
 
 
-@pytest.fixture
-def pin_layout(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The default pin layout, moved under a scratch bpffs directory (see glb_agent.util.paths)."""
-    import secrets
-    import shutil
-
-    from glb_agent.util import paths
-
-    root = Path(f"/sys/fs/bpf/glbt-{secrets.token_hex(3)}")
-    monkeypatch.setattr(paths, "PIN_ROOT", root / "glb")
-    monkeypatch.setitem(paths.LEGACY_PIN_ROOTS, "director", root / "glb")
-    monkeypatch.setitem(paths.LEGACY_PIN_ROOTS, "proxy", root / "glb-proxy")
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
-
-
 def legacy_install(s: ProxySettings, legacy: Path, digest: bytes) -> int:
     """What the release before links left on a host: the program attached through netlink,
     program and maps pinned at /sys/fs/bpf/glb-proxy/<if>, its build digest in proxy_build.

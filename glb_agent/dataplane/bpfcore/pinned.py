@@ -131,17 +131,11 @@ class PinnedXdp:
         """The meta pinned in ``where`` (default: ``location()``); {} if there is none. In
         the legacy directory (before ``migrate``) it is what ``legacy_meta`` makes of it."""
         where = where or self.location()
-        fd = binding.try_obj_get(where / META_PIN)
-        if fd is None:
+        if not (where / META_PIN).exists():
             if where != self.pin_dir and where == self.legacy_dir and self._legacy_meta is not None:
                 return self._legacy_meta(where)
             return {}
-        try:
-            return decode_meta(binding.map_lookup(fd, b"\0" * 4, META_BYTES))
-        except OSError:
-            return {}
-        finally:
-            binding.close(fd)
+        return read_meta_map(where / META_PIN)
 
     def write_meta(self, meta: dict) -> None:
         """Replace the meta in ``pin_dir`` (creating and pinning its map the first time)."""
@@ -295,6 +289,20 @@ class PinnedXdp:
         """Forget the link fd without touching the running program (as an agent exit does)."""
         binding.close(self.link_fd)
         self.link_fd = None
+
+
+def read_meta_map(path: Path) -> dict:
+    """The JSON document in the one-entry bookkeeping map pinned at ``path``; {} if there
+    is none or it cannot be read (bookkeeping is advisory: no meta means "rebuild")."""
+    fd = binding.try_obj_get(path)
+    if fd is None:
+        return {}
+    try:
+        return decode_meta(binding.map_lookup(fd, b"\0" * 4, binding.map_info(fd).value_size))
+    except OSError:
+        return {}
+    finally:
+        binding.close(fd)
 
 
 def _has_pins(directory: Path) -> bool:
