@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "changes nothing (exit 2).")
     apply.add_argument("--config", required=True, type=Path)
     apply.add_argument("--dry-run", action="store_true", help="only print the diff")
+    apply.add_argument("--force", action="store_true",
+                       help="apply even if the edit puts rows at risk (a proxy holding connections "
+                            "leaves their row: those connections may break)")
     apply.add_argument("--timeout", type=float, default=30.0)
     apply.add_argument("--state-dir", type=Path)
     apply.add_argument("--json", action="store_true")
@@ -74,16 +77,23 @@ def _run(args: argparse.Namespace) -> int:
 def _diff_against_live(loaded, directory: Path) -> dict:
     """Rows that change if ``loaded`` goes live, against the tables the agent serves now
     (with the agent's current health view, so only the edit's own effect shows)."""
+    import dataclasses
+
     from glb_agent.config.tables import table_specs
     from glb_agent.table.diff import diff_tables, render_text, to_json
     from glb_agent.table.rendezvous import build_all
 
     live_file = directory / LIVE_TABLES_FILE
     old_specs = upstream_json.load(live_file) if live_file.exists() else []
+    # Upstream JSON has no row semantics: the status file says how the live rows were built.
+    live = {s["service"]: s for s in (read_status(directory) or {}).get("services", [])}
+    old_specs = [dataclasses.replace(s, semantics=live[s.name].get("semantics", "upstream"),
+                                     candidates=live[s.name].get("candidates", 2))
+                 if s.name in live else s for s in old_specs]
     health = {(s.name, b.ip): b.healthy for s in old_specs for b in s.backends}
     new_specs = table_specs(loaded, health)
     diff = diff_tables(old_specs, build_all(old_specs), new_specs, build_all(new_specs))
-    return {"text": render_text(diff), "json": to_json(diff)}
+    return {"text": render_text(diff), "json": to_json(diff), "rows_at_risk": diff.rows_at_risk}
 
 
 def _apply(args: argparse.Namespace) -> int:
@@ -99,6 +109,9 @@ def _apply(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"dry_run": True, "diff": diff["json"]}, indent=2))
         return 0
+    if diff.get("rows_at_risk") and not args.force:
+        raise GlbError(f"refused: the edit puts {diff['rows_at_risk']} rows at risk (see the diff); "
+                       "split it into steps (drain first, then remove) or pass --force")
     pid = running_pid(directory)
     if pid is None:
         raise GlbError(f"no running director agent (no live pid in {directory}); start glb-director.service")
@@ -142,7 +155,11 @@ def _status(args: argparse.Namespace) -> int:
               f"ready={bgp.get('ready')}  drained={bgp.get('drained')}")
     for svc in status["services"]:
         print(f"\nservice {svc['service']}")
-        print(f"  {'backend':<18}{'state':<10}{'health':<10}{'primary':>9}{'secondary':>11}")
+        risk = svc.get("rows_at_risk", 0)
+        rows = f"{svc.get('semantics', 'upstream')} rows" + (
+            f", K={svc['candidates']}" if svc.get("semantics") == "candidates" else "")
+        print(f"  {rows}; rows at risk in the last change: {risk} ({risk / 65536:.2%})")
+        print(f"  {'backend':<18}{'state':<10}{'health':<10}{'first':>9}{'second':>11}")
         for b in svc["backends"]:
             print(f"  {b['address']:<18}{b['state']:<10}{'up' if b['healthy'] else 'DOWN':<10}"
                   f"{b['primary_share']:>8.1%}{b['secondary_share']:>11.1%}")

@@ -347,7 +347,24 @@ class Fleet(Strict):
     hash_fields: list[HashField] = Field(
         default_factory=lambda: ["src_addr"], min_length=1, description="packet fields the director hashes"
     )
+    alt_hash_fields: list[HashField] | None = Field(
+        None, min_length=1,
+        description="while migrating hash_fields: the old fields; the director hashes both ways and "
+                    "the hop list carries the candidates under hash_fields, then under these, so "
+                    "connections hashed the old way survive. Remove once they have drained",
+    )
     gue_port: Port = GUE_PORT
+    table_semantics: Literal["candidates", "upstream"] = Field(
+        "candidates",
+        description="candidates: rows of table_candidates proxies, sent to the first healthy "
+                    "active/filling one, the others in the GUE hop list; upstream: GLB's two-column "
+                    "rows and swap rule, for fleets that also run upstream glb-director",
+    )
+    table_candidates: int = Field(
+        4, ge=2, le=8,
+        description="K: proxies per row with table_semantics candidates (capped by the backends; at "
+                    "most 4 with alt_hash_fields, whose hop list carries two rows)",
+    )
 
     @model_validator(mode="after")
     def _secret_once(self) -> Fleet:

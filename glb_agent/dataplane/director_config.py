@@ -67,12 +67,29 @@ def director_settings(loaded: LoadedConfig, name: str | None = None, *, pin_dir:
     )
 
 
-def director_tables(loaded: LoadedConfig, health: HealthView | None = None
-                    ) -> list[tuple[TableSpec, np.ndarray | None]]:
-    """Every service's spec with its rows, built by the rendezvous table builder."""
+def table_rows(loaded: LoadedConfig, health: HealthView | None = None
+               ) -> list[tuple[TableSpec, np.ndarray | None]]:
+    """Every service's spec with its full send-order rows (destination first, then the GUE
+    hop list; (65536, W) backend indices), built by the rendezvous table builder; None for
+    a service without backends."""
     from glb_agent.table.rendezvous import build_all
 
     specs = table_specs(loaded, health)
     with_backends = [s for s in specs if s.backends]
     built = dict(zip((s.name for s in with_backends), build_all(with_backends), strict=True))
     return [(s, built.get(s.name)) for s in specs]
+
+
+def for_dataplane(tables: list[tuple[TableSpec, np.ndarray | None]]
+                  ) -> list[tuple[TableSpec, np.ndarray | None]]:
+    """The rows as compile_tables takes them. Until the director program reads K-wide rows,
+    the first two of each send order (what upstream's two columns hold)."""
+    from glb_agent.table.send_order import two_columns
+
+    return [(s, None if rows is None else two_columns(rows)) for s, rows in tables]
+
+
+def director_tables(loaded: LoadedConfig, health: HealthView | None = None
+                    ) -> list[tuple[TableSpec, np.ndarray | None]]:
+    """Every service's spec with its rows, ready for the director loader."""
+    return for_dataplane(table_rows(loaded, health))
