@@ -20,7 +20,7 @@ from glb_agent.dataplane.bpfcore.maps import Map
 from glb_agent.dataplane.bpfcore.pinned import PinnedXdp
 from glb_agent.dataplane.bpfcore.xdp import NoSuchInterface, attached
 from glb_agent.lab.netns import inside
-from tests.support.netns import Lab, bpf_unavailable, sh
+from tests.support.netns import Lab, bpf_unavailable
 
 pytestmark = [pytest.mark.bpf]
 
@@ -163,16 +163,15 @@ def test_pins_and_meta(bpf: object, pin_dir: Path) -> None:
 
 @pytest.fixture
 def veth() -> Iterator[str]:
+    """This thread inside a namespace whose eth0 is one end of a veth pair."""
     why = bpf_unavailable()
     if why:
         pytest.skip(why)
     with Lab() as lab:
-        ns = lab.ns("core")
-        sh("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth1", ns=ns)
-        sh("ip", "link", "set", "eth0", "up", ns=ns)
-        sh("ip", "link", "set", "eth1", "up", ns=ns)
-        with inside(ns):
-            yield ns
+        here = lab.ns("core")
+        lab.link(here, "eth0", lab.ns("peer"), "eth0")
+        with inside(here):
+            yield here
 
 
 def test_xdp_link_lifecycle_and_attached(bpf: object, veth: str) -> None:
