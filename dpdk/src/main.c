@@ -3,7 +3,7 @@
  *   glb-director-dpdk [EAL options] -- --config director.conf --table forwarding_table.bin
  *       [--port N] [--host-port N] [--table-names a,b] [--src-mac MAC] [--mtu N]
  *       [--stats FILE] [--stats-interval-ms N] [--burst N] [--idle-exit-ms N]
- *       [--mode director|macswap] [--bench-mem BURSTS]
+ *       [--mode director|macswap] [--bench-mem BURSTS] [--xdp-steer IFACE]
  *
  * Every lcore (the main one too when it is the only one) runs to completion on its own
  * RX/TX queue pair of the port: receive a burst, run the forwarding core on it (bpf/director.c
@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +43,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include "glb_dp.h"
+#include "steer.h"
 #include "tables.h"
 
 #define EXIT_USAGE 2
@@ -52,8 +54,8 @@
 
 /* --- the forwarding core's per-thread state and variants (glb_dp.h) --- */
 
-__thread const struct glb_dp_tables *glb_dp_cur;
-__thread struct glb_stat *glb_dp_stats;
+GLB_DP_TLS const struct glb_dp_tables *glb_dp_cur;
+GLB_DP_TLS struct glb_stat *glb_dp_stats;
 
 #define GLB_DP_VARIANT(n) void glb_dp_burst_##n(struct xdp_md *pkt, __u8 *out, unsigned int count);
 GLB_DP_VARIANT(1) GLB_DP_VARIANT(2) GLB_DP_VARIANT(3) GLB_DP_VARIANT(4) GLB_DP_VARIANT(5)
@@ -84,6 +86,7 @@ enum mode { MODE_DIRECTOR, MODE_MACSWAP };
 /* Command-line settings after the EAL's. */
 struct options {
 	const char *conf, *table, *names, *stats;
+	const char *steer_if; /* af_xdp interface whose steering maps follow the binds */
 	int port, host_port; /* host_port -1: no host port */
 	int have_src_mac;
 	__u8 src_mac[6];
@@ -154,7 +157,8 @@ static void usage_and_die(const char *why)
 {
 	die("%s\nusage: glb-director-dpdk [EAL options] -- --config director.conf --table forwarding_table.bin "
 	    "[--port N] [--host-port N] [--table-names a,b] [--src-mac MAC] [--mtu N] [--stats FILE] "
-	    "[--stats-interval-ms N] [--burst N] [--idle-exit-ms N] [--mode director|macswap] [--bench-mem BURSTS]",
+	    "[--stats-interval-ms N] [--burst N] [--idle-exit-ms N] [--mode director|macswap] [--bench-mem BURSTS] "
+	    "[--xdp-steer IFACE]",
 	    why);
 }
 
@@ -168,6 +172,7 @@ static void parse_args(int argc, char **argv)
 		{ "stats-interval-ms", required_argument, NULL, 'i' },
 		{ "burst", required_argument, NULL, 'b' },      { "idle-exit-ms", required_argument, NULL, 'I' },
 		{ "mode", required_argument, NULL, 'o' },       { "bench-mem", required_argument, NULL, 'B' },
+		{ "xdp-steer", required_argument, NULL, 'x' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -180,6 +185,7 @@ static void parse_args(int argc, char **argv)
 		case 'p': opt.port = (int)parse_num("port", optarg, 0, RTE_MAX_ETHPORTS - 1); break;
 		case 'H': opt.host_port = (int)parse_num("host-port", optarg, 0, RTE_MAX_ETHPORTS - 1); break;
 		case 'n': opt.names = optarg; break;
+		case 'x': opt.steer_if = optarg; break;
 		case 'm':
 			if (glb_dp_parse_mac(optarg, opt.src_mac))
 				die("--src-mac %s: expected a MAC like 02:00:00:00:00:01", optarg);
@@ -267,6 +273,27 @@ static void publish(struct glb_dp_tables *next)
 	glb_dp_tables_free((struct glb_dp_tables *)old);
 }
 
+/* The VIP networks of a table set, for the af_xdp steering program. */
+static int steer_sync(const struct glb_dp_tables *t, char *err, size_t len)
+{
+	static struct glb_steer_prefix p[2 * GLB_DP_MAX_BINDS];
+	unsigned int n = 0, i, b;
+
+	for (i = 0; i < GLB_DP_MAX_BINDS && t->binds4[i].rule.proto; i++, n++) {
+		p[n].family = 4;
+		p[n].bits = (__u32)__builtin_popcount(t->binds4[i].mask);
+		memcpy(p[n].addr, &t->binds4[i].net, 4);
+	}
+	for (i = 0; i < GLB_DP_MAX_BINDS && t->binds6[i].rule.proto; i++, n++) {
+		p[n].family = 6;
+		p[n].bits = 0;
+		for (b = 0; b < 2; b++)
+			p[n].bits += (__u32)__builtin_popcountll(t->binds6[i].mask[b]);
+		memcpy(p[n].addr, t->binds6[i].net, 16);
+	}
+	return glb_steer_sync(p, n, err, len);
+}
+
 static void reload(void)
 {
 	char err[ERR_LEN];
@@ -281,6 +308,11 @@ static void reload(void)
 	}
 	last_error[0] = 0;
 	publish(next);
+	if (steer_sync(next, err, sizeof(err))) {
+		reload_errors++;
+		snprintf(last_error, sizeof(last_error), "%s", err);
+		fprintf(stderr, "glb-director-dpdk: %s\n", err);
+	}
 	fprintf(stderr, "glb-director-dpdk: loaded generation %" PRIu64 " (%u tables)\n", generation, next->ntables);
 }
 
@@ -558,6 +590,16 @@ int main(int argc, char **argv)
 	size_t sz;
 	int rc;
 
+	/* First: a supervisor may signal as soon as the process exists. The flags are acted on
+	 * once forwarding runs (a SIGHUP before that reloads right away: harmless). */
+	signal(SIGHUP, on_signal);
+	signal(SIGUSR1, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	/* libxdp (af_xdp PMD) needs more locked memory than the default 8 MiB for its dispatcher
+	 * (../shared/PLATFORM.md); best effort, a port that needs it reports its own error. */
+	setrlimit(RLIMIT_MEMLOCK, &(struct rlimit){ RLIM_INFINITY, RLIM_INFINITY });
+
 	rc = rte_eal_init(argc, argv);
 	if (rc < 0)
 		die("EAL initialisation failed (%s): check the EAL options before --", rte_strerror(rte_errno));
@@ -616,14 +658,11 @@ int main(int argc, char **argv)
 	port_init(opt.port, nfwd, pool, "forwarding");
 	if (opt.host_port >= 0)
 		port_init(opt.host_port, nfwd, pool, "host");
+	if (opt.steer_if && (glb_steer_open(opt.steer_if, err, sizeof(err)) || steer_sync(first, err, sizeof(err))))
+		die("%s", err);
 	rte_eth_dev_info_get((uint16_t)opt.port, &info);
 	fprintf(stderr, "glb-director-dpdk: port %d (%s), %u forwarding lcore(s), generation %" PRIu64
 		" (%u tables), mtu %u\n", opt.port, info.driver_name, nfwd, generation, first->ntables, host.mtu);
-
-	signal(SIGHUP, on_signal);
-	signal(SIGUSR1, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGINT, on_signal);
 
 	if (opt.bench_bursts) {
 		bench_mem(pool);

@@ -208,28 +208,23 @@ static int place_binds(struct pending_bind *pb, unsigned int n, const struct glb
 		for (j = 0; j < n; j++)
 			if (pb[j].table != pb[i].table && pb[j].proto == pb[i].proto && nets_overlap(&pb[i], &pb[j]))
 				flags = 0;
+		struct glb_bind_rule rule = {
+			.proto = pb[i].proto,
+			.flags = flags,
+			.slot = (__u16)pb[i].table,
+			.port_lo = pb[i].lo,
+			.port_span = (__u16)(pb[i].hi - pb[i].lo),
+			.sip = sips[pb[i].table],
+		};
+
 		if (pb[i].family == 4) {
-			struct glb_bind4 *b = &t->binds4[i];
-
-			memcpy(&b->net, pb[i].net, 4);
-			memcpy(&b->mask, pb[i].mask, 4);
-			b->proto = pb[i].proto;
-			b->flags = flags;
-			b->slot = (__u16)pb[i].table;
-			b->port_lo = pb[i].lo;
-			b->port_span = (__u16)(pb[i].hi - pb[i].lo);
-			b->sip = sips[pb[i].table];
+			memcpy(&t->binds4[i].net, pb[i].net, 4);
+			memcpy(&t->binds4[i].mask, pb[i].mask, 4);
+			t->binds4[i].rule = rule;
 		} else {
-			struct glb_bind6 *b = &t->binds6[i];
-
-			memcpy(b->net, pb[i].net, 16);
-			memcpy(b->mask, pb[i].mask, 16);
-			b->proto = pb[i].proto;
-			b->flags = flags;
-			b->slot = (__u16)pb[i].table;
-			b->port_lo = pb[i].lo;
-			b->port_span = (__u16)(pb[i].hi - pb[i].lo);
-			b->sip = sips[pb[i].table];
+			memcpy(t->binds6[i].net, pb[i].net, 16);
+			memcpy(t->binds6[i].mask, pb[i].mask, 16);
+			t->binds6[i].rule = rule;
 		}
 	}
 	return 0;

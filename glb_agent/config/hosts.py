@@ -33,16 +33,17 @@ def _where(cfg: ConfigLike) -> str:
     return f" in {cfg.source}" if isinstance(cfg, LoadedConfig) else ""
 
 
-def _resolve(cfg: ConfigLike, role: str, hosts: Sequence[H], addresses: Callable[[H], Sequence[object]],
-             name: str | None, strict: bool, local: frozenset[IPAddress] | None) -> H:
+def _resolve(cfg: ConfigLike, role: str, plural: str, hosts: Sequence[H],
+             addresses: Callable[[H], Sequence[object]], name: str | None, strict: bool,
+             local: frozenset[IPAddress] | None) -> H:
     if name is not None:
         for h in hosts:
             if h.name == name:
                 return h
         known = ", ".join(h.name for h in hosts) or "none"
-        raise InputError(f"no {role} named {name!r}{_where(cfg)} ({role}s: {known})")
+        raise InputError(f"no {role} named {name!r}{_where(cfg)} ({plural}: {known})")
     if not hosts:
-        raise InputError(f"no {role}s configured{_where(cfg)}")
+        raise InputError(f"no {plural} configured{_where(cfg)}")
     here = local_addresses() if local is None else local
     matches = [h for h in hosts if any_local(addresses(h), here)]  # type: ignore[arg-type]
     if len(matches) == 1:
@@ -50,7 +51,7 @@ def _resolve(cfg: ConfigLike, role: str, hosts: Sequence[H], addresses: Callable
     if not matches and not strict:
         return hosts[0]
     raise InputError(f"cannot tell which {role} this host is "
-                     f"({'none' if not matches else len(matches)} of the {role}s' addresses are local); "
+                     f"({'none' if not matches else len(matches)} of the {plural}' addresses are local); "
                      "pass --name")
 
 
@@ -61,12 +62,12 @@ def this_director(cfg: ConfigLike, name: str | None = None, *, strict: bool,
     ``local`` overrides the host's address list (tests, or a caller resolving several roles).
     """
     c = _config(cfg)
-    return _resolve(cfg, "director", c.directors, lambda d: (d.address, d.outer_source, d.address6),
-                    name, strict, local)
+    return _resolve(cfg, "director", "directors", c.directors,
+                    lambda d: (d.address, d.outer_source, d.address6), name, strict, local)
 
 
 def this_proxy(cfg: ConfigLike, name: str | None = None, *, strict: bool,
                local: frozenset[IPAddress] | None = None) -> Proxy:
     """The proxy named ``name``, else the one whose address is local."""
     c = _config(cfg)
-    return _resolve(cfg, "proxy", c.proxies, lambda p: (p.address,), name, strict, local)
+    return _resolve(cfg, "proxy", "proxies", c.proxies, lambda p: (p.address,), name, strict, local)

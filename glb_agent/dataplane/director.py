@@ -97,6 +97,8 @@ class DirectorSettings:
     source_ip: ipaddress.IPv4Address
     gateway_mac: str
     hash_fields: tuple[str, ...] = ("src_addr",)
+    # fleet.alt_hash_fields: while migrating hash fields, the old ones (empty: no migration)
+    alt_hash_fields: tuple[str, ...] = ()
     pin_dir: Path = None  # type: ignore[assignment]  # default_pin_dir(interface)
     mtu: int | None = None
     max_tables: int = 16
@@ -112,6 +114,7 @@ class DirectorSettings:
             object.__setattr__(self, "pin_dir", default_pin_dir(self.interface))
         object.__setattr__(self, "pin_dir", Path(self.pin_dir))
         object.__setattr__(self, "hash_fields", tuple(self.hash_fields))
+        object.__setattr__(self, "alt_hash_fields", tuple(self.alt_hash_fields))
         if isinstance(self.source_ip, str):
             try:
                 object.__setattr__(self, "source_ip", ipaddress.ip_address(self.source_ip))
@@ -130,7 +133,8 @@ class DirectorSettings:
 
     def build_options(self, src_mac: str, mtu: int) -> BuildOptions:
         return BuildOptions(source_ip=self.source_ip, src_mac=src_mac, gateway_mac=self.gateway_mac,
-                            hash_fields=self.hash_fields, mtu=mtu, max_tables=self.max_tables,
+                            hash_fields=self.hash_fields, alt_hash_fields=self.alt_hash_fields,
+                            mtu=mtu, max_tables=self.max_tables,
                             max_binds=self.max_binds, ipv6=self.ipv6, vlan=self.vlan, icmp=self.icmp)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from glb_agent.dataplane.reasons import director_reasons
 from glb_agent.errors import InputError
 from glb_agent.table import siphash
 from glb_agent.table.spec import TABLE_ROWS, Bind, TableSpec
@@ -33,16 +34,7 @@ META_BYTES = 32768
 HASH_FIELDS = ("src_addr", "dst_addr", "src_port", "dst_port")  # upstream's fixed order
 GUE_OVERHEAD = 40  # outer IPv4 + UDP + GUE with one hop
 
-REASONS = (
-    "forwarded",
-    "pass_not_vip",
-    "pass_icmp",
-    "drop_malformed",
-    "drop_fragment",
-    "drop_no_backend",
-    "drop_too_big",
-    "drop_encap",
-)
+REASONS = director_reasons()  # enum glb_reason in bpf/include/glb_reasons.h, in index order
 UNMATCHED = "_unmatched"  # counters of traffic no bind matched (not a valid service name)
 
 BIND_FRAG_OK = 0x01
@@ -63,6 +55,7 @@ class BuildOptions:
     src_mac: str
     gateway_mac: str
     hash_fields: tuple[str, ...] = ("src_addr",)
+    alt_hash_fields: tuple[str, ...] = ()  # migration source fields; () = none
     mtu: int = 1500
     max_tables: int = 16
     max_binds: int = 64
@@ -85,6 +78,15 @@ class BuildOptions:
         if unknown or not self.hash_fields or len(set(self.hash_fields)) != len(self.hash_fields):
             raise InputError(f"hash_fields {list(self.hash_fields)!r}: give one or more distinct "
                              f"fields of {', '.join(HASH_FIELDS)}")
+        if self.alt_hash_fields:
+            bad = [f for f in self.alt_hash_fields if f not in HASH_FIELDS]
+            if bad or len(set(self.alt_hash_fields)) != len(self.alt_hash_fields):
+                raise InputError(f"alt_hash_fields {list(self.alt_hash_fields)!r}: give distinct "
+                                 f"fields of {', '.join(HASH_FIELDS)}")
+            # Until the program hashes both ways, refuse rather than silently hash one way
+            # and break every connection the migration was meant to keep.
+            raise InputError("alt_hash_fields: this director program does not hash both ways yet "
+                             "(issue 15, data plane); remove fleet.alt_hash_fields")
         if not 68 + GUE_OVERHEAD <= self.mtu <= 65535:
             raise InputError(f"mtu {self.mtu} out of range {68 + GUE_OVERHEAD}-65535")
         if not 1 <= self.max_tables <= 256:

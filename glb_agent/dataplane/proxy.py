@@ -22,17 +22,17 @@ import os
 import re
 import shutil
 from dataclasses import dataclass, field
-from functools import cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Literal
 
 from glb_agent.dataplane import proxy_pins as pins
+from glb_agent.dataplane.reasons import proxy_counters
 from glb_agent.errors import GlbError, InputError
 
 BPF_DIR = Path(__file__).resolve().parents[1] / "bpf"
 SOURCE = BPF_DIR / "proxy.c"
-HEADERS = (BPF_DIR / "include" / "glb_gue.h", BPF_DIR / "include" / "proxy_defs.h")
+HEADERS = tuple(sorted((BPF_DIR / "include").glob("*.h")))  # every header proxy.c may include
 CFLAGS = ("-Wno-compare-distinct-pointer-types",)
 PROG_NAME = "xdp_glb_proxy"
 DEFAULT_PIN_ROOT = Path("/sys/fs/bpf/glb-proxy")
@@ -102,17 +102,9 @@ class ProxySettings:
         put("pin_dir", Path(self.pin_dir) if self.pin_dir else DEFAULT_PIN_ROOT / self.interface)
 
 
-@cache
 def counter_names() -> tuple[str, ...]:
-    """Counter names in index order, read from enum proxy_counter in proxy_defs.h."""
-    text = HEADERS[1].read_text()
-    body = re.search(r"enum proxy_counter\s*\{(.*?)\};", text, re.S)
-    if not body:
-        raise GlbError("proxy_defs.h: enum proxy_counter not found")
-    names = re.findall(r"^\s*PROXY_C_([A-Z0-9_]+)\s*(?:=\s*0\s*)?,", body.group(1), re.M)
-    if not names or names[-1] != "MAX":
-        raise GlbError("proxy_defs.h: enum proxy_counter must end with PROXY_C_MAX")
-    return tuple(n.lower() for n in names[:-1])
+    """Counter names in index order, read from enum proxy_counter in glb_reasons.h."""
+    return proxy_counters()
 
 
 def build_digest() -> bytes:

@@ -150,7 +150,8 @@ class Running:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"director exited {self.proc.returncode}: {self.proc.stderr.read()}")
-            self.proc.send_signal(signal.SIGUSR1)
+            if self.stats_path.exists():  # the handlers are installed once it has written one
+                self.proc.send_signal(signal.SIGUSR1)
             time.sleep(0.05)
             st = self.stats()
             if st and pred(st):

@@ -35,16 +35,22 @@ VARIANTS = {
 
 
 class Xdp:
-    """The XDP director, compiled and loaded (not attached) with TABLES in its maps."""
+    """The XDP director, compiled and loaded (not attached) with tables in its maps."""
 
-    def __init__(self, hash_fields: tuple[str, ...]) -> None:
+    def __init__(self, hash_fields: tuple[str, ...], tables: list | None = None, source_ip: str = SOURCE_IP,
+                 src_mac: str = SRC_MAC, gateway_mac: str = GW_MAC) -> None:
         from glb_agent.dataplane.director import DirectorProgram, DirectorState
-        from glb_agent.dataplane.director_maps import BuildOptions, compile_tables
+        from glb_agent.dataplane.director_maps import BuildOptions
 
-        opts = BuildOptions(ipaddress.IPv4Address(SOURCE_IP), SRC_MAC, GW_MAC, hash_fields, mtu=1500)
-        self.program = DirectorProgram(opts)
-        self.state = DirectorState(self.program.map_fds, opts.max_tables, opts.max_binds)
-        self.state.apply(compile_tables(TABLES, opts))
+        self.opts = BuildOptions(ipaddress.IPv4Address(source_ip), src_mac, gateway_mac, hash_fields, mtu=1500)
+        self.program = DirectorProgram(self.opts)
+        self.state = DirectorState(self.program.map_fds, self.opts.max_tables, self.opts.max_binds)
+        self.load(TABLES if tables is None else tables)
+
+    def load(self, tables: list) -> None:
+        from glb_agent.dataplane.director_maps import compile_tables
+
+        self.state.apply(compile_tables(tables, self.opts))
 
     def run(self, frame: bytes) -> testrun.RunResult:
         return testrun.run(self.program.prog_fd, frame)
