@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from glb_agent.dataplane import testrun
-from glb_agent.dataplane.testrun import XDP_PASS, XDP_TX
+from glb_agent.dataplane.bpfcore import testrun
+from glb_agent.dataplane.bpfcore.testrun import XDP_PASS, XDP_TX
 from tests.dataplane.conftest import DNS, GW_MAC, RANGE, SOURCE_IP, SRC_MAC, WEB, make_rows
 from tests.dpdk import corpus
 from tests.dpdk.harness import dpdk_unavailable, run_pcap, write_tables
