@@ -10,7 +10,7 @@ VENV=${GLB_VENV:-$ROOT/.venv}
 APT_PACKAGES=(
   python3 python3-venv python3-dev python3-bpfcc bpfcc-tools libbpf-dev bpftool clang llvm
   linux-headers-amd64 iproute2 iputils-ping ethtool tcpdump bird2 curl wrk apache2-utils
-  build-essential frr
+  build-essential frr nftables
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from glb_agent.bgp.api import ExaBgpPipe
+from glb_agent.bgp.bfd import BfdDaemon, bfd_neighbors, render_bfd_conf
 from glb_agent.bgp.events import EventLog
 from glb_agent.bgp.feed import Feed, FeedSettings, stop_on_signals
 from glb_agent.bgp.prefixes import session_prefixes
@@ -41,6 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="pinned maps of the data plane (default /sys/fs/bpf/glb/<interface>)")
     feed.add_argument("--interval", type=_positive, default=0.2, help="readiness poll seconds")
     feed.add_argument("--rise", type=int, default=2, help="ready polls in a row before announcing")
+    feed.add_argument("--session-warn", type=_positive, default=15.0, metavar="SECONDS",
+                      help="log session-not-established for a BGP session down this long")
+    feed.add_argument("--bfd", choices=("config", "off"), default="config",
+                      help="config: run the director's BFD speaker (BIRD) while the data plane is "
+                           "ready, for every peer with BFD enabled in glb.yml; off: never")
     _state_arg(feed)
     feed.set_defaults(func=run_feed)
 
@@ -122,8 +128,15 @@ def run_feed(args: argparse.Namespace) -> int:
             reason="no BGP session of their IP version: IPv6 prefixes need an IPv6 peer and "
                    "the director's address6")
     neighbors: dict[int, list[str]] = {}
+    peers: dict[str, tuple[str, bool]] = {}
     for session in director_sessions(loaded, director):
         neighbors.setdefault(session.peer.address.version, []).append(str(session.peer.address))
+        peers[str(session.peer.address)] = (session.peer.name, session.password is not None)
+    bfd = None
+    conf = render_bfd_conf(loaded, director) if args.bfd == "config" else None
+    if conf is not None:
+        bfd = BfdDaemon(conf, directory, log)
+        log("bfd", peers=[n.peer for n in bfd_neighbors(loaded, director)], conf=str(bfd.conf))
     stop = threading.Event()
     stop_on_signals(stop)
     feed = Feed(
@@ -135,7 +148,9 @@ def run_feed(args: argparse.Namespace) -> int:
         status=FeedStatus(directory),
         log=log,
         neighbors=neighbors,
-        settings=FeedSettings(interval=args.interval, rise=args.rise),
+        settings=FeedSettings(interval=args.interval, rise=args.rise, session_warn=args.session_warn),
+        bfd=bfd,
+        peers=peers,
     )
     return feed.run(stop)
 
