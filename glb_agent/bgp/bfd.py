@@ -170,6 +170,16 @@ def sessions(state_dir: Path) -> list[BfdSession] | None:
         return None
 
 
+def peer_states(neighbors: list[BfdNeighbor], state_dir: Path) -> tuple[dict[str, str], bool] | None:
+    """``({peer name: BFD state}, running)`` now; every peer "Down" while the speaker is not
+    running (the data plane is not ready, or the feed is gone); None without BFD peers."""
+    if not neighbors:
+        return None
+    found = sessions(state_dir)
+    by_address = {x.address: x.state for x in found or []}
+    return {n.peer: by_address.get(n.address, "Down") for n in neighbors}, found is not None
+
+
 class BfdDaemon:
     """The BFD-only BIRD of one director, started and killed by the feed."""
 
@@ -236,5 +246,5 @@ class BfdDaemon:
             self.kill(reason)
 
 
-__all__ = ["BfdDaemon", "BfdNeighbor", "BfdSession", "bfd_neighbors", "parse_sessions", "query",
-           "render_bfd_conf", "sessions"]
+__all__ = ["BfdDaemon", "BfdNeighbor", "BfdSession", "bfd_neighbors", "parse_sessions", "peer_states",
+           "query", "render_bfd_conf", "sessions"]

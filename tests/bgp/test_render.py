@@ -21,7 +21,7 @@ from tests.bgp.bgplab import CONFIG
 EXABGP = Path(sys.executable).parent / "exabgp"
 FEED = [sys.executable, "-m", "glb_agent.cli", "bgp-feed", "--config", "/etc/glb/glb.yml", "--director", "d1"]
 
-TWO_PEERS = CONFIG.format(hold=6).replace(
+TWO_PEERS = CONFIG.format(hold=6, bfd="true", security="").replace(
     "      asn: 65000\n",
     "      asn: 65000\n    - name: r2\n      address: 198.18.1.1\n      asn: 65001\n      port: 1179\n", 1,
 ).replace("    address: 198.18.0.12\n", "    address: 198.18.0.12\n    router_id: 192.0.2.12\n    bgp_peers: [r2]\n")

@@ -12,7 +12,7 @@ import pytest
 from glb_agent.cli import main
 from tests.bgp.bgplab import CONFIG
 
-GOOD = CONFIG.format(hold=9)
+GOOD = CONFIG.format(hold=9, bfd="true", security="")
 
 
 def replace(old: str, new: str) -> str:
