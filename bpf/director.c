@@ -58,7 +58,6 @@
 
 #include "glb_gue.h"
 #include "director_defs.h"
-#include "director_siphash.h"
 #include "glb_verifier.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__

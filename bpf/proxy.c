@@ -277,6 +277,7 @@ int xdp_glb_proxy(struct xdp_md *ctx)
 	void *inner;
 	__u32 zero = 0;
 	__u32 ohl, hlen, hop_count, next_hop, strip, udp_len, inner_room, verdict;
+	__u32 l4_len; /* bytes after the inner IP header, per the inner packet's own length */
 	__u16 ethertype;
 	__u8 l4proto;
 	__be32 self;
@@ -356,6 +357,8 @@ int xdp_glb_proxy(struct xdp_md *ctx)
 		ihl = iip->ihl * 4;
 		if (bpf_ntohs(iip->tot_len) < ihl || bpf_ntohs(iip->tot_len) > inner_room)
 			return drop(PROXY_C_DROP_INNER);
+		/* Decisions read only the inner packet, not bytes that follow it in the frame. */
+		l4_len = bpf_ntohs(iip->tot_len) - ihl;
 		if (!inner_dst_ok_v4(iip->daddr))
 			return drop(PROXY_C_DROP_INNER_DST);
 		if (iip->frag_off & bpf_htons(IP_OFFSET_MASK))
@@ -368,19 +371,20 @@ int xdp_glb_proxy(struct xdp_md *ctx)
 			struct iphdr *eip;
 			__u16 *ports;
 
-			if ((void *)(icmp + 1) > data_end)
+			if ((void *)(icmp + 1) > data_end || l4_len < sizeof(*icmp))
 				return drop(PROXY_C_DROP_INNER);
 			if (icmp->type != ICMP_V4_DEST_UNREACH || icmp->code != ICMP_V4_FRAG_NEEDED)
 				return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_ICMP);
 			/* Frag-needed quotes a packet we sent: VIP -> client. Its connection is
 			 * ours if the reversed quoted tuple is. The quote holds >= 8 bytes of L4. */
 			eip = (void *)(icmp + 1);
-			if ((void *)(eip + 1) > data_end || eip->version != 4 || eip->ihl < 5)
+			if ((void *)(eip + 1) > data_end || l4_len < sizeof(*icmp) + sizeof(*eip) ||
+			    eip->version != 4 || eip->ihl < 5)
 				return drop(PROXY_C_DROP_INNER);
 			if (eip->protocol != IPPROTO_TCP)
 				return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_ICMP);
 			ports = (void *)eip + eip->ihl * 4;
-			if ((void *)(ports + 2) > data_end)
+			if ((void *)(ports + 2) > data_end || l4_len < sizeof(*icmp) + eip->ihl * 4 + 4)
 				return drop(PROXY_C_DROP_INNER);
 			tuple.ipv4.saddr = eip->daddr;
 			tuple.ipv4.daddr = eip->saddr;
@@ -394,7 +398,7 @@ int xdp_glb_proxy(struct xdp_md *ctx)
 		if (l4proto != IPPROTO_TCP)
 			return drop(PROXY_C_DROP_INNER_PROTO);
 		th = (void *)iip + ihl;
-		if ((void *)(th + 1) > data_end || th->doff < 5)
+		if ((void *)(th + 1) > data_end || l4_len < sizeof(*th) || th->doff < 5)
 			return drop(PROXY_C_DROP_INNER);
 		if (th->syn && !th->ack)
 			return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_SYN);
@@ -414,6 +418,7 @@ int xdp_glb_proxy(struct xdp_md *ctx)
 			return drop(PROXY_C_DROP_INNER);
 		if (!inner_dst_ok_v6(&ip6->daddr))
 			return drop(PROXY_C_DROP_INNER_DST);
+		l4_len = bpf_ntohs(ip6->payload_len);
 		l4proto = ip6->nexthdr;
 		if (l4proto == IPV6_NEXTHDR_FRAGMENT)
 			return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_FRAGMENT);
@@ -424,13 +429,14 @@ int xdp_glb_proxy(struct xdp_md *ctx)
 			struct ipv6hdr *eip6;
 			__u16 *ports;
 
-			if ((void *)(icmp6 + 1) > data_end)
+			if ((void *)(icmp6 + 1) > data_end || l4_len < sizeof(*icmp6))
 				return drop(PROXY_C_DROP_INNER);
 			if (icmp6->icmp6_type != ICMP_V6_PKT_TOOBIG)
 				return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_ICMP);
 			eip6 = (void *)(icmp6 + 1);
 			ports = (void *)(eip6 + 1);
-			if ((void *)(ports + 2) > data_end || eip6->version != 6)
+			if ((void *)(ports + 2) > data_end || l4_len < sizeof(*icmp6) + sizeof(*eip6) + 4 ||
+			    eip6->version != 6)
 				return drop(PROXY_C_DROP_INNER);
 			if (eip6->nexthdr != IPPROTO_TCP)
 				return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_ICMP);
@@ -446,7 +452,7 @@ int xdp_glb_proxy(struct xdp_md *ctx)
 		if (l4proto != IPPROTO_TCP)
 			return drop(PROXY_C_DROP_INNER_PROTO);
 		th = (void *)(ip6 + 1);
-		if ((void *)(th + 1) > data_end || th->doff < 5)
+		if ((void *)(th + 1) > data_end || l4_len < sizeof(*th) || th->doff < 5)
 			return drop(PROXY_C_DROP_INNER);
 		if (th->syn && !th->ack)
 			return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_SYN);

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import json
 import sys
 from collections.abc import Sequence
@@ -29,9 +28,10 @@ COMMAND_MODULES = (
     "glb_agent.commands.health",
     "glb_agent.commands.agent",
     "glb_agent.commands.lab",
+    "glb_agent.commands.units",
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_BAD_INPUT = InputError.exit_code  # argparse usage errors are bad input too
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,29 +52,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMAND_MODULES:
-        if importlib.util.find_spec(name) is None:
-            continue  # that part of the agent is not installed in this build
         importlib.import_module(name).register(sub)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parsed arguments with CONFIG / --config resolved into ``args.config`` (exit 2 on misuse)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if hasattr(args, "config_option"):  # commands using commands.add_config_argument
         if args.config and args.config_option and args.config != args.config_option:
             parser.error("give the config once: CONFIG or --config CONFIG")
-        args.config = args.config or args.config_option
+        args.config = args.config or args.config_option or args.config_default
         if not args.config:
             parser.error(f"{args.command}: the config file is required (CONFIG or --config CONFIG)")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except InputError as exc:
-        _report(args, exc, EXIT_BAD_INPUT)
-        return EXIT_BAD_INPUT
-    except GlbError as exc:
-        _report(args, exc, EXIT_FAILED)
-        return EXIT_FAILED
+    except GlbError as exc:  # InputError: 2 (nothing applied); any other GlbError: 1
+        _report(args, exc, exc.exit_code)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 

@@ -16,7 +16,8 @@ Provider shapes (the contract with the other components):
   reason's first word (forwarded -> forward, pass_* -> pass, drop_* -> drop).
   ``counters_from_director`` adapts ``Director.counters()`` (dataplane/director.py).
 * health: ``() -> Mapping[(service, IPv4Address), bool]`` (``Checker.view``).
-* tables: ``() -> Iterable[TableBuild]`` -- last build time per service.
+* tables: ``() -> Iterable[TableBuild]`` -- last build time per service, rows at risk in
+  the last change and each backend's share of rows where it is first.
 * bgp: ``() -> BgpState`` (``bgp_from_status_file`` reads the feed's status file, and the
   BFD speaker's sessions live through its control socket).
 """
@@ -64,6 +65,8 @@ class TableBuild:
     service: str
     seconds: float
     swapped_at: float | None = None  # unix time
+    rows_at_risk: int | None = None  # rows the last table change put at risk (table/diff.py)
+    first_share: Mapping[str, float] = field(default_factory=dict)  # backend -> share of rows first
 
 
 @dataclass(frozen=True)
@@ -224,11 +227,21 @@ class GlbCollector(Collector):
                                     "seconds the last forwarding-table build took", labels=["service"])
         swapped = GaugeMetricFamily("glb_table_swap_timestamp_seconds",
                                     "unix time the current table went live", labels=["service"])
+        risk = GaugeMetricFamily("glb_table_rows_at_risk",
+                                 "rows whose connection-holding proxy the last table change took out "
+                                 "of the row (second chance cannot reach it)", labels=["service"])
+        first = GaugeMetricFamily("glb_backend_first_share",
+                                  "share of the table's rows that send new flows to the backend first",
+                                  labels=["service", "backend"])
         for b in builds:
             seconds.add_metric([b.service], b.seconds)
             if b.swapped_at is not None:
                 swapped.add_metric([b.service], b.swapped_at)
-        yield from (seconds, swapped)
+            if b.rows_at_risk is not None:
+                risk.add_metric([b.service], b.rows_at_risk)
+            for backend, share in sorted(b.first_share.items()):
+                first.add_metric([b.service, backend], share)
+        yield from (seconds, swapped, risk, first)
 
     @staticmethod
     def _bgp(state: BgpState) -> Iterator[Metric]:

@@ -11,6 +11,11 @@ APT_PACKAGES=(
   python3 python3-venv python3-dev python3-bpfcc bpfcc-tools libbpf-dev bpftool clang llvm
   linux-headers-amd64 iproute2 iputils-ping ethtool tcpdump bird2 curl wrk apache2-utils
   build-essential frr nftables
+  # DPDK director (dpdk/, issue 16): Debian's DPDK 22.11, the PMDs it uses (af_xdp with libxdp
+  # for a NIC shared with the host, pcap/ring/null for tests and benches), meson, jansson.
+  libdpdk-dev librte-net-af-xdp23 librte-net-pcap23 librte-net-ring23 librte-net-null23
+  librte-net-af-packet23 librte-net-tap23 meson ninja-build pkg-config libjansson-dev libpcap-dev
+  libxdp-dev xdp-tools
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -57,4 +62,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stam
   "$VENV/bin/pip" install -q -e ".[test,ops]"
   touch "$stamp"
 fi
+# The DPDK director binary (build/dpdk/glb-director-dpdk); ninja rebuilds only what changed.
+log "building the DPDK director"
+make -s dpdk >/dev/null
+
 log "ready: $VENV"

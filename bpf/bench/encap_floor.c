@@ -12,7 +12,6 @@
 #include <uapi/linux/bpf.h>
 
 #include "director_defs.h"
-#include "director_siphash.h"
 
 #if FLOOR_HASH
 /* One table of forwarding rows: (primary, secondary) as in struct glb_row. */

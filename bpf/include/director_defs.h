@@ -11,6 +11,8 @@
 #ifndef DIRECTOR_DEFS_H
 #define DIRECTOR_DEFS_H
 
+#include "glb_siphash.h" /* struct glb_sip: a table's expanded SipHash key */
+
 #define GLB_DIRECTOR_MAPS_VERSION 2
 
 #define GLB_TABLE_ROWS 65536 /* rows per forwarding table, as upstream (hash & 0xffff) */
@@ -30,16 +32,6 @@ struct glb_ctl {
 #define GLB_BIND_FRAG_OK 0x01 /* every bind overlapping this one (same protocol) uses the
 			       * same table, so a fragment without ports can still be mapped
 			       * to the right table by address and protocol alone */
-
-/* SipHash-2-4 state for one key after every step that does not depend on the message: the
- * key XOR the constants, then the first half-round of the first compression, which only
- * touches v0 and v1. The agent computes it once per table (director_maps.sip_prefix), which
- * takes about 20 instructions off every packet.
- *   v[0] = rotl(v0 + v1, 32)     v[1] = rotl(v1, 13) ^ (v0 + v1)     v[2] = v2     v[3] = v3
- * with v0 = k0 ^ "somepseu", v1 = k1 ^ "dorandom", v2 = k0 ^ "lygenera", v3 = k1 ^ "tedbytes". */
-struct glb_sip {
-	__u64 v[4];
-};
 
 /* One IPv4 bind (VIP or prefix, protocol, port range) of one generation.
  * binds4[gen * GLB_MAX_BINDS + i]; the list of a generation ends at the first entry with

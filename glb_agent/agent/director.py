@@ -36,8 +36,9 @@ from glb_agent.bgp.prefixes import session_prefixes
 from glb_agent.bgp.state import DRAIN_FILE
 from glb_agent.bgp.state import STATUS_FILE as FEED_STATUS_FILE
 from glb_agent.config import ConfigError, LoadedConfig, load_config
+from glb_agent.config.hosts import this_director
 from glb_agent.dataplane.director import Director
-from glb_agent.dataplane.director_config import director_settings, director_tables, pick_director
+from glb_agent.dataplane.director_config import director_settings, for_dataplane, table_rows
 from glb_agent.errors import GlbError
 from glb_agent.health.checker import Checker
 from glb_agent.health.target import targets_from_config
@@ -49,9 +50,11 @@ from glb_agent.metrics import (
     bgp_from_status_file,
     counters_from_director,
 )
-from glb_agent.render.files import write_atomic
 from glb_agent.systemd import notify
 from glb_agent.table import upstream_json
+from glb_agent.table.diff import diff_table
+from glb_agent.table.send_order import two_columns
+from glb_agent.util.files import write_atomic
 
 _log = logging.getLogger("glb_agent.agent")
 
@@ -77,22 +80,40 @@ class AgentOptions:
     state_dir: Path = field(default_factory=state_dir)
 
 
-def table_status(specs_rows, health: dict) -> list[dict]:
-    """Per service: backends with state, health and share of primary/secondary rows."""
+def table_status(specs_rows, health: dict, at_risk: dict[str, int] | None = None) -> list[dict]:
+    """Per service: row semantics, rows at risk in the last change, and backends with state,
+    health and share of rows where each is first (the destination) or second (first hop)."""
     out = []
     for spec, rows in specs_rows:
         n = len(spec.backends)
-        prim = np.bincount(rows[:, 0], minlength=n) if rows is not None else np.zeros(n, int)
-        sec = np.bincount(rows[:, 1], minlength=n) if rows is not None else np.zeros(n, int)
+        cols = two_columns(rows) if rows is not None else None
+        prim = np.bincount(cols[:, 0], minlength=n) if cols is not None else np.zeros(n, int)
+        sec = np.bincount(cols[:, 1], minlength=n) if cols is not None else np.zeros(n, int)
         total = rows.shape[0] if rows is not None else 1
         out.append({
             "service": spec.name,
+            "semantics": spec.semantics,
+            "candidates": spec.candidates,
+            "rows_at_risk": (at_risk or {}).get(spec.name, 0),
             "backends": [{
                 "address": str(b.ip), "state": b.state, "healthy": b.healthy,
                 "primary_share": round(float(prim[i]) / total, 4),
                 "secondary_share": round(float(sec[i]) / total, 4),
             } for i, b in enumerate(spec.backends)],
         })
+    return out
+
+
+def rows_at_risk_since(previous: dict[str, tuple], tables) -> dict[str, int]:
+    """Per service, the rows the change from ``previous`` (name -> (spec, rows)) to
+    ``tables`` put at risk (table/diff.py); 0 for a new service or one without rows."""
+    out = {}
+    for spec, rows in tables:
+        old = previous.get(spec.name)
+        if old is None or old[1] is None or rows is None:
+            out[spec.name] = 0
+            continue
+        out[spec.name] = diff_table(old[0], old[1], spec, rows).rows_at_risk
     return out
 
 
@@ -110,6 +131,7 @@ class DirectorAgent:
         self._stop = asyncio.Event()
         self._swap_lock = asyncio.Lock()
         self._started = time.time()
+        self._live: dict[str, tuple] = {}  # service -> (spec, send-order rows) in the data plane
 
     # --- tables ------------------------------------------------------------------------
 
@@ -117,20 +139,27 @@ class DirectorAgent:
         """Runs in a worker thread: build every table, swap atomically, write status."""
         assert self.director is not None
         t0 = time.perf_counter()
-        tables = director_tables(loaded, health)
+        tables = table_rows(loaded, health)
         built = time.perf_counter() - t0
-        self.generation = self.director.update_tables(tables)
+        self.generation = self.director.update_tables(for_dataplane(tables))
         now = time.time()
-        self.builds = [TableBuild(spec.name, built, now) for spec, _ in tables]
+        at_risk = rows_at_risk_since(self._live, tables)
+        self._live = {spec.name: (spec, rows) for spec, rows in tables}
+        services = table_status(tables, health, at_risk)
+        self.builds = [
+            TableBuild(svc["service"], built, now, rows_at_risk=svc["rows_at_risk"],
+                       first_share={b["address"]: b["primary_share"] for b in svc["backends"]})
+            for svc in services
+        ]
         status = {
-            "director": pick_director(loaded, self.opts.name).name,
+            "director": this_director(loaded, self.opts.name, strict=True).name,
             "pid": os.getpid(),
             "config": str(self.opts.config),
             "generation": self.generation,
             "swapped_at": now,
             "build_seconds": round(built, 4),
             "started_at": self._started,
-            "services": table_status(tables, health),
+            "services": services,
         }
         write_atomic(self.opts.state_dir / LIVE_TABLES_FILE, upstream_json.dumps([s for s, _ in tables]))
         write_atomic(self.opts.state_dir / STATUS_FILE, json.dumps(status, indent=2) + "\n")
@@ -165,7 +194,8 @@ class DirectorAgent:
             self.director = Director(new_settings)
             await asyncio.to_thread(self.director.start)
         self.loaded = new
-        await self.checker.update_targets(targets_from_config(new, pick_director(new, self.opts.name)))
+        me = this_director(new, self.opts.name, strict=True)
+        await self.checker.update_targets(targets_from_config(new, me))
         await self.swap()
         logs.event(_log, "reload_applied", generation=self.generation)
         notify("READY=1")
@@ -196,7 +226,7 @@ class DirectorAgent:
         how = await asyncio.to_thread(self.director.start)
         logs.event(_log, "dataplane_started", how=how, interface=settings.interface,
                    pin_dir=str(settings.pin_dir))
-        me = pick_director(self.loaded, self.opts.name)
+        me = this_director(self.loaded, self.opts.name, strict=True)
         exporter = None
         self.checker = Checker(targets_from_config(self.loaded, me), on_change=self._on_health,
                                state_file=self.opts.health_file)

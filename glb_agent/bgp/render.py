@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from glb_agent.config.hosts import director_named
+from glb_agent.config.hosts import this_director
 from glb_agent.config.load import LoadedConfig
 from glb_agent.config.model import BgpPeer, Director
 from glb_agent.errors import InputError
@@ -67,7 +67,7 @@ def _run_line(feed_command: list[str]) -> str:
 def render_exabgp_conf(loaded: LoadedConfig, director: str, feed_command: list[str]) -> str:
     """The exabgp.conf text for ``director``; identical input gives identical bytes."""
     cfg = loaded.config
-    found = director_named(loaded, director)
+    found = this_director(loaded, director, strict=True)
     sessions = director_sessions(loaded, found)
     if not sessions:
         raise InputError(f"director {director} has no BGP peers: it could never announce")

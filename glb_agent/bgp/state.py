@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from glb_agent.util.files import write_atomic
 
 STATE_DIR_ENV = "GLB_STATE_DIR"
 DEFAULT_STATE_DIR = Path("/run/glb")
@@ -33,16 +34,7 @@ def state_dir(override: str | os.PathLike[str] | None = None) -> Path:
 
 def write_json_atomic(path: Path, data: object) -> None:
     """Readers polling the file must never see half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(data, sort_keys=True) + "\n")
 
 
 def read_json(path: Path) -> dict | None:

@@ -21,6 +21,13 @@ from glb_agent.agent.director import (
     running_pid,
     state_dir,
 )
+from glb_agent.commands import (
+    add_config_argument,
+    add_name_argument,
+    add_pin_dir_argument,
+    add_state_dir_argument,
+    add_xdp_mode_argument,
+)
 from glb_agent.config import load_config
 from glb_agent.errors import GlbError
 from glb_agent.table import upstream_json
@@ -31,14 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "run", help="run the director agent (data plane, health checks, live tables)",
         description="Long-running director agent: attach or adopt the XDP director, probe "
         "backends, rebuild and swap tables on health changes and on SIGHUP. systemd runs this.")
-    run.add_argument("--config", required=True, type=Path, help="path to glb.yml")
-    run.add_argument("--name", help="this director's name in glb.yml (default: by local address)")
-    run.add_argument("--pin-dir", type=Path, help="bpffs pin directory (default /sys/fs/bpf/glb/<interface>)")
-    run.add_argument("--xdp-mode", choices=("auto", "native", "generic"), default="auto")
+    add_config_argument(run)
+    add_name_argument(run, "director")
+    add_pin_dir_argument(run, "/sys/fs/bpf/glb/<interface>")
+    add_xdp_mode_argument(run)
     run.add_argument("--health-file", type=Path, default=DEFAULT_HEALTH_FILE)
     run.add_argument("--metrics-port", type=int, default=9472, help="0 disables the exporter")
     run.add_argument("--metrics-address", default="127.0.0.1")
-    run.add_argument("--state-dir", type=Path, help="status/pid files (default $GLB_STATE_DIR or /run/glb)")
+    _state_dir(run)
     run.set_defaults(func=_run)
 
     apply = sub.add_parser(
@@ -46,24 +53,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Validate the YAML and print how the tables change; unless --dry-run, tell the "
         "running agent to reload (SIGHUP) and wait until the new tables are live. A bad YAML "
         "changes nothing (exit 2).")
-    apply.add_argument("--config", required=True, type=Path)
+    add_config_argument(apply)
     apply.add_argument("--dry-run", action="store_true", help="only print the diff")
+    apply.add_argument("--force", action="store_true",
+                       help="apply even if the edit puts rows at risk (a proxy holding connections "
+                            "leaves their row: those connections may break)")
     apply.add_argument("--timeout", type=float, default=30.0)
-    apply.add_argument("--state-dir", type=Path)
+    _state_dir(apply)
     apply.add_argument("--json", action="store_true")
     apply.set_defaults(func=_apply)
 
     status = sub.add_parser("status", help="services, backends, health, BGP state and counters",
                             description="What the director agent on this host is doing.")
-    status.add_argument("--state-dir", type=Path)
+    _state_dir(status)
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=_status)
 
 
+def _state_dir(p: argparse.ArgumentParser) -> None:
+    add_state_dir_argument(p, "$GLB_STATE_DIR or /run/glb", "the agent's status and pid files")
+
+
 def _run(args: argparse.Namespace) -> int:
     logs.setup()
-    opts = AgentOptions(config=args.config, name=args.name, pin_dir=args.pin_dir, xdp_mode=args.xdp_mode,
-                        health_file=args.health_file, metrics_address=args.metrics_address,
+    opts = AgentOptions(config=Path(args.config), name=args.name, pin_dir=args.pin_dir,
+                        xdp_mode=args.xdp_mode, health_file=args.health_file,
+                        metrics_address=args.metrics_address,
                         metrics_port=args.metrics_port or None,
                         state_dir=args.state_dir or state_dir())
     agent = DirectorAgent(opts)
@@ -73,16 +88,23 @@ def _run(args: argparse.Namespace) -> int:
 def _diff_against_live(loaded, directory: Path) -> dict:
     """Rows that change if ``loaded`` goes live, against the tables the agent serves now
     (with the agent's current health view, so only the edit's own effect shows)."""
+    import dataclasses
+
     from glb_agent.config.tables import table_specs
     from glb_agent.table.diff import diff_tables, render_text, to_json
     from glb_agent.table.rendezvous import build_all
 
     live_file = directory / LIVE_TABLES_FILE
     old_specs = upstream_json.load(live_file) if live_file.exists() else []
+    # Upstream JSON has no row semantics: the status file says how the live rows were built.
+    live = {s["service"]: s for s in (read_status(directory) or {}).get("services", [])}
+    old_specs = [dataclasses.replace(s, semantics=live[s.name].get("semantics", "upstream"),
+                                     candidates=live[s.name].get("candidates", 2))
+                 if s.name in live else s for s in old_specs]
     health = {(s.name, b.ip): b.healthy for s in old_specs for b in s.backends}
     new_specs = table_specs(loaded, health)
     diff = diff_tables(old_specs, build_all(old_specs), new_specs, build_all(new_specs))
-    return {"text": render_text(diff), "json": to_json(diff)}
+    return {"text": render_text(diff), "json": to_json(diff), "rows_at_risk": diff.rows_at_risk}
 
 
 def _apply(args: argparse.Namespace) -> int:
@@ -98,6 +120,9 @@ def _apply(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"dry_run": True, "diff": diff["json"]}, indent=2))
         return 0
+    if diff.get("rows_at_risk") and not args.force:
+        raise GlbError(f"refused: the edit puts {diff['rows_at_risk']} rows at risk (see the diff); "
+                       "split it into steps (drain first, then remove) or pass --force")
     pid = running_pid(directory)
     if pid is None:
         raise GlbError(f"no running director agent (no live pid in {directory}); start glb-director.service")
@@ -141,7 +166,11 @@ def _status(args: argparse.Namespace) -> int:
               f"ready={bgp.get('ready')}  drained={bgp.get('drained')}")
     for svc in status["services"]:
         print(f"\nservice {svc['service']}")
-        print(f"  {'backend':<18}{'state':<10}{'health':<10}{'primary':>9}{'secondary':>11}")
+        risk = svc.get("rows_at_risk", 0)
+        rows = f"{svc.get('semantics', 'upstream')} rows" + (
+            f", K={svc['candidates']}" if svc.get("semantics") == "candidates" else "")
+        print(f"  {rows}; rows at risk in the last change: {risk} ({risk / 65536:.2%})")
+        print(f"  {'backend':<18}{'state':<10}{'health':<10}{'first':>9}{'second':>11}")
         for b in svc["backends"]:
             print(f"  {b['address']:<18}{b['state']:<10}{'up' if b['healthy'] else 'DOWN':<10}"
                   f"{b['primary_share']:>8.1%}{b['secondary_share']:>11.1%}")

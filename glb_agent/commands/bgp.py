@@ -22,8 +22,14 @@ from glb_agent.bgp.prefixes import session_prefixes
 from glb_agent.bgp.readiness import MODES, guarded, resolve
 from glb_agent.bgp.render import director_sessions, render_exabgp_conf
 from glb_agent.bgp.state import DrainState, FeedStatus, pid_alive, state_dir
+from glb_agent.commands import (
+    add_config_argument,
+    add_name_argument,
+    add_pin_dir_argument,
+    add_state_dir_argument,
+)
 from glb_agent.config import load_config
-from glb_agent.config.hosts import director_named
+from glb_agent.config.hosts import this_director
 from glb_agent.errors import GlbError, InputError
 
 WAIT_POLL = 0.05
@@ -39,8 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     feed.add_argument("--readiness", choices=MODES, default="auto",
                       help="auto: the data plane's check if installed, else 'xdp' (a program "
                            "is attached to the director interface)")
-    feed.add_argument("--pin-dir", type=Path, default=None,
-                      help="pinned maps of the data plane (default /sys/fs/bpf/glb/<interface>)")
+    add_pin_dir_argument(feed, "/sys/fs/bpf/glb/<interface>")
     feed.add_argument("--interval", type=_positive, default=0.2, help="readiness poll seconds")
     feed.add_argument("--rise", type=int, default=2, help="ready polls in a row before announcing")
     feed.add_argument("--session-warn", type=_positive, default=15.0, metavar="SECONDS",
@@ -82,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "director and IP version, VIP-only import filter, ECMP, the fleet's hold time, "
                     "BFD, TCP-MD5 and GTSM as configured. The namespace lab, the tests and the "
                     "glb_lab_router role all render this one template (bgp/bird.conf.j2).")
-    router.add_argument("--config", required=True, help="path to glb.yml")
+    add_config_argument(router)
     router.add_argument("--peer", action="append", required=True,
                         help="the router's bgp.peers name; repeat for its IPv6 entry")
     router.add_argument("--format", choices=("bird", "frr"), default="bird")
@@ -97,13 +102,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", required=True, help="path to glb.yml")
-    p.add_argument("--director", required=True, help="this director's name in glb.yml")
+    add_config_argument(p)
+    add_name_argument(p, "director", old=("--director",))
 
 
 def _state_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--state-dir", default=None,
-                   help="drain flag and feed status directory (default $GLB_STATE_DIR or /run/glb)")
+    add_state_dir_argument(p, "$GLB_STATE_DIR or /run/glb", "drain flag and feed status directory")
 
 
 def _positive(text: str) -> float:
@@ -118,14 +122,15 @@ def _positive(text: str) -> float:
 
 def feed_command(python: str, config: str, director: str, readiness: str) -> list[str]:
     """How ExaBGP starts the feed: absolute paths, so ExaBGP's cwd does not matter."""
-    return [python, "-m", "glb_agent.cli", "bgp-feed", "--config", str(Path(config).resolve()),
-            "--director", director, "--readiness", readiness]
+    return [python, "-m", "glb_agent.cli", "bgp-feed", str(Path(config).resolve()),
+            "--name", director, "--readiness", readiness]
 
 
 def run_render(args: argparse.Namespace) -> int:
     loaded = load_config(args.config)
-    command = feed_command(args.python, args.config, args.director, args.readiness)
-    print(render_exabgp_conf(loaded, args.director, command), end="")
+    name = this_director(loaded, args.name, strict=True).name
+    command = feed_command(args.python, args.config, name, args.readiness)
+    print(render_exabgp_conf(loaded, name, command), end="")
     return 0
 
 
@@ -133,7 +138,7 @@ def run_feed(args: argparse.Namespace) -> int:
     if args.rise < 1:
         raise InputError("--rise must be at least 1")
     loaded = load_config(args.config)
-    director = director_named(loaded, args.director)
+    director = this_director(loaded, args.name, strict=True)  # never announce as someone else
     check, kind = resolve(args.readiness, director.interface, args.pin_dir)
     directory = state_dir(args.state_dir)
     log = EventLog(director.name)

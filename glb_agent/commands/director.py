@@ -1,11 +1,11 @@
-"""``glb-agent director start|stop|status``: run this host's XDP director.
+"""``glb-agent director apply|stop|status``: run this host's XDP director.
 
-``start`` compiles and attaches the director (or adopts the one already running: a
-restart never detaches it), loads every service's table atomically and exits; the pinned
-XDP link keeps forwarding afterwards. Running it again after a config change swaps the
-tables in one step. ``stop`` detaches and removes the pins. ``status`` exits 0 only when
-the program is attached and tables are loaded — the same condition the BGP speaker uses
-before announcing VIPs.
+The same verbs as ``glb-agent proxy``. ``apply`` (``start`` is its old spelling) compiles
+and attaches the director (or adopts the one already running: a restart never detaches it),
+loads every service's table atomically and exits; the pinned XDP link keeps forwarding
+afterwards. Running it again after a config change swaps the tables in one step. ``stop``
+detaches and removes the pins. ``status`` exits 0 only when the program is attached and
+tables are loaded — the same condition the BGP speaker uses before announcing VIPs.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from glb_agent.commands import add_host_actions
+from glb_agent.commands import add_host_actions, add_xdp_mode_argument
 from glb_agent.config import load_config
 from glb_agent.dataplane.director import Director, director_ready
 from glb_agent.dataplane.director_config import director_settings, director_tables
@@ -22,19 +22,19 @@ from glb_agent.errors import GlbError
 
 def register(sub: argparse._SubParsersAction) -> None:
     def extra(action: str, a: argparse.ArgumentParser) -> None:
-        if action == "start":
-            a.add_argument("--xdp-mode", choices=("auto", "native", "generic"), default="auto",
-                           help="auto: native, falling back to generic (SKB) mode")
+        if action == "apply":
+            add_xdp_mode_argument(a)
 
     add_host_actions(
         sub, "director", "/sys/fs/bpf/glb/<interface>",
-        help="start / stop / inspect this host's XDP director",
+        help="apply / stop / inspect this host's XDP director",
         description="Run the director side of GLB: XDP GUE encapsulation of VIP traffic towards "
                     "the proxies, with atomic table swaps and adoption across agent restarts.",
         actions=(
-            ("start", _start, "attach (or adopt) the director and load every table"),
-            ("stop", _stop, "detach the director and remove its pins"),
-            ("status", _status, "attachment, tables and counters; exit 1 if not forwarding"),
+            ("apply", _apply, "attach (or adopt) the director and load every table (idempotent)",
+             ("start",)),
+            ("stop", _stop, "detach the director and remove its pins", ()),
+            ("status", _status, "attachment, tables and counters; exit 1 if not forwarding", ()),
         ),
         extra=extra,
     )
@@ -48,7 +48,7 @@ def _emit(args: argparse.Namespace, info: dict, text: list[str]) -> None:
             print(line)
 
 
-def _start(args: argparse.Namespace) -> int:
+def _apply(args: argparse.Namespace) -> int:
     loaded = load_config(args.config)
     settings = director_settings(loaded, args.name, pin_dir=args.pin_dir, xdp_mode=args.xdp_mode)
     tables = director_tables(loaded)  # built (and validated) before anything is touched

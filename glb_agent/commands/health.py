@@ -23,11 +23,13 @@ import sys
 import time
 
 from glb_agent import logs
+from glb_agent.commands import add_config_argument, add_name_argument
 from glb_agent.config import load_config
+from glb_agent.config.hosts import this_director
 from glb_agent.errors import InputError
 from glb_agent.health import Checker, HealthChange, ProbeResult, Target, check_once
 from glb_agent.health.gue import GueProber, can_probe
-from glb_agent.health.target import Key, pick_director, targets_from_config
+from glb_agent.health.target import Key, targets_from_config
 
 _log = logs.get("health.cli")
 
@@ -41,13 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "check", help="probe every backend of every service; exit 1 if any is unhealthy",
         description="Probe every backend of every service (HTTP, TCP and GUE checks as configured). "
                     "Exit 0 if all are healthy, 1 if any is not, 2 on bad input.")
-    check.add_argument("--config", required=True, help="path to glb.yml")
+    add_config_argument(check)
     mode = check.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", help="one probe per backend, no rise/fall")
     mode.add_argument("--watch", action="store_true", help="keep checking; print each change")
     check.add_argument("--json", action="store_true", help="machine-readable output")
-    check.add_argument("--director", default=None,
-                       help="director whose address GUE probes come from (default: the local one)")
+    add_name_argument(check, "director", old=("--director",),
+                      default="the local one, else the first; GUE probes come from its address")
     check.add_argument("--service", action="append", default=None,
                        help="only this service (repeatable)")
     check.set_defaults(func=run)
@@ -55,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _targets(args: argparse.Namespace) -> tuple[str, list[Target]]:
     loaded = load_config(args.config)
-    director = pick_director(loaded, args.director)
+    # Lenient: from a workstation, probe as the first director (GUE then fails visibly).
+    director = this_director(loaded, args.name, strict=False)
     targets = targets_from_config(loaded, director)
     if args.service:
         known = {t.service for t in targets}

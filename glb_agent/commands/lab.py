@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from glb_agent.commands import add_config_argument
 from glb_agent.lab import run as lab
 
 
@@ -19,14 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                              ("status", _status, "namespaces, router routes, director state"),
                              ("demo", _demo, "send requests to the VIP and report who served them")):
         a = actions.add_parser(name, help=text, description=text)
-        a.add_argument("--config", type=Path, default=lab.DEFAULT_CONFIG, help="lab glb.yml")
+        add_config_argument(a, default=Path(lab.DEFAULT_CONFIG))  # down ignores it
         if name in ("status", "demo"):
             a.add_argument("--json", action="store_true")
         a.set_defaults(func=func)
 
 
 def _up(args: argparse.Namespace) -> int:
-    lab.up(args.config)
+    lab.up(Path(args.config))
     return 0
 
 
@@ -36,7 +37,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    doc = lab.status(args.config)
+    doc = lab.status(Path(args.config))
     print(json.dumps(doc, indent=2) if args.json else _status_text(doc))
     return 0 if doc["namespaces"] else 1
 
@@ -50,7 +51,7 @@ def _status_text(doc: dict) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    report = lab.demo(args.config)
+    report = lab.demo(Path(args.config))
     if args.json:
         print(json.dumps(report, indent=2))
     return 0 if report["failures"] == 0 else 1

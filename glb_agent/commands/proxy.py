@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from pathlib import Path
 
-from glb_agent.commands import add_host_actions
+from glb_agent.commands import add_host_actions, add_state_dir_argument, add_xdp_mode_argument
 from glb_agent.config import load_config
 from glb_agent.proxy.config import proxy_settings
 from glb_agent.proxy.host import DEFAULT_STATE_DIR, ProxyHost
@@ -20,9 +19,8 @@ from glb_agent.proxy.host import DEFAULT_STATE_DIR, ProxyHost
 
 def register(sub: argparse._SubParsersAction) -> None:
     def extra(_action: str, a: argparse.ArgumentParser) -> None:
-        a.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
-                       help=f"where apply records its changes (default {DEFAULT_STATE_DIR})")
-        a.add_argument("--xdp-mode", choices=("auto", "native", "generic"), default="auto")
+        add_state_dir_argument(a, str(DEFAULT_STATE_DIR), "where apply records its changes")
+        add_xdp_mode_argument(a)  # stop and status check the attachment mode too
 
     add_host_actions(
         sub, "proxy", "/sys/fs/bpf/glb-proxy/<interface>",
@@ -30,9 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run the proxy side of GLB on this host: eBPF GUE decapsulation with "
                     "second-chance forwarding, VIPs on loopback, ARP and rp_filter sysctls.",
         actions=(
-            ("apply", _apply, "converge this host to the config (idempotent)"),
-            ("stop", _stop, "detach the program and undo what apply changed"),
-            ("status", _status, "program, counters and host settings; exit 1 if not running"),
+            ("apply", _apply, "converge this host to the config (idempotent)", ()),
+            ("stop", _stop, "detach the program and undo what apply changed", ()),
+            ("status", _status, "program, counters and host settings; exit 1 if not running", ()),
         ),
         extra=extra,
     )
@@ -41,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _host(args: argparse.Namespace) -> ProxyHost:
     settings = proxy_settings(load_config(args.config), args.name, pin_dir=args.pin_dir)
     settings = dataclasses.replace(settings, xdp_mode=args.xdp_mode)
-    return ProxyHost(settings, state_dir=args.state_dir)
+    return ProxyHost(settings, state_dir=args.state_dir or DEFAULT_STATE_DIR)
 
 
 def _print_changes(args: argparse.Namespace, host: ProxyHost, changes: list[str]) -> None:

@@ -11,15 +11,15 @@ import shutil
 import sys
 from pathlib import Path
 
-from glb_agent.commands import add_config_argument
+from glb_agent.commands import DEPRECATED, add_config_argument
 from glb_agent.config import load_config
 from glb_agent.config.load import LoadedConfig
 from glb_agent.config.tables import table_specs
 from glb_agent.errors import InputError
 from glb_agent.render.director_conf import render_director_conf
-from glb_agent.render.files import FILE_MODE, write_atomic
 from glb_agent.table import upstream_bin, upstream_json
 from glb_agent.table.rendezvous import build_all
+from glb_agent.util.files import FILE_MODE, write_atomic
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_config_argument(p)
     p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--director", help="render only this director, flat into --out "
-                   "(default: every director, one subdirectory each)")
+    p.add_argument("--name", "--director", dest="name", metavar="NAME",
+                   help="render only this director, flat into --out (default: every director, one "
+                        f"subdirectory each); --director: {DEPRECATED}")
     p.add_argument("--config-path", help="path of glb.yml on the director, for ExaBGP's feed "
                    "(default: this file's absolute path)")
     p.add_argument("--agent", help="absolute path of glb-agent on the director "
@@ -55,7 +56,7 @@ def director_files(loaded: LoadedConfig, director: str, agent: str, config_path:
     """The per-director files, by name."""
     from glb_agent.bgp.render import render_exabgp_conf
 
-    feed = [agent, "bgp-feed", "--config", config_path, "--director", director]
+    feed = [agent, "bgp-feed", config_path, "--name", director]
     return {
         "director.conf": render_director_conf(loaded, director),
         "exabgp.conf": render_exabgp_conf(loaded, director, feed),
@@ -65,8 +66,8 @@ def director_files(loaded: LoadedConfig, director: str, agent: str, config_path:
 def run(args: argparse.Namespace) -> int:
     loaded = load_config(args.config)
     names = [d.name for d in loaded.config.directors]
-    if args.director and args.director not in names:
-        raise InputError(f"--director {args.director}: no such director (have: {', '.join(names)})")
+    if args.name and args.name not in names:
+        raise InputError(f"--name {args.name}: no such director (have: {', '.join(names)})")
     agent = _agent_path(args.agent)
     config_path = args.config_path or str(Path(args.config).resolve())
     specs = table_specs(loaded)
@@ -74,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
         args.out / "forwarding_table.json": upstream_json.dumps(specs),
         args.out / "forwarding_table.bin": upstream_bin.encode(specs, build_all(specs)),
     }
-    for name in [args.director] if args.director else names:
-        base = args.out if args.director else args.out / "directors" / name
+    for name in [args.name] if args.name else names:
+        base = args.out if args.name else args.out / "directors" / name
         for fname, text in director_files(loaded, name, agent, config_path).items():
             outputs[base / fname] = text
     # exabgp.conf may carry TCP-MD5 passwords: only its owner (root) reads it.

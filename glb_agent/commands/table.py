@@ -11,11 +11,11 @@ import argparse
 import json
 from pathlib import Path
 
+from glb_agent.config.table_sources import JSON_SUFFIXES, load_specs, load_tables
 from glb_agent.errors import InputError
 from glb_agent.table import diff as table_diff
 from glb_agent.table import summary, upstream_bin, upstream_json
 from glb_agent.table.rendezvous import build_all
-from glb_agent.table.sources import JSON_SUFFIXES, load_specs, load_tables
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -57,7 +57,7 @@ def register_reference(sub: argparse._SubParsersAction) -> None:
 
 
 def _print_reference(args: argparse.Namespace) -> int:
-    from glb_agent.config.reference import reference_markdown
+    from glb_agent.config.docgen import reference_markdown
 
     print(reference_markdown(), end="")
     return 0

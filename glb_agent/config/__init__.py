@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from glb_agent.config.load import ConfigError, LoadedConfig, load_config
+from glb_agent.config.tables import table_specs
 from glb_agent.table.spec import TableSpec
 
 __all__ = ["ConfigError", "LoadedConfig", "load_config", "load_table_specs"]
@@ -12,6 +13,4 @@ __all__ = ["ConfigError", "LoadedConfig", "load_config", "load_table_specs"]
 
 def load_table_specs(path: str | Path) -> list[TableSpec]:
     """Forwarding-table specs for every service in the YAML at ``path`` (all healthy)."""
-    from glb_agent.config.tables import table_specs
-
     return table_specs(load_config(path))

@@ -26,6 +26,7 @@ from glb_agent.table.spec import UPSTREAM_MAX_BINDS
 Issue = tuple[tuple[PathElem, ...], str]
 
 MAX_BACKENDS = 4096
+GUE_MAX_HOPS = 8  # GLB_GUE_MAX_HOPS in bpf/include/glb_gue.h: proxies after the destination
 
 
 def _unique(items: list, key, section: str, field: str, loc: Locator) -> Iterator[Issue]:
@@ -99,12 +100,6 @@ def check_services(cfg: GlbConfig, loc: Locator) -> Iterator[Issue]:
             seen[backend.address] = b
             if backend.address not in proxies:
                 yield (path, f"backend {backend.address} is not the address of any entry in proxies")
-        changing = [b for b, x in enumerate(svc.backends) if x.state in ("draining", "filling")]
-        for b in changing[1:]:
-            yield ((*base, "backends", b, "state"),
-                   f"only one backend per service may be draining or filling at a time "
-                   f"(backend at line {loc.line_of((*base, 'backends', changing[0]))} already is): "
-                   "two in transition can break connections whose primary and secondary both move")
         if all(x.state == "inactive" for x in svc.backends):
             yield ((*base, "backends"), "every backend is inactive: the table would be empty")
         if len(svc.backends) > MAX_BACKENDS:
@@ -167,8 +162,33 @@ def check_secret_file(cfg: GlbConfig, source: Path) -> Iterator[Issue]:
         yield (("fleet", "secret_file"), f"{path}: the secret must be at least 16 characters")
 
 
+def check_table_rows(cfg: GlbConfig) -> Iterator[Issue]:
+    """Row settings that contradict each other (fleet.table_*, alt_hash_fields)."""
+    fleet = cfg.fleet
+    if fleet.alt_hash_fields is not None:
+        seen: set[str] = set()
+        for i, name in enumerate(fleet.alt_hash_fields):
+            if name in seen:
+                yield (("fleet", "alt_hash_fields", i), f"{name} is listed twice")
+            seen.add(name)
+        if set(fleet.alt_hash_fields) == set(fleet.hash_fields):
+            yield (("fleet", "alt_hash_fields"),
+                   "equals hash_fields: nothing to migrate (remove alt_hash_fields)")
+    if fleet.table_semantics == "upstream" and "table_candidates" in fleet.model_fields_set \
+            and fleet.table_candidates != 2:
+        yield (("fleet", "table_candidates"),
+               f"{fleet.table_candidates} candidates, but upstream rows hold exactly two "
+               "(use table_semantics: candidates, or drop table_candidates)")
+    width = 2 if fleet.table_semantics == "upstream" else fleet.table_candidates
+    if fleet.alt_hash_fields is not None and 2 * width - 1 > GUE_MAX_HOPS:
+        yield (("fleet", "table_candidates"),
+               f"with alt_hash_fields the hop list carries {width - 1} + {width} proxies; a GUE "
+               f"hop list holds at most {GUE_MAX_HOPS}: use table_candidates of 4 or less")
+
+
 def all_issues(cfg: GlbConfig, loc: Locator, source: Path) -> list[Issue]:
     return [
+        *check_table_rows(cfg),
         *check_names_and_hosts(cfg, loc),
         *check_references(cfg),
         *check_services(cfg, loc),

@@ -1,34 +1,73 @@
-"""Which entry of glb.yml this host is: by name, or by which configured address is local."""
+"""Which entry of glb.yml this host is: the one resolver for directors and proxies.
+
+A host is named (``--name``) or found by which of its configured addresses is local.
+Callers choose the policy explicitly, because a wrong guess has different costs:
+
+* ``strict=True`` (the data planes, the BGP feed): exactly one match or an InputError.
+  Forwarding with another director's source address or interface black-holes traffic.
+* ``strict=False`` (``health check`` from an operator's workstation): with no local match,
+  fall back to the first entry; HTTP/TCP checks still work and GUE probes fail visibly
+  (wrong source address). Several local matches are still an error: that is a broken config,
+  not a workstation.
+"""
 
 from __future__ import annotations
 
-import ipaddress
-import socket
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from glb_agent.config.load import LoadedConfig
-from glb_agent.config.model import Director
+from glb_agent.config.model import Director, GlbConfig, Proxy
 from glb_agent.errors import InputError
+from glb_agent.util.net import IPAddress, any_local, local_addresses
+
+H = TypeVar("H", Director, Proxy)
+ConfigLike = GlbConfig | LoadedConfig
 
 
-def is_local_address(address: ipaddress.IPv4Address) -> bool:
-    """True when ``address`` is configured on this host (binding to it succeeds)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind((str(address), 0))
-        except OSError:
-            return False
-    return True
+def _config(cfg: ConfigLike) -> GlbConfig:
+    return cfg.config if isinstance(cfg, LoadedConfig) else cfg
 
 
-def director_named(loaded: LoadedConfig, name: str) -> Director:
-    for d in loaded.config.directors:
-        if d.name == name:
-            return d
-    known = ", ".join(d.name for d in loaded.config.directors)
-    raise InputError(f"no director named {name!r} in {loaded.source} (known: {known})")
+def _where(cfg: ConfigLike) -> str:
+    return f" in {cfg.source}" if isinstance(cfg, LoadedConfig) else ""
 
 
-def local_directors(loaded: LoadedConfig) -> list[Director]:
-    """Directors whose address or GUE source address is configured on this host."""
-    return [d for d in loaded.config.directors
-            if is_local_address(d.address) or is_local_address(d.outer_source)]
+def _resolve(cfg: ConfigLike, role: str, plural: str, hosts: Sequence[H],
+             addresses: Callable[[H], Sequence[object]], name: str | None, strict: bool,
+             local: frozenset[IPAddress] | None) -> H:
+    if name is not None:
+        for h in hosts:
+            if h.name == name:
+                return h
+        known = ", ".join(h.name for h in hosts) or "none"
+        raise InputError(f"no {role} named {name!r}{_where(cfg)} ({plural}: {known})")
+    if not hosts:
+        raise InputError(f"no {plural} configured{_where(cfg)}")
+    here = local_addresses() if local is None else local
+    matches = [h for h in hosts if any_local(addresses(h), here)]  # type: ignore[arg-type]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches and not strict:
+        return hosts[0]
+    raise InputError(f"cannot tell which {role} this host is "
+                     f"({'none' if not matches else len(matches)} of the {plural}' addresses are local); "
+                     "pass --name")
+
+
+def this_director(cfg: ConfigLike, name: str | None = None, *, strict: bool,
+                  local: frozenset[IPAddress] | None = None) -> Director:
+    """The director named ``name``, else the one whose address, address6 or GUE source is local.
+
+    ``local`` overrides the host's address list (tests, or a caller resolving several roles).
+    """
+    c = _config(cfg)
+    return _resolve(cfg, "director", "directors", c.directors,
+                    lambda d: (d.address, d.outer_source, d.address6), name, strict, local)
+
+
+def this_proxy(cfg: ConfigLike, name: str | None = None, *, strict: bool,
+               local: frozenset[IPAddress] | None = None) -> Proxy:
+    """The proxy named ``name``, else the one whose address is local."""
+    c = _config(cfg)
+    return _resolve(cfg, "proxy", "proxies", c.proxies, lambda p: (p.address,), name, strict, local)

@@ -225,7 +225,8 @@ class HealthCheckOverride(Strict):
     fall: int | None = Field(None, ge=1, le=100)
 
 
-class Backend(Strict):
+# Named apart from ``table.spec.Backend`` (a backend as one built table sees it).
+class ServiceBackend(Strict):
     """A proxy serving a service; ``state`` drives GLB's drain/fill semantics."""
 
     address: ipaddress.IPv4Address = Field(description="proxy address (GUE is carried in IPv4)")
@@ -248,9 +249,9 @@ class Service(Strict):
     hash_key: Hex16 | None = Field(None, description="packet-hash key; derived from fleet.secret if absent")
     seed: Hex16 | None = Field(None, description="rendezvous seed; derived from fleet.secret if absent")
     healthcheck: HealthCheck = Field(default_factory=lambda: HealthCheck(gue=GueCheck()))
-    backends: list[Backend] = Field(min_length=1)
+    backends: list[ServiceBackend] = Field(min_length=1)
 
-    def healthcheck_for(self, backend: Backend) -> HealthCheck:
+    def healthcheck_for(self, backend: ServiceBackend) -> HealthCheck:
         """The service's healthcheck with the backend's overrides applied."""
         if backend.healthcheck is None:
             return self.healthcheck
@@ -407,7 +408,24 @@ class Fleet(Strict):
     hash_fields: list[HashField] = Field(
         default_factory=lambda: ["src_addr"], min_length=1, description="packet fields the director hashes"
     )
+    alt_hash_fields: list[HashField] | None = Field(
+        None, min_length=1,
+        description="while migrating hash_fields: the old fields; the director hashes both ways and "
+                    "the hop list carries the candidates under hash_fields, then under these, so "
+                    "connections hashed the old way survive. Remove once they have drained",
+    )
     gue_port: Port = GUE_PORT
+    table_semantics: Literal["candidates", "upstream"] = Field(
+        "candidates",
+        description="candidates: rows of table_candidates proxies, sent to the first healthy "
+                    "active/filling one, the others in the GUE hop list; upstream: GLB's two-column "
+                    "rows and swap rule, for fleets that also run upstream glb-director",
+    )
+    table_candidates: int = Field(
+        4, ge=2, le=8,
+        description="K: proxies per row with table_semantics candidates (capped by the backends; at "
+                    "most 4 with alt_hash_fields, whose hop list carries two rows)",
+    )
 
     @model_validator(mode="after")
     def _secret_once(self) -> Fleet:

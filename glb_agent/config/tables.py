@@ -45,7 +45,11 @@ def service_binds(svc: Service) -> tuple[Bind, ...]:
 
 
 def table_specs(loaded: LoadedConfig, health: HealthView | None = None) -> list[TableSpec]:
-    """One spec per service, backends in YAML order; ``health`` defaults to all healthy."""
+    """One spec per service, backends in YAML order; ``health`` defaults to all healthy.
+    Every table takes the fleet's row semantics and K (fleet.table_semantics/_candidates):
+    directors must agree on them as on the keys."""
+    fleet = loaded.config.fleet
+    candidates = 2 if fleet.table_semantics == "upstream" else fleet.table_candidates
     specs = []
     for svc in loaded.config.services:
         hash_key, seed = service_keys(loaded, svc)
@@ -55,5 +59,6 @@ def table_specs(loaded: LoadedConfig, health: HealthView | None = None) -> list[
             checks = tuple((k, getattr(hc, k).port) for k in ("http", "gue") if getattr(hc, k))
             healthy = True if health is None else health.get((svc.name, b.address), True)
             backends.append(Backend(b.address, b.state, healthy, checks))
-        specs.append(TableSpec(svc.name, hash_key, seed, service_binds(svc), tuple(backends)))
+        specs.append(TableSpec(svc.name, hash_key, seed, service_binds(svc), tuple(backends),
+                               semantics=fleet.table_semantics, candidates=candidates))
     return specs

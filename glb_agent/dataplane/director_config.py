@@ -16,28 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from glb_agent.config.hosts import director_named, local_directors
+from glb_agent.config.hosts import this_director
 from glb_agent.config.load import LoadedConfig
 from glb_agent.config.model import Director as DirectorConfig
 from glb_agent.config.tables import HealthView, table_specs
 from glb_agent.dataplane.director import DirectorSettings, XdpMode
-from glb_agent.errors import GlbError, InputError
+from glb_agent.errors import GlbError
 from glb_agent.table.spec import TableSpec
-
-
-def pick_director(loaded: LoadedConfig, name: str | None) -> DirectorConfig:
-    """The director this host is: by name, else the one whose address is local.
-
-    Never guesses: forwarding with another director's source address or interface would
-    black-hole traffic, so an unknown host is an input error.
-    """
-    if name is not None:
-        return director_named(loaded, name)
-    local = local_directors(loaded)
-    if len(local) != 1:
-        raise InputError("cannot tell which director this host is "
-                         f"({'none' if not local else 'several'} of their addresses are local); use --name")
-    return local[0]
 
 
 def resolve_mac(ip: ipaddress.IPv4Address, interface: str, timeout: float = 3.0) -> str:
@@ -63,7 +48,7 @@ def resolve_mac(ip: ipaddress.IPv4Address, interface: str, timeout: float = 3.0)
 
 def director_settings(loaded: LoadedConfig, name: str | None = None, *, pin_dir: Path | None = None,
                       xdp_mode: XdpMode = "auto", resolve: bool = True) -> DirectorSettings:
-    d = pick_director(loaded, name)
+    d: DirectorConfig = this_director(loaded, name, strict=True)  # never guess: wrong source black-holes
     if d.gateway_mac is not None:
         gateway = d.gateway_mac
     elif resolve:
@@ -82,12 +67,29 @@ def director_settings(loaded: LoadedConfig, name: str | None = None, *, pin_dir:
     )
 
 
-def director_tables(loaded: LoadedConfig, health: HealthView | None = None
-                    ) -> list[tuple[TableSpec, np.ndarray | None]]:
-    """Every service's spec with its rows, built by the rendezvous table builder."""
+def table_rows(loaded: LoadedConfig, health: HealthView | None = None
+               ) -> list[tuple[TableSpec, np.ndarray | None]]:
+    """Every service's spec with its full send-order rows (destination first, then the GUE
+    hop list; (65536, W) backend indices), built by the rendezvous table builder; None for
+    a service without backends."""
     from glb_agent.table.rendezvous import build_all
 
     specs = table_specs(loaded, health)
     with_backends = [s for s in specs if s.backends]
     built = dict(zip((s.name for s in with_backends), build_all(with_backends), strict=True))
     return [(s, built.get(s.name)) for s in specs]
+
+
+def for_dataplane(tables: list[tuple[TableSpec, np.ndarray | None]]
+                  ) -> list[tuple[TableSpec, np.ndarray | None]]:
+    """The rows as compile_tables takes them. Until the director program reads K-wide rows,
+    the first two of each send order (what upstream's two columns hold)."""
+    from glb_agent.table.send_order import two_columns
+
+    return [(s, None if rows is None else two_columns(rows)) for s, rows in tables]
+
+
+def director_tables(loaded: LoadedConfig, health: HealthView | None = None
+                    ) -> list[tuple[TableSpec, np.ndarray | None]]:
+    """Every service's spec with its rows, ready for the director loader."""
+    return for_dataplane(table_rows(loaded, health))

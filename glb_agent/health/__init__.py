@@ -8,7 +8,7 @@ from glb_agent.health.checker import Checker, HealthChange, HealthView, ProbeSta
 from glb_agent.health.gue import GueProber
 from glb_agent.health.probes import ProbeResult
 from glb_agent.health.state import BackendState, Damping
-from glb_agent.health.target import Target, pick_director, targets_from_config
+from glb_agent.health.target import Target, targets_from_config
 
 __all__ = [
     "BackendState",
@@ -21,6 +21,5 @@ __all__ = [
     "ProbeStats",
     "Target",
     "check_once",
-    "pick_director",
     "targets_from_config",
 ]

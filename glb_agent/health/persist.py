@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glb_agent import logs
-from glb_agent.render.files import write_atomic
+from glb_agent.util.files import write_atomic
 
 FORMAT_VERSION = 1
 DEFAULT_PATH = Path("/var/lib/glb-agent/health.json")

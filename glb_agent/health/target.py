@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Coroutine
 from dataclasses import dataclass
 
-from glb_agent.config.hosts import director_named, local_directors
+from glb_agent.config.hosts import this_director
 from glb_agent.config.load import LoadedConfig
 from glb_agent.config.model import Director, HealthCheck
 from glb_agent.health.gue import GueProber
@@ -43,21 +43,13 @@ class Target:
         return tuple(k for k in ("http", "tcp", "gue") if getattr(self.check, k) is not None)
 
 
-def pick_director(loaded: LoadedConfig, name: str | None = None) -> Director:
-    """The director this agent runs as: by ``name``, else the one whose address is local here.
-
-    Falls back to the first director so ``health check`` also works from an operator's
-    workstation for HTTP/TCP checks (GUE probes then fail visibly: wrong source address).
-    """
-    if name is not None:
-        return director_named(loaded, name)
-    local = local_directors(loaded)
-    return local[0] if local else loaded.config.directors[0]
-
-
 def targets_from_config(loaded: LoadedConfig, director: Director | None = None) -> list[Target]:
-    """Every backend of every service, in YAML order, with its merged healthcheck."""
-    source = (director or pick_director(loaded)).outer_source
+    """Every backend of every service, in YAML order, with its merged healthcheck.
+
+    Without ``director`` the probes come from the local director, else the first one
+    (lenient: ``health check`` also runs from a workstation, see config/hosts.py).
+    """
+    source = (director or this_director(loaded, strict=False)).outer_source
     return [
         Target(svc.name, b.address, svc.healthcheck_for(b), source)
         for svc in loaded.config.services

@@ -21,6 +21,8 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field
 
+from glb_agent.util.files import write_atomic
+
 
 @dataclass
 class ConnState:
@@ -102,10 +104,7 @@ def _write_report(path: str, states: list[ConnState], started: float) -> None:
         "closed": sum(1 for s in states if s.closed),
         "connections": conns,
     }
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as fh:
-        json.dump(report, fh)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(report))
 
 
 async def run(args: argparse.Namespace) -> None:

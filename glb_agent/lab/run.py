@@ -135,7 +135,7 @@ def start_exabgp(config: Path, name: str, ns: str) -> None:
 
     state = RUN_DIR / name
     state.mkdir(parents=True, exist_ok=True)
-    feed = [_bin("glb-agent"), "bgp-feed", "--config", str(config), "--director", name,
+    feed = [_bin("glb-agent"), "bgp-feed", str(config), "--name", name,
             "--pin-dir", str(PIN_ROOT / name), "--state-dir", str(state)]
     conf = state / "exabgp.conf"
     conf.touch(mode=0o600)  # it holds the TCP-MD5 password

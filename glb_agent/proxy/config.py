@@ -10,16 +10,9 @@ import ipaddress
 from pathlib import Path
 from typing import Any
 
+from glb_agent.config.hosts import this_proxy
 from glb_agent.dataplane.proxy import ProxySettings
 from glb_agent.errors import InputError
-
-
-def local_ipv4_addresses() -> set[ipaddress.IPv4Address]:
-    """IPv4 addresses configured on this host (current network namespace)."""
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        return {ipaddress.IPv4Address(a.get_attr("IFA_ADDRESS")) for a in ipr.get_addr(family=2)}
 
 
 def proxy_settings(cfg: Any, name: str | None = None, *,
@@ -33,22 +26,9 @@ def proxy_settings(cfg: Any, name: str | None = None, *,
     of the fleet — any of them may forward us a second chance. VIPs: those of the services
     that list this proxy as a backend; their ``cidrs`` become VIP prefixes.
     """
+    me = this_proxy(cfg, name, strict=True,
+                    local=None if local_addresses is None else frozenset(local_addresses))
     cfg = getattr(cfg, "config", cfg)
-    if name is not None:
-        matches = [p for p in cfg.proxies if p.name == name]
-        if not matches:
-            known = ", ".join(p.name for p in cfg.proxies)
-            raise InputError(f"no proxy named {name!r} in the config (proxies: {known})")
-    else:
-        local = local_ipv4_addresses() if local_addresses is None else local_addresses
-        matches = [p for p in cfg.proxies if p.address in local]
-        if len(matches) != 1:
-            raise InputError(
-                "cannot tell which proxy this host is "
-                f"({'none' if not matches else len(matches)} of the proxies' addresses are local); "
-                "pass --name"
-            )
-    me = matches[0]
     allowed = set(me.directors) if me.directors is not None else None
     unknown = (allowed or set()) - {d.name for d in cfg.directors}
     if unknown:

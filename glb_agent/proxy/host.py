@@ -29,12 +29,12 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from glb_agent.dataplane.proxy import ProxyDataplane, ProxySettings
 from glb_agent.errors import GlbError
+from glb_agent.util.files import write_atomic
 
 DEFAULT_STATE_DIR = Path("/run/glb-agent/proxy")
 NTF_EXT_MANAGED = 1  # NDA_FLAGS_EXT bit: the kernel keeps the entry resolved
@@ -74,10 +74,7 @@ class _State:
                            "remove it after checking the host") from exc
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n")
 
     def empty(self) -> bool:
         return not (self.addresses or self.sysctls or self.neighbours)

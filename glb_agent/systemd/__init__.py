@@ -1,7 +1,8 @@
 """systemd units of the agents (package-data templates) and the sd_notify readiness call.
 
 The units carry host-specific values (director/proxy name, config and venv paths), so
-they are Jinja2 templates rendered by ``render_units``; the unit *semantics* live here,
+they are Jinja2 templates rendered by ``render_units`` (``glb-agent units`` on the host,
+which is what the Ansible roles run); the unit *semantics* live here,
 next to the code they start, so the ordering contract is versioned with it:
 
 * ``glb-director.service`` is ``Type=notify``: the director agent must call

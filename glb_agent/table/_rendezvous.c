@@ -6,28 +6,33 @@
  * For row r, upstream ranks backend b by bswap64(SipHash-2-4(seed, H(r) || ip(b))), where
  * H(r) = SipHash-2-4(seed, be32(r)). H(r) is exactly the first 8-byte message block, so the
  * SipHash state after that block depends only on the row: we compute it once per row and
- * per backend run only the remaining block(s) plus finalisation. Only the two smallest
- * ranks are kept (a running top-2, no sort). The per-backend loop has no branches and no
+ * per backend run only the remaining block(s) plus finalisation. Only the k smallest
+ * ranks are kept (a running top-k by insertion, no sort: almost every backend fails the
+ * one comparison against the current k-th). The per-backend loop has no branches and no
  * cross-iteration dependencies, so the compiler vectorises it; target_clones builds an
  * AVX2 and an AVX-512 version next to the baseline one and picks at load time, so the same
  * binary runs on any x86-64 host.
  *
  * Python interface (the GIL is released while computing, so threads can split the rows):
- *   top2(seed: bytes[16], v4: bytes[4*n4], v6: bytes[16*n6], index: bytes[4*(n4+n6)],
- *        out: writable buffer of >= 8*row_end bytes, row_start: int, row_end: int) -> None
+ *   topk(seed: bytes[16], v4: bytes[4*n4], v6: bytes[16*n6], index: bytes[4*(n4+n6)],
+ *        out: writable buffer of >= 4*k*row_end bytes, row_start: int, row_end: int,
+ *        k: int, 1 <= k <= min(n4 + n6, GLB_RV_MAX_K)) -> None
  * `index` maps candidate positions (all IPv4 candidates first, then all IPv6 ones, each
  * group in table order) to the row values to store (indices into the full backends list,
- * increasing with table order). out[2r] and out[2r+1] receive, as native uint32, the
- * index of the smallest and second-smallest rank; equal ranks (never seen in practice)
- * are ordered by index so the result never depends on the IPv4/IPv6 grouping. With a
- * single candidate both entries are that candidate. The primary/secondary swap for
- * unhealthy or draining primaries is policy and lives in Python.
+ * increasing with table order). out[k*r .. k*r+k-1] receive, as native uint32, the indices
+ * of the k smallest ranks in increasing rank order; equal ranks (never seen in practice)
+ * are ordered by index so the result never depends on the IPv4/IPv6 grouping. What a row
+ * does with its candidates (upstream's swap, or the send order of states and health) is
+ * policy and lives in Python (rendezvous.py, send_order.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Most candidates a row can keep: the GUE hop list carries at most 8 proxies. */
+#define GLB_RV_MAX_K 8
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
 #define GLB_MULTIVERSION __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
@@ -129,6 +134,7 @@ typedef struct {
 	uint64_t *ranks; /* scratch, n4 + n6 */
 	uint32_t *out;
 	uint32_t row_start, row_end;
+	uint32_t k; /* candidates kept per row, 1..GLB_RV_MAX_K and <= n4 + n6 */
 } job;
 
 GLB_MULTIVERSION
@@ -138,7 +144,7 @@ static void run_job(const job *j)
 	 * and GCC then refuses to vectorise ("number of iterations cannot be computed"). */
 	const size_t n4 = j->n4, n6 = j->n6, n = n4 + n6;
 	const uint64_t k0 = j->k0, k1 = j->k1;
-	const uint32_t row_start = j->row_start, row_end = j->row_end;
+	const uint32_t row_start = j->row_start, row_end = j->row_end, k = j->k;
 	const uint64_t *restrict v4 = j->v4_last;
 	const uint64_t *restrict lo = j->v6_lo;
 	const uint64_t *restrict hi = j->v6_hi;
@@ -192,36 +198,45 @@ static void run_job(const job *j)
 			ranks6[b] = bswap64(v0 ^ v1 ^ v2 ^ v3);
 		}
 
-		/* Running top-2 by (rank, index); index breaks the (theoretical) ties. */
-		uint64_t r1 = ranks[0], r2 = UINT64_MAX;
-		uint32_t i1 = index[0], i2 = UINT32_MAX;
-		for (size_t b = 1; b < n; b++) {
+		/* Running top-k by (rank, index), kept sorted; index breaks the (theoretical)
+		 * ties. The sentinels (UINT64_MAX, UINT32_MAX) lose against every real entry,
+		 * because real indices are below UINT32_MAX, so no fill count is needed. */
+		uint64_t br[GLB_RV_MAX_K];
+		uint32_t bi[GLB_RV_MAX_K];
+		for (uint32_t p = 0; p < k; p++)
+			br[p] = UINT64_MAX, bi[p] = UINT32_MAX;
+		uint64_t worst = UINT64_MAX; /* br[k - 1], in a register for the common case */
+		for (size_t b = 0; b < n; b++) {
 			const uint64_t r = ranks[b];
+			if (r > worst)
+				continue;
 			const uint32_t i = index[b];
-			if (r < r2 || (r == r2 && i < i2)) {
-				if (r < r1 || (r == r1 && i < i1)) {
-					r2 = r1, i2 = i1;
-					r1 = r, i1 = i;
-				} else {
-					r2 = r, i2 = i;
-				}
+			if (r == worst && i > bi[k - 1])
+				continue;
+			uint32_t p = k - 1;
+			while (p > 0 && (r < br[p - 1] || (r == br[p - 1] && i < bi[p - 1]))) {
+				br[p] = br[p - 1], bi[p] = bi[p - 1];
+				p--;
 			}
+			br[p] = r, bi[p] = i;
+			worst = br[k - 1];
 		}
-		out[2 * (size_t)row] = i1;
-		out[2 * (size_t)row + 1] = n > 1 ? i2 : i1;
+		uint32_t *dst = out + (size_t)k * row;
+		for (uint32_t p = 0; p < k; p++)
+			dst[p] = bi[p];
 	}
 }
 
-static PyObject *py_top2(PyObject *self, PyObject *args)
+static PyObject *py_topk(PyObject *self, PyObject *args)
 {
 	Py_buffer seed, v4, v6, index, out;
-	unsigned long row_start, row_end;
+	unsigned long row_start, row_end, k;
 	PyObject *result = NULL;
 	uint64_t *scratch = NULL;
 
 	(void)self;
-	if (!PyArg_ParseTuple(args, "y*y*y*y*w*kk", &seed, &v4, &v6, &index, &out, &row_start,
-			      &row_end))
+	if (!PyArg_ParseTuple(args, "y*y*y*y*w*kkk", &seed, &v4, &v6, &index, &out, &row_start,
+			      &row_end, &k))
 		return NULL;
 
 	const size_t n4 = (size_t)v4.len / 4, n6 = (size_t)v6.len / 16, n = n4 + n6;
@@ -238,7 +253,11 @@ static PyObject *py_top2(PyObject *self, PyObject *args)
 		PyErr_SetString(PyExc_ValueError, "no candidate backends");
 		goto done;
 	}
-	if (row_start > row_end || row_end > 0x10000 || (size_t)out.len < 8 * (size_t)row_end) {
+	if (k < 1 || k > GLB_RV_MAX_K || k > n) {
+		PyErr_SetString(PyExc_ValueError, "k must be 1..8 and at most the number of candidates");
+		goto done;
+	}
+	if (row_start > row_end || row_end > 0x10000 || (size_t)out.len < 4 * k * (size_t)row_end) {
 		PyErr_SetString(PyExc_ValueError, "row range outside 0..65536 or output too small");
 		goto done;
 	}
@@ -261,10 +280,10 @@ static PyObject *py_top2(PyObject *self, PyObject *args)
 	}
 	memcpy(idx, index.buf, 4 * n);
 
-	const uint8_t *k = seed.buf;
+	const uint8_t *key = seed.buf;
 	job j = {
-	    .k0 = load_le64(k),
-	    .k1 = load_le64(k + 8),
+	    .k0 = load_le64(key),
+	    .k1 = load_le64(key + 8),
 	    .v4_last = v4_last,
 	    .n4 = n4,
 	    .v6_lo = v6_lo,
@@ -275,6 +294,7 @@ static PyObject *py_top2(PyObject *self, PyObject *args)
 	    .out = out.buf,
 	    .row_start = (uint32_t)row_start,
 	    .row_end = (uint32_t)row_end,
+	    .k = (uint32_t)k,
 	};
 	Py_BEGIN_ALLOW_THREADS
 	run_job(&j);
@@ -293,14 +313,14 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"top2", py_top2, METH_VARARGS,
-     "top2(seed, v4, v6, index, out, row_start, row_end): two lowest-ranked backends per row."},
+    {"topk", py_topk, METH_VARARGS,
+     "topk(seed, v4, v6, index, out, row_start, row_end, k): k lowest-ranked backends per row."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_rendezvous",
-    "Rendezvous top-2 per forwarding-table row (see the comment at the top of the C file).", -1,
+    "Rendezvous top-k per forwarding-table row (see the comment at the top of the C file).", -1,
     methods, NULL, NULL, NULL, NULL,
 };
 

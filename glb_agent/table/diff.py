@@ -1,11 +1,22 @@
-"""What a table change does to traffic: which rows move, and to and from which proxies.
+"""What a table change does to traffic: which rows move, to and from which proxies, and
+which rows' connections the change could break.
 
 Rows are compared by backend *IP*, never by index: inserting a backend in the middle of
 the list renumbers everything after it without moving a single flow, and a diff that
-reported that as churn would be useless for reviewing a change. A row whose primary
-changes breaks new-flow affinity for its slice of the hash space (existing flows survive
-only through the secondary), so that is the number to look at; secondary changes only
-matter for the next failover.
+reported that as churn would be useless for reviewing a change. Rows are send orders
+(destination first, then the GUE hop list); "primary" is the destination and "secondary"
+the first hop, so upstream's two-column tables read as before.
+
+A row is *at risk* when a proxy that holds connections of that row is no longer in its new
+send order, so second chance cannot reach it: the old destination (new connections went
+there), and the draining proxies right behind it (the send order puts a draining proxy that
+ranks before the destination there: it was this row's destination before it drained, and
+its connections are finishing; one that ranks lower never took the row's flows, but a send
+order does not record ranks, so a draining run behind the destination counts as a whole).
+A draining proxy that the change removes or makes inactive is not counted: removing it is
+the end of a drain, and its connections are expected to be gone. This is exactly the case
+of "more changed candidates than the hop list can carry": with upstream's two columns, a
+drain plus a fill in one row already exceeds it; with K candidates far fewer rows do.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from glb_agent.table.send_order import two_columns
 from glb_agent.table.spec import TABLE_ROWS, Backend, TableSpec
 from glb_agent.table.summary import bind_text, table_label
 
@@ -59,12 +71,20 @@ class TableDiff:
     primary_changed: np.ndarray  # row numbers whose primary IP differs
     secondary_changed: np.ndarray  # row numbers whose secondary IP differs
     backends: tuple[BackendChange, ...]
+    at_risk: np.ndarray  # row numbers whose connection holders are not all in the new row
+    rows_changed: np.ndarray  # row numbers whose send order (any entry) differs
+
+    @property
+    def rows_at_risk(self) -> int:
+        return int(self.at_risk.size)
 
     @property
     def unchanged(self) -> bool:
         return (
-            not self.primary_changed.size
+            not self.rows_changed.size
+            and not self.primary_changed.size
             and not self.secondary_changed.size
+            and (self.old.semantics, self.old.candidates) == (self.new.semantics, self.new.candidates)
             and not any(b.changed for b in self.backends)
             and self.old.binds == self.new.binds
             and self.old.hash_key == self.new.hash_key
@@ -81,6 +101,12 @@ class Diff:
     def unchanged(self) -> bool:
         return not self.removed_tables and not self.added_tables and all(t.unchanged for t in self.tables)
 
+    @property
+    def rows_at_risk(self) -> int:
+        """Rows at risk over every table (tables removed outright are not rows at risk:
+        their traffic stops being served at all, which the diff reports separately)."""
+        return sum(t.rows_at_risk for t in self.tables)
+
 
 def _movement(old_col: np.ndarray, new_col: np.ndarray, n: int) -> list[Movement]:
     moved = old_col != new_col
@@ -91,29 +117,67 @@ def _movement(old_col: np.ndarray, new_col: np.ndarray, n: int) -> list[Movement
     return [Movement(int(before[k]), int(after[k]), int(gained[k]), int(lost[k])) for k in range(n)]
 
 
+def _ip_ids(spec: TableSpec, rows: np.ndarray, key: dict) -> np.ndarray:
+    """Rows of backend indices -> rows of IP ids (the padding -1 stays -1)."""
+    lookup = np.array([key[b.ip] for b in spec.backends] + [-1], dtype=np.int64)
+    arr = np.asarray(rows, dtype=np.int64)
+    return lookup[np.where(arr < 0, len(spec.backends), arr)]
+
+
+def rows_at_risk(old: TableSpec, old_ids: np.ndarray, new: TableSpec, new_ids: np.ndarray,
+                 ips: Sequence[object]) -> np.ndarray:
+    """Row numbers where a connection holder of the old row is missing from the new one
+    (see the module docstring); rows are IP ids as made by ``_ip_ids``."""
+    old_by_ip = {b.ip: b for b in old.backends}
+    new_by_ip = {b.ip: b for b in new.backends}
+    draining = np.zeros(len(ips) + 1, dtype=bool)  # last entry: the padding id -1
+    drained_away = np.zeros(len(ips) + 1, dtype=bool)
+    for k, ip in enumerate(ips):
+        b = old_by_ip.get(ip)
+        if b is not None and b.state == "draining":
+            draining[k] = True
+            nb = new_by_ip.get(ip)
+            drained_away[k] = nb is None or nb.state == "inactive"
+    risk = np.zeros(old_ids.shape[0], dtype=bool)
+    run = np.ones(old_ids.shape[0], dtype=bool)  # still in the run of draining right behind entry 0
+    for j in range(old_ids.shape[1]):
+        ids = old_ids[:, j]
+        if j:
+            run &= draining[ids]
+        holder = (ids >= 0) & ~drained_away[ids] & run
+        present = (new_ids == ids[:, None]).any(axis=1)
+        risk |= holder & ~present
+    return np.flatnonzero(risk)
+
+
 def diff_table(
     old: TableSpec, old_rows: np.ndarray, new: TableSpec, new_rows: np.ndarray, index: int = 0
 ) -> TableDiff:
-    """Compare one table before and after; rows are (65536, 2) backend indices."""
+    """Compare one table before and after; rows are send orders, (65536, W) backend indices."""
     ips = list(dict.fromkeys([b.ip for b in old.backends] + [b.ip for b in new.backends]))
     key = {ip: k for k, ip in enumerate(ips)}
-    old_ids = np.array([key[b.ip] for b in old.backends], dtype=np.int64)[old_rows]
-    new_ids = np.array([key[b.ip] for b in new.backends], dtype=np.int64)[new_rows]
-    primary = _movement(old_ids[:, 0], new_ids[:, 0], len(ips))
-    secondary = _movement(old_ids[:, 1], new_ids[:, 1], len(ips))
+    old_ids, new_ids = _ip_ids(old, old_rows, key), _ip_ids(new, new_rows, key)
+    old2, new2 = two_columns(old_ids), two_columns(new_ids)
+    primary = _movement(old2[:, 0], new2[:, 0], len(ips))
+    secondary = _movement(old2[:, 1], new2[:, 1], len(ips))
     old_by_ip = {b.ip: b for b in old.backends}
     new_by_ip = {b.ip: b for b in new.backends}
     backends = tuple(
         BackendChange(str(ip), old_by_ip.get(ip), new_by_ip.get(ip), primary[k], secondary[k])
         for k, ip in enumerate(ips)
     )
+    width = max(old_ids.shape[1], new_ids.shape[1])
+    pad_old = np.pad(old_ids, ((0, 0), (0, width - old_ids.shape[1])), constant_values=-1)
+    pad_new = np.pad(new_ids, ((0, 0), (0, width - new_ids.shape[1])), constant_values=-1)
     return TableDiff(
         index=index,
         old=old,
         new=new,
-        primary_changed=np.flatnonzero(old_ids[:, 0] != new_ids[:, 0]),
-        secondary_changed=np.flatnonzero(old_ids[:, 1] != new_ids[:, 1]),
+        primary_changed=np.flatnonzero(old2[:, 0] != new2[:, 0]),
+        secondary_changed=np.flatnonzero(old2[:, 1] != new2[:, 1]),
         backends=backends,
+        at_risk=rows_at_risk(old, old_ids, new, new_ids, ips),
+        rows_changed=np.flatnonzero((pad_old != pad_new).any(axis=1)),
     )
 
 
@@ -150,6 +214,10 @@ def to_json(diff: Diff) -> dict[str, Any]:
                 "rows": TABLE_ROWS,
                 "primary_changed": int(t.primary_changed.size),
                 "secondary_changed": int(t.secondary_changed.size),
+                "rows_changed": int(t.rows_changed.size),
+                "rows_at_risk": t.rows_at_risk,
+                "rows_at_risk_share": round(t.rows_at_risk / TABLE_ROWS, 6),
+                "semantics": {"old": _semantics(t.old), "new": _semantics(t.new)},
                 "hash_key_changed": t.old.hash_key != t.new.hash_key,
                 "binds_added": [b for b in new_binds if b not in old_binds],
                 "binds_removed": [b for b in old_binds if b not in new_binds],
@@ -167,10 +235,15 @@ def to_json(diff: Diff) -> dict[str, Any]:
         )
     return {
         "unchanged": diff.unchanged,
+        "rows_at_risk": diff.rows_at_risk,
         "tables": tables,
         "tables_removed": [s.name or f"#{len(diff.tables) + i}" for i, s in enumerate(diff.removed_tables)],
         "tables_added": [s.name or f"#{len(diff.tables) + i}" for i, s in enumerate(diff.added_tables)],
     }
+
+
+def _semantics(spec: TableSpec) -> str:
+    return "upstream" if spec.semantics == "upstream" else f"candidates K={spec.candidates}"
 
 
 def _state(b: Backend) -> str:
@@ -188,6 +261,14 @@ def render_text(diff: Diff) -> str:
         lines.append(
             f"{label}: primary changed in {p} of {TABLE_ROWS} rows ({_pct(p)}), secondary in {s} ({_pct(s)})"
         )
+        risk = t.rows_at_risk
+        lines.append(
+            f"  rows at risk: {risk} of {TABLE_ROWS} ({_pct(risk)})"
+            + (": a proxy holding their connections leaves the row (second chance cannot reach it)"
+               if risk else "")
+        )
+        if _semantics(t.old) != _semantics(t.new):
+            lines.append(f"  row semantics: {_semantics(t.old)} -> {_semantics(t.new)}")
         if t.old.hash_key != t.new.hash_key:
             lines.append("  hash_key changed: every flow is rehashed to a different row")
         old_binds = {bind_text(b) for b in t.old.binds}

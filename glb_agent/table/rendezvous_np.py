@@ -1,10 +1,12 @@
-"""The rendezvous top-2 in numpy, vectorised over all 65,536 rows at once.
+"""The rendezvous top-k in numpy, vectorised over all 65,536 rows at once.
 
 A second, independent implementation of the C extension's job: tests cross-check the two
 on whole tables (the pure-Python reference is too slow for that), and the builder falls
-back to it when the extension is not compiled. It loops over backends in table order and
-keeps a running top-2 per row, so ties resolve to the earlier backend without extra work,
-matching the C code's (rank, index) order.
+back to it when the extension is not compiled (and uses it for the few rows that need a
+ranking of a subset of backends). It loops over backends in table order and keeps a
+running top-k per row, inserting a new backend behind every entry of equal or lower rank,
+so ties resolve to the earlier backend without extra work, matching the C code's
+(rank, index) order.
 """
 
 from __future__ import annotations
@@ -85,35 +87,42 @@ def _blocks(addr: bytes) -> list[np.uint64]:
     return [_U64(lo), _U64(hi), _U64(24 << 56)]
 
 
-def top2_numpy(
-    seed: bytes, addrs: Sequence[bytes], index: Sequence[int], rows: np.ndarray | None = None
+def topk_numpy(
+    seed: bytes,
+    addrs: Sequence[bytes],
+    index: Sequence[int],
+    k: int,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(len(rows), 2) uint32: index[] of the lowest and second-lowest ranked address.
+    """(len(rows), k) uint32: index[] of the k lowest-ranked addresses, best first.
 
     ``addrs`` are packed IPv4/IPv6 addresses in table order; ``index`` the value to store
-    for each. One address fills both columns.
+    for each; ``k`` is at most ``len(addrs)``.
     """
     if not addrs or len(addrs) != len(index):
         raise ValueError("need one index per address and at least one address")
+    if not 1 <= k <= len(addrs):
+        raise ValueError(f"k={k} must be 1..{len(addrs)} (the number of addresses)")
     rows = np.arange(TABLE_ROWS, dtype=np.uint32) if rows is None else np.asarray(rows)
     state = _row_states(seed, rows)
     tmp = np.empty(rows.shape, dtype=np.uint64)
-    best = np.full((2, rows.size), np.iinfo(np.uint64).max, dtype=np.uint64)
-    out = np.zeros((rows.size, 2), dtype=np.uint32)
+    best = np.full((k, rows.size), np.iinfo(np.uint64).max, dtype=np.uint64)
+    out = np.zeros((k, rows.size), dtype=np.uint32)
     for pos, (addr, idx) in enumerate(zip(addrs, index, strict=True)):
         v = [s.copy() for s in state]
         for m in _blocks(addr):
             _compress(v, m, tmp)
         rank = _finish(v, tmp).byteswap()
-        if pos == 0:
-            best[0], out[:, 0] = rank, idx
-            continue
-        new_first = rank < best[0]
-        new_second = ~new_first & ((rank < best[1]) | (pos == 1))
-        best[1] = np.where(new_first, best[0], np.where(new_second, rank, best[1]))
-        out[:, 1] = np.where(new_first, out[:, 0], np.where(new_second, idx, out[:, 1]))
-        best[0] = np.where(new_first, rank, best[0])
-        out[:, 0] = np.where(new_first, idx, out[:, 0])
-    if len(addrs) == 1:
-        out[:, 1] = out[:, 0]
-    return out
+        # Where the new backend goes: behind every kept entry ranked lower or equal (an
+        # equal rank belongs to an earlier backend); the first ``pos`` slots are real.
+        filled = min(pos, k)
+        at = (best[:filled] <= rank).sum(axis=0) if filled else np.zeros(rows.size, dtype=np.intp)
+        for p in range(min(pos, k - 1), -1, -1):  # shift down from the bottom, then insert
+            if p > 0:
+                moved = at < p
+                best[p] = np.where(moved, best[p - 1], best[p])
+                out[p] = np.where(moved, out[p - 1], out[p])
+            put = at == p
+            best[p] = np.where(put, rank, best[p])
+            out[p] = np.where(put, idx, out[p])
+    return np.ascontiguousarray(out.T)

@@ -16,10 +16,16 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 BackendState = Literal["active", "draining", "filling", "inactive"]
 Protocol = Literal["tcp", "udp"]
+# "upstream": GLB's (primary, secondary) row and its swap rule, for fleets that share rows
+# with upstream glb-director; "candidates": K ranked candidates and the send order of
+# send_order.py (first usable, draining behind it, unhealthy at the end).
+Semantics = Literal["candidates", "upstream"]
 
 TABLE_ROWS = 0x10000
 UPSTREAM_MAX_BACKENDS = 0x100
 UPSTREAM_MAX_BINDS = 0x100
+MAX_CANDIDATES = 8  # the proxy carries at most 8 proxies in a GUE hop list
+DEFAULT_CANDIDATES = 4
 
 
 @dataclass(frozen=True)
@@ -61,3 +67,20 @@ class TableSpec:
     seed: bytes  # 16 bytes: SipHash key for the rendezvous ranking of backends
     binds: tuple[Bind, ...] = ()
     backends: tuple[Backend, ...] = field(default_factory=tuple)
+    # How rows are built. Upstream's JSON and binary formats carry neither, so tables read
+    # from them are upstream's; glb.yml sets both from fleet.table_semantics/_candidates.
+    semantics: Semantics = "upstream"
+    candidates: int = 2  # K: ranked candidates per row (upstream: always 2)
+
+    @property
+    def available(self) -> int:
+        """Backends that can appear in rows (every state but inactive)."""
+        return sum(1 for b in self.backends if b.state != "inactive")
+
+    @property
+    def width(self) -> int:
+        """Columns of this table's send-order rows: 2 for upstream (one backend fills both,
+        as upstream does), else K capped by the available backends."""
+        if self.semantics == "upstream":
+            return 2
+        return max(1, min(self.candidates, self.available))

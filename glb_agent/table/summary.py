@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from glb_agent.table.send_order import two_columns
 from glb_agent.table.spec import TABLE_ROWS, Bind, TableSpec
 
 
@@ -26,15 +27,20 @@ def table_label(spec: TableSpec, index: int) -> str:
 
 
 def summarize(spec: TableSpec, rows: np.ndarray, index: int, show_rows: int = 0) -> dict[str, Any]:
-    """A JSON-ready description of one table; ``show_rows`` leading rows are included."""
+    """A JSON-ready description of one table; ``show_rows`` leading rows are included.
+    ``rows`` are send orders: "primary" is where a row sends new flows first, "secondary"
+    the first hop of its GUE hop list."""
     n = len(spec.backends)
-    primary = np.bincount(rows[:, 0], minlength=n)
-    secondary = np.bincount(rows[:, 1], minlength=n)
+    cols = two_columns(rows)
+    primary = np.bincount(cols[:, 0], minlength=n)
+    secondary = np.bincount(cols[:, 1], minlength=n)
     doc: dict[str, Any] = {
         "index": index,
         "name": spec.name,
         "hash_key": spec.hash_key.hex(),
         "seed": spec.seed.hex() if spec.seed else None,
+        "semantics": spec.semantics,
+        "candidates": spec.candidates,
         "binds": [bind_text(b) for b in spec.binds],
         "backends": [
             {
@@ -51,8 +57,10 @@ def summarize(spec: TableSpec, rows: np.ndarray, index: int, show_rows: int = 0)
     }
     if show_rows:
         doc["rows"] = [
-            {"row": r, "primary": str(spec.backends[p].ip), "secondary": str(spec.backends[s].ip)}
-            for r, (p, s) in enumerate(rows[:show_rows].tolist())
+            {"row": r, "primary": str(spec.backends[p].ip), "secondary": str(spec.backends[s].ip),
+             "send_order": [str(spec.backends[i].ip) for i in order if i >= 0]}
+            for r, ((p, s), order) in enumerate(zip(cols[:show_rows].tolist(), rows[:show_rows].tolist(),
+                                                    strict=True))
         ]
     return doc
 
@@ -61,6 +69,8 @@ def render_text(doc: dict[str, Any], spec: TableSpec) -> str:
     lines = [f"{table_label(spec, doc['index'])}: {len(doc['backends'])} backends, {len(doc['binds'])} binds"]
     lines.append(f"  hash_key {doc['hash_key']}")
     lines.append(f"  seed     {doc['seed'] or '(not stored in binary tables)'}")
+    if doc["semantics"] == "candidates":
+        lines.append(f"  rows     {doc['candidates']} candidates, sent to the first usable one")
     lines.extend(f"  bind {b}" for b in doc["binds"])
     width = max((len(b["ip"]) for b in doc["backends"]), default=2)
     lines.append(
@@ -73,5 +83,5 @@ def render_text(doc: dict[str, Any], spec: TableSpec) -> str:
             f"{b['primary_rows']:>6} {100 * b['primary_share']:>6.2f}%  {b['secondary_rows']:>9}"
         )
     for r in doc.get("rows", []):
-        lines.append(f"  row {r['row']:>5}: {r['primary']} then {r['secondary']}")
+        lines.append(f"  row {r['row']:>5}: {' then '.join(r['send_order'])}")
     return "\n".join(lines)

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from glb_agent.errors import InputError
-from glb_agent.render.files import write_atomic
+from glb_agent.table.send_order import two_columns
 from glb_agent.table.spec import (
     TABLE_ROWS,
     UPSTREAM_MAX_BACKENDS,
@@ -43,6 +43,7 @@ from glb_agent.table.spec import (
     IPAddress,
     TableSpec,
 )
+from glb_agent.util.files import write_atomic
 
 MAGIC = b"GLBD"
 FORMAT_VERSION = 2
@@ -106,7 +107,9 @@ def _addr16(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:
 
 
 def encode(specs: list[TableSpec] | tuple[TableSpec, ...], rows: list[np.ndarray]) -> bytes:
-    """The whole file. ``rows[i]`` are table i's (65536, 2) backend indices."""
+    """The whole file. ``rows[i]`` are table i's send-order rows, (65536, W) backend
+    indices; the format stores upstream's two columns, the first two of each send order
+    (send_order.two_columns)."""
     if len(specs) != len(rows):
         raise ValueError(f"{len(specs)} specs but {len(rows)} row arrays")
     max_backends = max_backends_for(specs)
@@ -118,8 +121,9 @@ def encode(specs: list[TableSpec] | tuple[TableSpec, ...], rows: list[np.ndarray
         if len(spec.hash_key) != HASH_KEY_SIZE:
             raise InputError(f"hash_key must be {HASH_KEY_SIZE} bytes", where=where)
         arr = np.asarray(table_rows)
-        if arr.shape != (TABLE_ROWS, 2):
-            raise ValueError(f"{where}: rows must have shape ({TABLE_ROWS}, 2), got {arr.shape}")
+        if arr.ndim != 2 or arr.shape[0] != TABLE_ROWS or arr.shape[1] < 1:
+            raise ValueError(f"{where}: rows must have shape ({TABLE_ROWS}, W), got {arr.shape}")
+        arr = two_columns(arr)
         if len(spec.backends) == 0 or int(arr.max()) >= len(spec.backends) or int(arr.min()) < 0:
             raise ValueError(f"{where}: a row points past the {len(spec.backends)} backends")
 

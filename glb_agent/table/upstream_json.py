@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from glb_agent.errors import InputError
-from glb_agent.render.files import write_atomic
 from glb_agent.table.spec import (
     UPSTREAM_MAX_BINDS,
     Backend,
@@ -36,6 +35,7 @@ from glb_agent.table.spec import (
     IPAddress,
     TableSpec,
 )
+from glb_agent.util.files import write_atomic
 
 STATES = ("active", "draining", "filling", "inactive")
 PROTOCOLS = ("tcp", "udp")

@@ -111,7 +111,7 @@ def test_cli_render_and_unknown_director(tmp_path: Path, capsys: pytest.CaptureF
     cfg.write_text(TWO_PEERS)
     assert main(["bgp", "render", "--config", str(cfg), "--director", "d2", "--readiness", "xdp"]) == 0
     out = capsys.readouterr().out
-    assert f"bgp-feed --config {cfg.resolve()} --director d2 --readiness xdp;" in out
+    assert f"bgp-feed {cfg.resolve()} --name d2 --readiness xdp;" in out
     assert main(["bgp", "render", "--config", str(cfg), "--director", "d9"]) == 2
     assert "no director named 'd9'" in capsys.readouterr().err
 

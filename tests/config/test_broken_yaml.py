@@ -83,11 +83,36 @@ CASES: dict[str, tuple[str, str, str]] = {
     "backend_not_a_proxy": (
         replace("      - address: 198.18.0.22\n", "      - address: 198.18.0.99  #!\n"),
         "services[0].backends[1].address", "not the address of any entry in proxies"),
-    "two_backends_in_transition": (
-        replace("      - address: 198.18.0.21\n      - address: 198.18.0.22\n",
-                "      - address: 198.18.0.21\n        state: draining\n"
-                "      - address: 198.18.0.22\n        state: filling  #!\n"),
-        "services[0].backends[1].state", "only one backend per service may be draining or filling"),
+    "alt_hash_fields_unknown_field": (
+        replace("  secret: 0123456789abcdef-secret\n",
+                "  secret: 0123456789abcdef-secret\n  alt_hash_fields: [src_adr]  #!\n"),
+        "fleet.alt_hash_fields[0]", "src_addr"),
+    "alt_hash_fields_listed_twice": (
+        replace("  secret: 0123456789abcdef-secret\n",
+                "  secret: 0123456789abcdef-secret\n  hash_fields: [src_addr, src_port]\n"
+                "  alt_hash_fields:\n    - src_addr\n    - src_addr  #!\n"),
+        "fleet.alt_hash_fields[1]", "listed twice"),
+    "alt_hash_fields_same_as_hash_fields": (
+        replace("  secret: 0123456789abcdef-secret\n",
+                "  secret: 0123456789abcdef-secret\n  alt_hash_fields: [src_addr]  #!\n"),
+        "fleet.alt_hash_fields", "nothing to migrate"),
+    "alt_hash_fields_hop_list_too_long": (
+        replace("  secret: 0123456789abcdef-secret\n",
+                "  secret: 0123456789abcdef-secret\n  hash_fields: [src_addr, src_port]\n"
+                "  alt_hash_fields: [src_addr]\n  table_candidates: 5  #!\n"),
+        "fleet.table_candidates", "at most 8"),
+    "table_candidates_with_upstream_rows": (
+        replace("  secret: 0123456789abcdef-secret\n",
+                "  secret: 0123456789abcdef-secret\n  table_semantics: upstream\n  table_candidates: 4  #!\n"),
+        "fleet.table_candidates", "upstream rows hold exactly two"),
+    "table_candidates_out_of_range": (
+        replace("  secret: 0123456789abcdef-secret\n",
+                "  secret: 0123456789abcdef-secret\n  table_candidates: 9  #!\n"),
+        "fleet.table_candidates", "less than or equal to 8"),
+    "table_semantics_unknown": (
+        replace("  secret: 0123456789abcdef-secret\n",
+                "  secret: 0123456789abcdef-secret\n  table_semantics: glb  #!\n"),
+        "fleet.table_semantics", "'candidates' or 'upstream'"),
     "all_backends_inactive": (
         replace("    backends:\n      - address: 198.18.0.21\n      - address: 198.18.0.22\n",
                 "    backends:  #!\n      - {address: 198.18.0.21, state: inactive}\n"

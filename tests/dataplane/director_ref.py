@@ -4,6 +4,10 @@ Nothing here reads the program's maps or reuses the loader's packing code: the t
 what the flow is (client, VIP, ports, hint), and this module hashes it with the pure-Python
 SipHash-2-4, picks the row from the table the test built, and assembles the outer headers
 byte by byte from upstream's wire format. A test then compares whole frames.
+
+The byte-level entry points (``hash_message``, ``Director.encap_hops``) serve the packet
+fuzzer (tests/fuzz), whose own policy model parses frames and needs the same wire format
+without building ``Flow`` objects from strings a million times.
 """
 
 from __future__ import annotations
@@ -43,13 +47,15 @@ class Flow:
     dport: int = 0
 
     def message(self, fields: tuple[str, ...]) -> bytes:
-        parts = {
-            "src_addr": ipaddress.ip_address(self.client).packed,
-            "dst_addr": ipaddress.ip_address(self.vip).packed,
-            "src_port": struct.pack(">H", self.sport),
-            "dst_port": struct.pack(">H", self.dport),
-        }
-        return b"".join(parts[f] for f in HASH_ORDER if f in fields)
+        return hash_message(fields, ipaddress.ip_address(self.client).packed,
+                            ipaddress.ip_address(self.vip).packed, self.sport, self.dport)
+
+
+def hash_message(fields: tuple[str, ...], src: bytes, dst: bytes, sport: int, dport: int) -> bytes:
+    """The SipHash input: the configured fields in upstream's order, as on the wire."""
+    parts = {"src_addr": src, "dst_addr": dst, "src_port": struct.pack(">H", sport),
+             "dst_port": struct.pack(">H", dport)}
+    return b"".join(parts[f] for f in HASH_ORDER if f in fields)
 
 
 def ones_complement_checksum(header: bytes) -> int:
@@ -78,6 +84,15 @@ class Director:
     def encap(self, frame: bytes, table: Table, flow: Flow, hint: int, *, vlan_tci: int | None = None
               ) -> bytes:
         """The frame the director must send for ``frame`` (Ethernet in, Ethernet out)."""
+        h = self.pkt_hash(table, flow)
+        primary, secondary = table.hops(h)
+        return self.encap_hops(frame, h, hint, primary.packed, secondary.packed, vlan_tci=vlan_tci)
+
+    def encap_hops(self, frame: bytes, h: int, hint: int, primary: bytes, secondary: bytes, *,
+                   vlan_tci: int | None = None) -> bytes:
+        """``frame`` encapsulated towards ``primary`` with ``secondary`` as the GUE hop, for
+        packet hash ``h`` and upstream's flow ``hint``; everything after the L2 header (trailing
+        bytes beyond the IP length included) travels as the inner packet."""
         l2 = 18 if vlan_tci is not None else 14
         inner = frame[l2:]
         version = inner[0] >> 4
@@ -87,16 +102,14 @@ class Director:
         else:
             inner_len = 40 + struct.unpack_from(">H", inner, 4)[0]
             gue_proto = 41
-        h = self.pkt_hash(table, flow)
-        primary, secondary = table.hops(h)
         eth = mac_bytes(self.gateway_mac) + mac_bytes(self.src_mac)
         if vlan_tci is not None:
             eth += struct.pack(">HH", 0x8100, vlan_tci)
         eth += struct.pack(">H", 0x0800)
         ip_wo_csum = struct.pack(">BBHHHBBH4s4s", 0x45, 0, inner_len + 40, 0, 0x4000, 64, 17, 0,
-                                 ipaddress.ip_address(self.source_ip).packed, primary.packed)
+                                 ipaddress.ip_address(self.source_ip).packed, primary)
         csum = ones_complement_checksum(ip_wo_csum)
         ip = ip_wo_csum[:10] + struct.pack(">H", csum) + ip_wo_csum[12:]
         udp = struct.pack(">HHHH", 0x8000 | ((h ^ hint) & 0x7FFF), GUE_PORT, inner_len + 20, 0)
-        gue = struct.pack(">BBH", 2, gue_proto, 0) + struct.pack(">HBB", 0, 0, 1) + secondary.packed
+        gue = struct.pack(">BBH", 2, gue_proto, 0) + struct.pack(">HBB", 0, 0, 1) + secondary
         return eth + ip + udp + gue + inner

@@ -41,7 +41,7 @@ def test_layouts_match_the_c_structs() -> None:
 
 @pytest.mark.parametrize("msg", [b"", bytes([198, 51, 100, 7]), bytes(range(36)), bytes(range(8))])
 def test_sip_prefix_finishes_to_siphash(msg: bytes) -> None:
-    # Finish SipHash-2-4 from the precomputed state the way bpf/include/director_siphash.h
+    # Finish SipHash-2-4 from the precomputed state the way bpf/include/glb_siphash.h
     # does (first compression resumes after its v0/v1 line) and compare with the reference.
     key = bytes(range(100, 116))
 

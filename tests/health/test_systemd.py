@@ -75,7 +75,7 @@ def test_ordering_and_reload_contract(tmp_path: Path) -> None:
     director, exabgp, proxy = units["glb-director.service"], units["exabgp.service"], units["glb-proxy.service"]
     # the data plane is up (READY=1 after the first table load) before ExaBGP starts
     assert director["Service"]["Type"] == "notify"
-    assert " run --config " in director["Service"]["ExecStart"]
+    assert " run /" in director["Service"]["ExecStart"]  # CONFIG is positional
     assert director["Service"]["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert "glb-director.service" in exabgp["Unit"]["Requires"].split()
     assert "glb-director.service" in exabgp["Unit"]["After"].split()
@@ -83,7 +83,7 @@ def test_ordering_and_reload_contract(tmp_path: Path) -> None:
     # ExaBGP shuts down on SIGHUP; its reload signal is SIGUSR1
     assert exabgp["Service"]["ExecReload"] == "/bin/kill -USR1 $MAINPID"
     assert "bgp-feed" in exabgp["Unit"]["Description"]
-    assert "proxy apply --config" in proxy["Service"]["ExecStart"]
+    assert "proxy apply /" in proxy["Service"]["ExecStart"]
     assert proxy["Service"]["Type"] == "oneshot" and proxy["Service"]["RemainAfterExit"] == "yes"
 
 

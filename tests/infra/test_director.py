@@ -36,7 +36,7 @@ def test_maps_pinned(host: Any, director: dict[str, Any]) -> None:
 def test_rendered_files(host: Any, director: dict[str, Any]) -> None:
     for name in ("exabgp.conf", "director.conf", "forwarding_table.bin"):
         assert host.file(f"/etc/glb/director/{name}").is_file, name
-    assert f"--director {director['name']}" in host.file("/etc/glb/director/exabgp.conf").content_string
+    assert f"--name {director['name']}" in host.file("/etc/glb/director/exabgp.conf").content_string
 
 
 def test_vips_announced(host: Any, director: dict[str, Any], fleet: dict[str, Any]) -> None:

@@ -53,7 +53,7 @@ def test_render_is_deterministic_and_skips_unchanged_files(tmp_path: Path, capsy
 
 
 def test_rendered_tables_round_trip_through_upstream_formats(tmp_path: Path) -> None:
-    assert main(["render", str(LAB), "--out", str(tmp_path), "--director", "d1"]) == 0
+    assert main(["render", str(LAB), "--out", str(tmp_path), "--name", "d1"]) == 0
     specs = upstream_json.load(tmp_path / "forwarding_table.json")
     binfile = upstream_bin.read(tmp_path / "forwarding_table.bin")
     assert len(binfile.tables) == len(specs) == 1

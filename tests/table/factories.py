@@ -9,8 +9,11 @@ import pytest
 
 from glb_agent.table.spec import Backend, Bind, TableSpec
 
-# /work/shared/compat: JSON sources and the .bin upstream's CLI built from them.
-COMPAT_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "compat"
+# /work/shared/compat: JSON sources and the .bin upstream's CLI built from them; found from
+# the main checkout (/work/main) and from worktrees (/work/wt/<name>) alike.
+COMPAT_DIR = next((p / "shared" / "compat" for p in Path(__file__).resolve().parents[2].parents
+                   if (p / "shared" / "compat").is_dir()),
+                  Path(__file__).resolve().parents[2].parent / "shared" / "compat")
 SEED = bytes.fromhex("a1b2c3d4e5f60718293a4b5c6d7e8f90")
 HASH_KEY = bytes.fromhex("0f1e2d3c4b5a69788796a5b4c3d2e1f0")
 BIND = Bind(ipaddress.ip_network("203.0.113.80/32"), "tcp", 80, 80)

@@ -1,7 +1,11 @@
-"""The row builder: C, numpy and the literal pure-Python reference must agree exactly."""
+"""The row builder: C, numpy and the literal pure-Python reference must agree exactly.
+
+Tables here use upstream semantics (TableSpec's default); test_send_order.py covers the
+``candidates`` rows."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
@@ -9,9 +13,9 @@ import pytest
 
 from glb_agent.errors import InputError
 from glb_agent.table import rendezvous
-from glb_agent.table.reference import reference_row
+from glb_agent.table.reference import reference_row, reference_send_order
 from glb_agent.table.rendezvous import build_all, build_rows, have_c_extension
-from glb_agent.table.rendezvous_np import top2_numpy
+from glb_agent.table.rendezvous_np import topk_numpy
 from glb_agent.table.spec import TABLE_ROWS, Backend
 
 from .factories import spec, v4, v6
@@ -43,7 +47,11 @@ def require_c() -> None:
 def test_rows_have_the_documented_shape_and_dtype() -> None:
     rows = build_rows(spec(3))
     assert rows.shape == (TABLE_ROWS, 2)
-    assert rows.dtype == np.uint32
+    assert rows.dtype == np.int32  # signed: the data-plane contract pads short rows with -1
+    wide = build_rows(dataclasses.replace(spec(6), semantics="candidates", candidates=4))
+    assert wide.shape == (TABLE_ROWS, 4) and wide.dtype == np.int32
+    capped = build_rows(dataclasses.replace(spec(3), semantics="candidates", candidates=8))
+    assert capped.shape == (TABLE_ROWS, 3)  # K is capped by the available backends
 
 
 @pytest.mark.parametrize(
@@ -56,6 +64,12 @@ def test_fast_builders_match_reference_on_sample_rows(table, require_c) -> None:
         rows = build_rows(table, impl=impl)
         got = [tuple(int(x) for x in rows[r]) for r in SAMPLE_ROWS]
         assert got == [reference_row(table, r) for r in SAMPLE_ROWS], impl
+    for k in (2, 3, 4, 8):
+        wide = dataclasses.replace(table, semantics="candidates", candidates=k)
+        for impl in ("c", "numpy"):
+            rows = build_rows(wide, impl=impl)
+            got = [[int(x) for x in rows[r]] for r in SAMPLE_ROWS]
+            assert got == [reference_send_order(wide, r) for r in SAMPLE_ROWS], (impl, k)
 
 
 @pytest.mark.parametrize(
@@ -65,6 +79,9 @@ def test_fast_builders_match_reference_on_sample_rows(table, require_c) -> None:
 )
 def test_c_and_numpy_agree_on_every_row(table, require_c) -> None:
     assert np.array_equal(build_rows(table, impl="c"), build_rows(table, impl="numpy"))
+    for k in (2, 4, 8):
+        wide = dataclasses.replace(table, semantics="candidates", candidates=k)
+        assert np.array_equal(build_rows(wide, impl="c"), build_rows(wide, impl="numpy")), k
 
 
 def test_equal_ranks_resolve_to_the_earlier_backend_everywhere(require_c) -> None:
@@ -168,9 +185,10 @@ def test_numpy_builder_handles_row_subsets() -> None:
     table = mixed_spec()
     avail = [(i, b) for i, b in enumerate(table.backends) if b.state != "inactive"]
     rows = np.array([5, 65535, 12], dtype=np.uint32)
-    top2 = top2_numpy(table.seed, [b.ip.packed for _, b in avail], [i for i, _ in avail], rows)
-    full = top2_numpy(table.seed, [b.ip.packed for _, b in avail], [i for i, _ in avail])
-    assert np.array_equal(top2, full[rows])
+    for k in (1, 2, 5):
+        some = topk_numpy(table.seed, [b.ip.packed for _, b in avail], [i for i, _ in avail], k, rows)
+        full = topk_numpy(table.seed, [b.ip.packed for _, b in avail], [i for i, _ in avail], k)
+        assert np.array_equal(some, full[rows])
 
 
 @pytest.mark.parametrize(
@@ -182,20 +200,27 @@ def test_numpy_builder_handles_row_subsets() -> None:
         ((bytes(16), b"", b"", b"", 0, 1), "no candidate"),
         ((bytes(16), b"\1\2\3\4", b"", b"\0" * 4, 0, 0x10001), "row range"),
         ((bytes(16), b"\1\2\3\4", b"", b"\0" * 4, 5, 4), "row range"),
+        ((bytes(16), b"\1\2\3\4", b"", b"\0" * 4, 0, 1, 2), "at most the number of candidates"),
+        ((bytes(16), b"\1\2\3\4" * 9, b"", b"\0" * 36, 0, 1, 9), "k must be 1..8"),
+        ((bytes(16), b"\1\2\3\4", b"", b"\0" * 4, 0, 1, 0), "k must be 1..8"),
     ],
 )
 def test_extension_rejects_inconsistent_arguments(args, message, require_c) -> None:
     from glb_agent.table import _rendezvous
 
-    seed, a4, a6, index, start, end = args
+    seed, a4, a6, index, start, end, *k = args
     out = np.zeros((TABLE_ROWS, 2), dtype=np.uint32)
     with pytest.raises(ValueError, match=message):
-        _rendezvous.top2(seed, a4, a6, index, out, start, end)
+        _rendezvous.topk(seed, a4, a6, index, out, start, end, k[0] if k else 1)
 
 
 def test_extension_checks_output_size(require_c) -> None:
     from glb_agent.table import _rendezvous
 
+    a4, index = bytes(range(16)), np.arange(4, dtype=np.uint32)
     small = np.zeros((10, 2), dtype=np.uint32)
     with pytest.raises(ValueError, match="output too small"):
-        _rendezvous.top2(bytes(16), b"\1\2\3\4", b"", np.zeros(1, np.uint32), small, 0, 11)
+        _rendezvous.topk(bytes(16), a4, b"", index, small, 0, 11, 2)
+    _rendezvous.topk(bytes(16), a4, b"", index, small, 0, 10, 2)  # exactly fits
+    with pytest.raises(ValueError, match="output too small"):
+        _rendezvous.topk(bytes(16), a4, b"", index, small, 0, 6, 4)

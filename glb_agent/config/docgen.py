@@ -1,6 +1,6 @@
 """Generate the YAML reference from the models, so the docs cannot drift from the code.
 
-``glb-agent config-reference`` prints it; tests/config/test_reference.py fails when
+``glb-agent config-reference`` prints it; tests/config/test_docgen.py fails when
 docs/config-reference.md is stale (regenerate with ``glb-agent config-reference > ...``).
 """
 

@@ -3,6 +3,10 @@
 ``show`` and ``diff`` compare what a director runs (a .bin) with what a change would
 produce (a .json or the YAML), so every command accepts all three and gets the same
 thing back: specs with their rows.
+
+It lives in the config layer, not in ``table``: reading glb.yml needs the config models,
+and the table layer (formats, builder) sits below config and never imports it
+(docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from glb_agent.config import load_table_specs
 from glb_agent.errors import InputError
 from glb_agent.table import upstream_bin, upstream_json
 from glb_agent.table.rendezvous import build_all
@@ -64,8 +69,6 @@ def load_specs(path: str | Path) -> list[TableSpec]:
     if kind == "json":
         return upstream_json.load(path)
     if kind == "yaml":
-        from glb_agent.config import load_table_specs  # the config layer is heavy; load late
-
         return load_table_specs(path)
     raise InputError(
         "a binary table cannot be rebuilt (it does not store the seeds); "

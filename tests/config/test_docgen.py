@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from glb_agent.config.reference import reference_markdown
+from glb_agent.config.docgen import reference_markdown
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "config-reference.md"
 
@@ -17,6 +17,6 @@ def test_reference_doc_is_generated_from_current_models() -> None:
 
 def test_reference_documents_every_section() -> None:
     text = reference_markdown()
-    for section in ("## Fleet", "## Bgp", "## Director", "## Proxy", "## Service", "## Backend",
+    for section in ("## Fleet", "## Bgp", "## Director", "## Proxy", "## Service", "## ServiceBackend",
                     "## HealthCheck", "## PortRange"):
         assert section in text

@@ -1,0 +1,538 @@
+/* Loading director.conf + forwarding_table.bin into a table set. See tables.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "tables.h"
+#include "glb_siphash.h"
+#include "glb_gue.h"         /* GLB_IPV4_TTL */
+
+/* forwarding_table.bin, format version 2 (glb_agent/table/upstream_bin.py). */
+#define BIN_MAGIC "GLBD"
+#define BIN_VERSION 2
+#define BIN_HEADER 24         /* magic + 5 x u32 */
+#define BIN_BACKEND 24        /* u32 family, 16-byte address, u16 state, u16 health */
+#define BIN_BIND 28           /* u32 family, 16-byte address, u16 bits, u16 lo, u16 hi, u8 proto, u8 pad */
+#define BIN_KEY 16
+#define BIN_FAMILY_V4 1
+#define BIN_FAMILY_V6 2
+#define BIN_LIMIT (1u << 20)  /* max_num_backends/binds beyond this can only be corruption */
+
+#define HASH_FIELD_COUNT 4
+static const char *const hash_field_names[HASH_FIELD_COUNT] = {
+	"src_addr", "dst_addr", "src_port", "dst_port", /* GLB_DP_HASH_* bit order */
+};
+
+/* One bind while the set is assembled: where it came from and its sort key. */
+struct pending_bind {
+	int family;      /* 4 or 6 */
+	__u8 net[16];    /* host bits cleared */
+	__u8 mask[16];
+	unsigned int bits;
+	__u8 proto;
+	__u16 lo, hi;
+	__u32 table;
+	unsigned int order; /* position in the file: stable tie-break, as Python's sort */
+	char text[64];      /* the network as Python prints it, for the tie-break and messages */
+};
+
+static void fail(char *err, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+}
+
+static __u32 le32(const __u8 *p)
+{
+	return (__u32)p[0] | (__u32)p[1] << 8 | (__u32)p[2] << 16 | (__u32)p[3] << 24;
+}
+
+static __u16 le16(const __u8 *p)
+{
+	return (__u16)(p[0] | p[1] << 8);
+}
+
+static __u64 le64(const __u8 *p)
+{
+	return (__u64)le32(p) | (__u64)le32(p + 4) << 32;
+}
+
+int glb_dp_parse_mac(const char *text, __u8 mac[6])
+{
+	unsigned int b[6];
+	char extra;
+	int i;
+
+	if (!text || sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+			    &extra) != 6 || strlen(text) != 17)
+		return -1;
+	for (i = 0; i < 6; i++)
+		mac[i] = (__u8)b[i];
+	return 0;
+}
+
+/* director.conf: the settings upstream's director.conf carries that the data plane uses. */
+static int load_conf(const char *path, struct glb_dp_tables *t, __u8 gw_mac[6], char *err, size_t len)
+{
+	json_error_t jerr;
+	json_t *root, *v, *fields;
+	struct in_addr src;
+	int i;
+
+	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		fail(err, len, "%s:%d: %s", path, jerr.line, jerr.text);
+		return -1;
+	}
+	if (!json_is_object(root)) {
+		fail(err, len, "%s: expected a JSON object", path);
+		goto bad;
+	}
+	v = json_object_get(root, "outbound_gateway_mac");
+	if (!json_is_string(v) || glb_dp_parse_mac(json_string_value(v), gw_mac) || (gw_mac[0] & 1)) {
+		fail(err, len, "%s: outbound_gateway_mac must be a unicast MAC like \"02:00:00:00:00:01\"", path);
+		goto bad;
+	}
+	v = json_object_get(root, "outbound_src_ip");
+	if (!json_is_string(v) || inet_pton(AF_INET, json_string_value(v), &src) != 1 || src.s_addr == 0) {
+		fail(err, len, "%s: outbound_src_ip must be an IPv4 address (the outer header is IPv4)", path);
+		goto bad;
+	}
+	memcpy(&t->src_ip, &src, 4); /* the wire bytes, loaded as the u32 director.c expects */
+	fields = json_object_get(root, "hash_fields");
+	t->hash_variant = 0;
+	if (fields == NULL) {
+		t->hash_variant = GLB_DP_HASH_SRC_ADDR; /* upstream's default */
+	} else if (!json_is_object(fields)) {
+		fail(err, len, "%s: hash_fields must be an object of field: true/false", path);
+		goto bad;
+	} else {
+		const char *key;
+		json_t *val;
+
+		json_object_foreach(fields, key, val) {
+			for (i = 0; i < HASH_FIELD_COUNT; i++)
+				if (!strcmp(key, hash_field_names[i]))
+					break;
+			if (i == HASH_FIELD_COUNT || !json_is_boolean(val)) {
+				fail(err, len, "%s: hash_fields.%s: expected one of src_addr, dst_addr, src_port, "
+				     "dst_port set to true or false", path, key);
+				goto bad;
+			}
+			if (json_is_true(val))
+				t->hash_variant |= 1u << i;
+		}
+		if (!t->hash_variant) {
+			fail(err, len, "%s: hash_fields: at least one field must be true", path);
+			goto bad;
+		}
+	}
+	json_decref(root);
+	return 0;
+bad:
+	json_decref(root);
+	return -1;
+}
+
+/* The SipHash-2-4 state director.c starts from (struct glb_sip), as the agent computes it. */
+static void sip_prefix(const __u8 key[16], struct glb_sip *sip)
+{
+	*sip = glb_sip_expand(le64(key), le64(key + 8));
+}
+
+/* Python's bind order (director_maps._bind_order): longest prefix, narrowest port range,
+ * lowest first port, the network's text; then file order (the sort is stable). */
+static int bind_cmp(const void *pa, const void *pb)
+{
+	const struct pending_bind *a = pa, *b = pb;
+	int c;
+
+	if (a->bits != b->bits)
+		return a->bits > b->bits ? -1 : 1;
+	if (a->hi - a->lo != b->hi - b->lo)
+		return a->hi - a->lo < b->hi - b->lo ? -1 : 1;
+	if (a->lo != b->lo)
+		return a->lo < b->lo ? -1 : 1;
+	c = strcmp(a->text, b->text);
+	if (c)
+		return c;
+	return a->order < b->order ? -1 : a->order > b->order;
+}
+
+static int nets_overlap(const struct pending_bind *a, const struct pending_bind *b)
+{
+	unsigned int bits = a->bits < b->bits ? a->bits : b->bits, i;
+
+	for (i = 0; i < bits; i++) {
+		__u8 m = 0x80 >> (i % 8);
+
+		if ((a->net[i / 8] & m) != (b->net[i / 8] & m))
+			return 0;
+	}
+	return 1;
+}
+
+/* Validates one family's binds across tables, sorts them and writes the map entries. */
+static int place_binds(struct pending_bind *pb, unsigned int n, const struct glb_sip *sips,
+		       struct glb_dp_tables *t, const char *bin_path, char *err, size_t len)
+{
+	unsigned int i, j;
+
+	if (n > GLB_DP_MAX_BINDS) {
+		fail(err, len, "%s: %u IPv%d binds exceed the director's %u", bin_path, n, pb[0].family,
+		     GLB_DP_MAX_BINDS);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		for (j = 0; j < i; j++)
+			if (pb[i].table != pb[j].table && pb[i].proto == pb[j].proto && pb[i].bits == pb[j].bits &&
+			    !memcmp(pb[i].net, pb[j].net, 16) && pb[i].lo <= pb[j].hi && pb[j].lo <= pb[i].hi) {
+				fail(err, len, "%s: bind %s %s %u-%u of table %u overlaps table %u", bin_path,
+				     pb[i].text, pb[i].proto == 6 ? "tcp" : "udp", pb[i].lo, pb[i].hi, pb[i].table,
+				     pb[j].table);
+				return -1;
+			}
+	qsort(pb, n, sizeof(*pb), bind_cmp);
+	for (i = 0; i < n; i++) {
+		__u8 flags = GLB_BIND_FRAG_OK;
+
+		for (j = 0; j < n; j++)
+			if (pb[j].table != pb[i].table && pb[j].proto == pb[i].proto && nets_overlap(&pb[i], &pb[j]))
+				flags = 0;
+		if (pb[i].family == 4) {
+			struct glb_bind4 *b = &t->binds4[i];
+
+			memcpy(&b->net, pb[i].net, 4);
+			memcpy(&b->mask, pb[i].mask, 4);
+			b->proto = pb[i].proto;
+			b->flags = flags;
+			b->slot = (__u16)pb[i].table;
+			b->port_lo = pb[i].lo;
+			b->port_span = (__u16)(pb[i].hi - pb[i].lo);
+			b->sip = sips[pb[i].table];
+		} else {
+			struct glb_bind6 *b = &t->binds6[i];
+
+			memcpy(b->net, pb[i].net, 16);
+			memcpy(b->mask, pb[i].mask, 16);
+			b->proto = pb[i].proto;
+			b->flags = flags;
+			b->slot = (__u16)pb[i].table;
+			b->port_lo = pb[i].lo;
+			b->port_span = (__u16)(pb[i].hi - pb[i].lo);
+			b->sip = sips[pb[i].table];
+		}
+	}
+	return 0;
+}
+
+/* Reads one bind entry; returns 0, or -1 with a message naming its byte offset. */
+static int read_bind(const __u8 *p, size_t at, __u32 table, unsigned int idx, struct pending_bind *b,
+		     const char *path, char *err, size_t len)
+{
+	__u32 family = le32(p);
+	unsigned int alen = family == BIN_FAMILY_V4 ? 4 : 16, i;
+	char addr[INET6_ADDRSTRLEN];
+
+	if (family != BIN_FAMILY_V4 && family != BIN_FAMILY_V6) {
+		fail(err, len, "%s: byte %zu: table %u bind %u: address family must be 1 (IPv4) or 2 (IPv6), got %u",
+		     path, at, table, idx, family);
+		return -1;
+	}
+	memset(b, 0, sizeof(*b));
+	b->family = family == BIN_FAMILY_V4 ? 4 : 6;
+	b->bits = le16(p + 20);
+	b->lo = le16(p + 22);
+	b->hi = le16(p + 24);
+	b->proto = p[26];
+	b->table = table;
+	if (b->bits > alen * 8) {
+		fail(err, len, "%s: byte %zu: table %u bind %u: prefix length %u exceeds %u", path, at + 20, table, idx,
+		     b->bits, alen * 8);
+		return -1;
+	}
+	if (b->proto != 6 && b->proto != 17) {
+		fail(err, len, "%s: byte %zu: table %u bind %u: protocol %u, expected 6 (tcp) or 17 (udp)", path,
+		     at + 26, table, idx, b->proto);
+		return -1;
+	}
+	if (b->lo > b->hi) {
+		fail(err, len, "%s: byte %zu: table %u bind %u: port range %u-%u is invalid", path, at + 22, table, idx,
+		     b->lo, b->hi);
+		return -1;
+	}
+	for (i = 0; i < alen; i++) {
+		unsigned int keep = b->bits >= (i + 1) * 8 ? 8 : (b->bits > i * 8 ? b->bits - i * 8 : 0);
+
+		b->mask[i] = (__u8)(0xff00 >> keep);
+		b->net[i] = p[4 + i] & b->mask[i];
+	}
+	inet_ntop(b->family == 4 ? AF_INET : AF_INET6, b->net, addr, sizeof(addr));
+	snprintf(b->text, sizeof(b->text), "%s/%u", addr, b->bits);
+	return 0;
+}
+
+static char *read_file(const char *path, size_t *size, char *err, size_t len)
+{
+	FILE *f = fopen(path, "rb");
+	struct stat st;
+	char *buf;
+
+	if (!f) {
+		fail(err, len, "%s: cannot read: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+		fail(err, len, "%s: not a regular file", path);
+		fclose(f);
+		return NULL;
+	}
+	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!buf || fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+		fail(err, len, "%s: cannot read: %s", path, buf ? "short read" : "out of memory");
+		free(buf);
+		fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	*size = (size_t)st.st_size;
+	return buf;
+}
+
+/* Table names from "a,b,c" (or "table<i>"); the counters are reported under them. */
+static int set_names(struct glb_dp_tables *t, const char *names, char *err, size_t len)
+{
+	const char *p = names;
+	__u32 i;
+
+	for (i = 0; i < t->ntables; i++) {
+		size_t n;
+
+		if (!names) {
+			snprintf(t->names[i], sizeof(t->names[i]), "table%u", i);
+			continue;
+		}
+		n = strcspn(p, ",");
+		if (n == 0 || n >= sizeof(t->names[i]) || (!p[n] && i + 1 < t->ntables)) {
+			fail(err, len, "--table-names: give %u non-empty names (< 64 characters), comma-separated",
+			     t->ntables);
+			return -1;
+		}
+		memcpy(t->names[i], p, n);
+		t->names[i][n] = 0;
+		p += n + (p[n] == ',');
+	}
+	if (names && *p) {
+		fail(err, len, "--table-names: more names than the %u tables", t->ntables);
+		return -1;
+	}
+	return 0;
+}
+
+static void outer_constants(struct glb_dp_tables *t, const __u8 gw[6], const __u8 src_mac[6])
+{
+	__u8 eth[12], hdr[16] = { 0x45, 0, 0, 0, 0, 0, 0x40, 0, GLB_IPV4_TTL, 17, 0, 0 };
+	__u32 sum = 0;
+	int i;
+
+	memcpy(eth, gw, 6);
+	memcpy(eth + 6, src_mac, 6);
+	t->eth_w0 = le32(eth);
+	t->eth_w1 = le32(eth + 4);
+	t->eth_w2 = le32(eth + 8);
+	memcpy(hdr + 12, &t->src_ip, 4);
+	for (i = 0; i < 16; i += 2)
+		sum += le16(hdr + i);
+	t->csum_base = sum;
+}
+
+struct glb_dp_tables *glb_dp_tables_load(const char *conf_path, const char *bin_path,
+					 const struct glb_dp_host *host, char *err, size_t len)
+{
+	struct glb_dp_tables *t = calloc(1, sizeof(*t));
+	struct pending_bind *pb4 = NULL, *pb6 = NULL;
+	struct glb_sip *sips = NULL;
+	unsigned int n4 = 0, n6 = 0;
+	__u32 ntables, max_backends, max_binds, tbl, i;
+	size_t size = 0, need, off;
+	__u8 gw[6], *data = NULL;
+
+	if (!t)
+		goto oom;
+	if (load_conf(conf_path, t, gw, err, len))
+		goto bad;
+	if (host->mtu < 68 + 40 || host->mtu > 65535) {
+		fail(err, len, "mtu %u out of range %u-65535", host->mtu, 68 + 40);
+		goto bad;
+	}
+	t->mtu = host->mtu;
+	outer_constants(t, gw, host->src_mac);
+
+	data = (__u8 *)read_file(bin_path, &size, err, len);
+	if (!data)
+		goto bad;
+	if (size < BIN_HEADER) {
+		fail(err, len, "%s: byte %zu: file is %zu bytes, shorter than the %d-byte header", bin_path, size, size,
+		     BIN_HEADER);
+		goto bad;
+	}
+	if (memcmp(data, BIN_MAGIC, 4)) {
+		fail(err, len, "%s: byte 0: magic is not \"GLBD\": not a GLB forwarding table", bin_path);
+		goto bad;
+	}
+	if (le32(data + 4) != BIN_VERSION) {
+		fail(err, len, "%s: byte 4: format version %u, only %u is supported", bin_path, le32(data + 4),
+		     BIN_VERSION);
+		goto bad;
+	}
+	ntables = le32(data + 8);
+	max_backends = le32(data + 16);
+	max_binds = le32(data + 20);
+	if (le32(data + 12) != GLB_TABLE_ROWS) {
+		fail(err, len, "%s: byte 12: table_entries is %u, expected %u", bin_path, le32(data + 12),
+		     GLB_TABLE_ROWS);
+		goto bad;
+	}
+	if (max_backends < 1 || max_backends > BIN_LIMIT || max_binds < 1 || max_binds > BIN_LIMIT) {
+		fail(err, len, "%s: byte 16: max_num_backends %u / max_num_binds %u out of range", bin_path,
+		     max_backends, max_binds);
+		goto bad;
+	}
+	if (ntables < 1 || ntables > GLB_DP_MAX_TABLES) {
+		fail(err, len, "%s: byte 8: %u tables, the director holds 1-%u", bin_path, ntables, GLB_DP_MAX_TABLES);
+		goto bad;
+	}
+	need = BIN_HEADER + (size_t)ntables * (8 + (size_t)max_backends * BIN_BACKEND + (size_t)max_binds * BIN_BIND +
+					      BIN_KEY + (size_t)GLB_TABLE_ROWS * 8);
+	if (size != need) {
+		fail(err, len, "%s: byte %zu: file is %zu bytes, but a header for %u tables of %u backends means %zu",
+		     bin_path, size < need ? size : need, size, ntables, max_backends, need);
+		goto bad;
+	}
+	t->ntables = ntables;
+	t->binds4 = calloc(GLB_DP_MAX_BINDS, sizeof(*t->binds4));
+	t->binds6 = calloc(GLB_DP_MAX_BINDS, sizeof(*t->binds6));
+	t->rows = calloc((size_t)ntables << GLB_TABLE_ROW_BITS, sizeof(*t->rows));
+	t->names = calloc(ntables, sizeof(*t->names));
+	sips = calloc(ntables, sizeof(*sips));
+	pb4 = calloc((size_t)ntables * max_binds, sizeof(*pb4));
+	pb6 = calloc((size_t)ntables * max_binds, sizeof(*pb6));
+	if (!t->binds4 || !t->binds6 || !t->rows || !t->names || !sips || !pb4 || !pb6)
+		goto oom;
+	if (set_names(t, host->names, err, len))
+		goto bad;
+
+	off = BIN_HEADER;
+	for (tbl = 0; tbl < ntables; tbl++) {
+		__u32 nb = le32(data + off), nbind;
+		__u32 *addrs;
+		size_t count_at = off;
+
+		if (nb > max_backends || nb == 0) {
+			fail(err, len, "%s: byte %zu: table %u: num_backends %u, expected 1-%u", bin_path, count_at, tbl, nb,
+			     max_backends);
+			goto bad;
+		}
+		addrs = calloc(nb, sizeof(*addrs));
+		if (!addrs)
+			goto oom;
+		off += 4;
+		for (i = 0; i < nb; i++) {
+			const __u8 *p = data + off + (size_t)i * BIN_BACKEND;
+
+			if (le32(p) != BIN_FAMILY_V4) {
+				fail(err, len, "%s: byte %zu: table %u backend %u: backends must be IPv4 (family 1; the "
+				     "GUE outer header is IPv4)", bin_path, off + (size_t)i * BIN_BACKEND, tbl, i);
+				free(addrs);
+				goto bad;
+			}
+			memcpy(&addrs[i], p + 4, 4);
+			if (addrs[i] == 0) {
+				fail(err, len, "%s: byte %zu: table %u backend %u: 0.0.0.0 is not a proxy address", bin_path,
+				     off + (size_t)i * BIN_BACKEND + 4, tbl, i);
+				free(addrs);
+				goto bad;
+			}
+		}
+		off += (size_t)max_backends * BIN_BACKEND;
+		nbind = le32(data + off);
+		if (nbind > max_binds) {
+			fail(err, len, "%s: byte %zu: table %u: num_binds %u exceeds max_num_binds %u", bin_path, off, tbl,
+			     nbind, max_binds);
+			free(addrs);
+			goto bad;
+		}
+		off += 4;
+		for (i = 0; i < nbind; i++) {
+			size_t at = off + (size_t)i * BIN_BIND;
+			struct pending_bind b;
+
+			if (read_bind(data + at, at, tbl, i, &b, bin_path, err, len)) {
+				free(addrs);
+				goto bad;
+			}
+			if (b.family == 4) {
+				b.order = n4;
+				pb4[n4++] = b;
+			} else {
+				b.order = n6;
+				pb6[n6++] = b;
+			}
+		}
+		off += (size_t)max_binds * BIN_BIND;
+		sip_prefix(data + off, &sips[tbl]);
+		off += BIN_KEY;
+		for (i = 0; i < GLB_TABLE_ROWS; i++) {
+			__u32 p = le32(data + off + (size_t)i * 8), s = le32(data + off + (size_t)i * 8 + 4);
+			struct glb_row *row = &t->rows[((size_t)tbl << GLB_TABLE_ROW_BITS) | i];
+
+			if (p >= nb || s >= nb) {
+				fail(err, len, "%s: byte %zu: table %u row %u points at backend %u, but the table has %u",
+				     bin_path, off + (size_t)i * 8 + (p >= nb ? 0 : 4), tbl, i, p >= nb ? p : s, nb);
+				free(addrs);
+				goto bad;
+			}
+			row->primary = addrs[p];
+			row->secondary = addrs[s];
+		}
+		off += (size_t)GLB_TABLE_ROWS * 8;
+		free(addrs);
+	}
+	if ((n4 && place_binds(pb4, n4, sips, t, bin_path, err, len)) ||
+	    (n6 && place_binds(pb6, n6, sips, t, bin_path, err, len)))
+		goto bad;
+	free(pb4);
+	free(pb6);
+	free(sips);
+	free(data);
+	return t;
+oom:
+	fail(err, len, "out of memory loading %s", bin_path);
+bad:
+	free(pb4);
+	free(pb6);
+	free(sips);
+	free(data);
+	glb_dp_tables_free(t);
+	return NULL;
+}
+
+void glb_dp_tables_free(struct glb_dp_tables *t)
+{
+	if (!t)
+		return;
+	free(t->binds4);
+	free(t->binds6);
+	free(t->rows);
+	free(t->names);
+	free(t);
+}
