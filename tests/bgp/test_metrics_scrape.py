@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from glb_agent.agent.director import AgentOptions, DirectorAgent
-from glb_agent.config.hosts import director_named
+from glb_agent.config.hosts import this_director
 from glb_agent.metrics import Exporter, GlbCollector
 from tests.bgp.bgplab import DIRECTOR_IPS, VIP, BgpLab, wait_until
 
@@ -38,7 +38,7 @@ def test_bgp_and_bfd_state_are_exported(bgplab: BgpLab) -> None:
     agent = DirectorAgent(AgentOptions(config=bgplab.config, name="d1", state_dir=d1.state_dir,
                                        metrics_port=None))
     port = _free_port()
-    exporter = Exporter(GlbCollector(bgp=agent._bgp_provider(director_named(agent.loaded, "d1"))), port=port)
+    exporter = Exporter(GlbCollector(bgp=agent._bgp_provider(this_director(agent.loaded, "d1", strict=True))), port=port)
     exporter.start()
     try:
         want = {
