@@ -4,6 +4,7 @@ BFD speaker) runs against a real BIRD router. Uses the agent's own provider wiri
 
 from __future__ import annotations
 
+import json
 import socket
 import urllib.request
 
@@ -54,6 +55,10 @@ def test_bgp_and_bfd_state_are_exported(bgplab: BgpLab) -> None:
         }
         wait_until(lambda: all(_scrape(port).get(k) == v for k, v in want.items()), 15,
                    what=f"metrics {want} (scraped {_scrape(port)})")
+        # `glb-agent status` shows the same per-peer BFD and BGP session state.
+        shown = json.loads(bgplab.agent("d1", "status", "--json", "--state-dir", str(d1.state_dir)).stdout)
+        assert {x["address"]: x["state"] for x in shown["bfd"]} == {"198.18.0.1": "Up", "2001:db8:18::1": "Up"}
+        assert shown["bgp"]["sessions"]["r1"]["state"] == "up"
         # Data plane gone: prefixes withdrawn, BFD speaker stopped, sessions reported down.
         bgplab.detach_xdp("d1")
         bgplab.wait_nexthops({DIRECTOR_IPS["d2"]}, prefix=VIP, timeout=5)
