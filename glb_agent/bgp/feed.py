@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from glb_agent.bgp.api import ExaBgpPipe
-from glb_agent.bgp.bfd import BfdDaemon, sessions
+from glb_agent.bgp.bfd import BfdDaemon
 from glb_agent.bgp.events import EventLog
 from glb_agent.bgp.prefixes import Prefix
 from glb_agent.bgp.readiness import Readiness
@@ -220,11 +220,12 @@ class Feed:
                      seconds=round(now - since, 1), md5=md5, hint=hint)
 
     def _bfd_status(self) -> dict | None:
+        """Whether the BFD speaker runs. Its sessions are read live by whoever shows them
+        (``bgp status``, ``status``, the exporter): a control-socket query has no place in the
+        poll loop that withdraws the VIPs."""
         if self.bfd is None:
             return None
-        found = sessions(self.bfd.state_dir) if self.bfd.running else None
-        return {"running": self.bfd.running,
-                "sessions": [vars(x) | {"up": x.up} for x in found or []]}
+        return {"running": self.bfd.running, "pid": self.bfd.proc.pid if self.bfd.proc else None}
 
     def run(self, stop: threading.Event) -> int:
         """Poll until stopped (SIGTERM), ExaBGP shuts down, or its pipe closes."""
