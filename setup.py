@@ -11,6 +11,9 @@ setup(
         Extension(
             "glb_agent.table._rendezvous",
             sources=["glb_agent/table/_rendezvous.c"],
+            # glb_siphash.h: the SipHash the director programs use (bpf/include, shipped
+            # as package data through the glb_agent/bpf link).
+            include_dirs=["glb_agent/bpf/include"],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra"],
         )
     ]

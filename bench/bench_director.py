@@ -25,7 +25,13 @@ median of the per-round ratios.
 The issue's target: a forwarded IPv4 TCP packet within 1.6x the baseline (upstream GLB's
 XDP director measured 2.13x, Katran 2.48x).
 
+A/B against another tree (``--against DIR``, e.g. ``git archive REV | tar -x -C DIR``): the
+director is also compiled from ``DIR/bpf`` with the same flags, its maps filled the same way,
+and every case runs for both programs in the same rounds, so a change to the C is judged
+against its predecessor under identical load (cases of the other tree are suffixed ``@DIR``).
+
     sudo .venv/bin/python -m bench.bench_director [--calls 2000] [--rounds 7] [--instances 3] [--json]
+                                                  [--against DIR]
 """
 
 from __future__ import annotations
@@ -33,8 +39,10 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import statistics
 import sys
+from pathlib import Path
 
 import numpy as np
 from scapy.layers.inet import ICMP, IP, TCP, UDP
@@ -43,8 +51,8 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from bench.baseline import load_macswap
-from glb_agent.dataplane import testrun
-from glb_agent.dataplane.director import DirectorProgram, DirectorState
+from glb_agent.dataplane.bpfcore import testrun
+from glb_agent.dataplane.director import MAP_NAMES, PROG_FUNC, DirectorProgram, DirectorState
 from glb_agent.dataplane.director_maps import BuildOptions, compile_tables
 from glb_agent.table.spec import Backend, Bind, TableSpec
 
@@ -88,18 +96,38 @@ def cases() -> dict[str, bytes]:
     }
 
 
-def load_programs(instances: int, hash_fields: tuple[str, ...]) -> tuple[list, list[int], list[int]]:
-    """``instances`` directors (own maps, same tables) and baselines; returns (keep-alive, fds, fds)."""
+def _compile_other(opts: BuildOptions, tree: Path) -> tuple[object, int, dict[str, int]]:
+    """The director of another checkout (``tree``/bpf), compiled with this tree's flags."""
+    from bcc import BPF
+
+    flags = [f"-I{tree / 'bpf' / 'include'}" if f.startswith("-I") else f for f in opts.cflags(None)]
+    bpf = BPF(src_file=os.fsencode(tree / "bpf" / "director.c"), cflags=flags)
+    fd = bpf.load_func(PROG_FUNC.encode(), BPF.XDP).fd
+    return bpf, fd, {name: bpf[name.encode()].map_fd for name in MAP_NAMES}
+
+
+def load_programs(instances: int, hash_fields: tuple[str, ...], against: Path | None = None
+                  ) -> tuple[list, dict[str, list[int]], list[int]]:
+    """``instances`` directors (own maps, same tables) and baselines; returns (keep-alive,
+    fds per tree ("" = this tree), baseline fds)."""
     opts = BuildOptions(ipaddress.IPv4Address("198.18.0.11"), DIR_MAC, "02:47:4c:00:00:01", hash_fields)
     keep: list = []
-    directors, baselines = [], []
+    directors: dict[str, list[int]] = {"": []}
+    if against is not None:
+        directors[f"@{against}"] = []
+    baselines = []
     for _ in range(instances):
         program = DirectorProgram(opts)
         DirectorState(program.map_fds, opts.max_tables, opts.max_binds).apply(compile_tables(_tables(), opts))
         bpf, fd = load_macswap()
         keep += [program, bpf]
-        directors.append(program.prog_fd)
+        directors[""].append(program.prog_fd)
         baselines.append(fd)
+        if against is not None:
+            other, other_fd, fds = _compile_other(opts, against)
+            DirectorState(fds, opts.max_tables, opts.max_binds).apply(compile_tables(_tables(), opts))
+            keep.append(other)
+            directors[f"@{against}"].append(other_fd)
     return keep, directors, baselines
 
 
@@ -113,17 +141,21 @@ def _check_verdicts(directors: list[int], packets: dict[str, bytes]) -> None:
                 raise SystemExit(f"{name}: unexpected verdict {testrun.XDP_ACTION_NAMES[got]}")
 
 
-def run(calls: int, rounds: int, hash_fields: tuple[str, ...], instances: int = 3) -> dict:
-    keep, directors, baselines = load_programs(instances, hash_fields)
-    packets = cases()
-    _check_verdicts(directors, packets)
-    base_pkt = packets["v4 tcp hit"]
+def run(calls: int, rounds: int, hash_fields: tuple[str, ...], instances: int = 3,
+        against: Path | None = None) -> dict:
+    keep, trees, baselines = load_programs(instances, hash_fields, against)
+    base = cases()
+    for fds in trees.values():
+        _check_verdicts(fds, base)
+    packets = {f"{name}{tree}": pkt for tree in trees for name, pkt in base.items()}
+    directors = {f"{name}{tree}": trees[tree] for tree in trees for name in base}
+    base_pkt = base["v4 tcp hit"]
     # per method: case -> per-round (ns, ratio); "macswap" -> per-round ns
     ns: dict[str, dict[str, list[float]]] = {m: {"macswap": [], **{n: [] for n in packets}}
                                              for m in ("consecutive", "interleaved")}
     ratios: dict[str, dict[str, list[float]]] = {m: {n: [] for n in packets} for m in ns}
     programs = {"macswap": [(fd, base_pkt) for fd in baselines],
-                **{name: [(fd, pkt) for fd in directors] for name, pkt in packets.items()}}
+                **{name: [(fd, pkt) for fd in directors[name]] for name, pkt in packets.items()}}
     for _ in range(rounds):
         for method, block in METHODS:
             _round(time_round(programs, calls, block), ns[method], ratios[method])
@@ -183,10 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--instances", type=int, default=3, help="copies of each program (placement noise)")
     ap.add_argument("--hash-fields", default="src_addr", help="comma-separated (default src_addr)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--against", type=Path, help="also time the director of this checkout (A/B)")
     args = ap.parse_args(argv)
     if args.calls < 10 or args.rounds < 1 or not 1 <= args.instances <= 16:
         ap.error("--calls >= 10, --rounds >= 1 and --instances 1-16")
-    result = run(args.calls, args.rounds, tuple(args.hash_fields.split(",")), args.instances)
+    result = run(args.calls, args.rounds, tuple(args.hash_fields.split(",")), args.instances, args.against)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -195,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"({args.rounds} rounds x {args.calls} calls x {args.instances} instances)")
             for name, c in summary["cases"].items():
                 lo, hi = c["ratio_range"]
-                print(f"  {name:<22} {c['ns']:7.1f} ns/packet  {c['ratio']:.2f}x  (rounds {lo:.2f}-{hi:.2f})")
+                print(f"  {name:<30} {c['ns']:7.1f} ns/packet  {c['ratio']:.2f}x  (rounds {lo:.2f}-{hi:.2f})")
     for method in ("consecutive", "interleaved"):
         hit = result["methods"][method]["cases"]["v4 tcp hit"]["ratio"]
         print(f"v4 tcp hit ({method}): {hit:.2f}x the baseline (target <= {TARGET}x): "

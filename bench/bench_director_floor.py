@@ -27,7 +27,7 @@ import sys
 
 from bench.baseline import BPF_DIR
 from bench.bench_director import METHODS, VIP, cases, load_programs, time_round
-from glb_agent.dataplane import testrun
+from glb_agent.dataplane.bpfcore import testrun
 from glb_agent.dataplane.director_maps import INCLUDE_DIR, sip_prefix
 
 
@@ -42,7 +42,8 @@ def _load_floor(hash_too: bool):
 
 
 def run(calls: int, rounds: int, instances: int) -> dict[str, dict[str, float]]:
-    keep, directors, baselines = load_programs(instances, ("src_addr",))
+    keep, trees, baselines = load_programs(instances, ("src_addr",))
+    directors = trees[""]
     programs: dict[str, list[int]] = {"macswap": baselines, "push only": [], "push + SipHash + row": [],
                                       "director": directors}
     for _ in range(instances):

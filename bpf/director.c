@@ -50,35 +50,25 @@
  *    (only the first one would show the ICMP type).
  *  - The inner IPv4 header checksum and TTL are not touched or checked: the backend does.
  */
-#include <uapi/linux/bpf.h>
-#include <uapi/linux/if_ether.h>
-#include <uapi/linux/in.h>
-#include <uapi/linux/ip.h>
-#include <uapi/linux/ipv6.h>
-
+#include "glb_consts.h"
 #include "glb_gue.h"
+#include "glb_parse.h"
 #include "director_defs.h"
-#include "glb_verifier.h"
-
-#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "the director assumes a little-endian host (wire bytes are loaded as LE words)"
-#endif
 
 #ifndef GLB_SRC_IP
 #error "GLB_SRC_IP and the other GLB_* settings come from the agent's compile flags"
 #endif
 
 #define GLB_HASH_USES_PORTS (GLB_HASH_SRC_PORT || GLB_HASH_DST_PORT)
-#define GLB_HASH_ADDR_FIELDS (GLB_HASH_SRC_ADDR + GLB_HASH_DST_ADDR)
 #define GLB_HASH_PORT_BYTES (2 * GLB_HASH_SRC_PORT + 2 * GLB_HASH_DST_PORT)
-#define GLB_HASH_LEN4 (4 * GLB_HASH_ADDR_FIELDS + GLB_HASH_PORT_BYTES)
-#define GLB_HASH_LEN6 (16 * GLB_HASH_ADDR_FIELDS + GLB_HASH_PORT_BYTES)
+/* Hash message length for an address length: the configured addresses, then ports. */
+#define GLB_HASH_LEN(alen) ((alen) * (GLB_HASH_SRC_ADDR + GLB_HASH_DST_ADDR) + GLB_HASH_PORT_BYTES)
 
 /* Bytes pushed in front of the inner IP packet: outer IPv4 + UDP + GUE with one hop. */
-#define GLB_ENCAP_LEN (20 + 8 + (int)sizeof(struct glb_gue_hdr1))
+#define GLB_ENCAP_LEN ((int)(sizeof(struct iphdr) + sizeof(struct udphdr) + GLB_GUE_HDR_LEN(1)))
+#define GLB_L2_MAX (sizeof(struct ethhdr) + sizeof(struct glb_vlan_hdr))
 #define GLB_IPV6_MAX_EXT 4 /* extension headers walked before giving up (malformed) */
 
-#define GLB_ETH_P_8021Q 0x8100
 #define GLB_MODE_FULL 0  /* match address, protocol and port */
 #define GLB_MODE_PROTO 1 /* match address and protocol (fragments: no ports) */
 #define GLB_MODE_ADDR 2  /* match address only (ICMP echo, classifying malformed packets) */
@@ -93,34 +83,23 @@
 
 /* glb_ctl[0]: live generation and "tables loaded" flag (struct glb_ctl). */
 GLB_MAP("array", __u32, struct glb_ctl, glb_ctl, 1);
-/* IPv4 binds, GLB_MAX_BINDS per generation, most specific first, proto 0 ends the list. */
+/* IPv4 binds (struct glb_bind4), GLB_MAX_BINDS per generation, most specific first,
+ * proto 0 ends the list. */
 GLB_MAP("array", __u32, struct glb_bind4, glb_binds4, GLB_GENERATIONS * GLB_MAX_BINDS);
-/* IPv6 binds, same layout rules as glb_binds4. */
+/* IPv6 binds (struct glb_bind6), same layout rules as glb_binds4. */
 GLB_MAP("array", __u32, struct glb_bind6, glb_binds6, GLB_GENERATIONS * GLB_MAX_BINDS);
-/* Forwarding rows of every table slot of both generations: (primary, secondary) IPv4. */
+/* Forwarding rows (struct glb_row) of every table slot of both generations:
+ * glb_rows[((gen * GLB_MAX_TABLES + slot) << GLB_TABLE_ROW_BITS) | row]. */
 GLB_MAP("array", __u32, struct glb_row, glb_rows, GLB_GENERATIONS * GLB_MAX_TABLES * GLB_TABLE_ROWS);
-/* Per-CPU counters per (table slot | unmatched, reason). */
+/* Per-CPU counters (struct glb_stat) per (table slot | unmatched, enum glb_reason). */
 GLB_MAP("percpu_array", __u32, struct glb_stat, glb_stats, (GLB_MAX_TABLES + 1) * GLB_NR_REASONS);
-/* Agent-only bookkeeping (JSON: build signatures, slot names, row digests, attach mode).
- * Never read by this program; it lives here so the pinned directory alone describes the
- * running director and an agent restarted from scratch can adopt it. */
-struct glb_meta {
-	__u32 len;
-	char json[GLB_META_BYTES - 4];
-};
+/* Agent-only bookkeeping (struct glb_meta), never read here. */
 GLB_MAP("array", __u32, struct glb_meta, glb_meta, 1);
-
-_Static_assert(sizeof(struct glb_bind4) == 48, "glb_bind4 layout is shared with the agent");
-_Static_assert(sizeof(struct glb_bind6) == 72, "glb_bind6 layout is shared with the agent");
-_Static_assert(sizeof(struct glb_row) == 8, "glb_row layout is shared with the agent");
-_Static_assert(sizeof(struct glb_gue_hdr1) == 12, "GUE header with one hop is 12 bytes");
 
 /* What parsing found: the hash input, how to match binds, and what to encapsulate. */
 struct glb_flow {
-	__u32 saddr4;      /* hash input, wire order (IPv4) */
-	__u32 daddr4;
-	__u64 saddr6[2];   /* hash input, wire order (IPv6) */
-	__u64 daddr6[2];
+	__u64 saddr[2];    /* hash input, wire order (glb_parse.h: IPv4 in the low 4 bytes) */
+	__u64 daddr[2];
 	__u16 sport;       /* hash input, wire order (0 when absent) */
 	__u16 dport;
 	__u16 hint;        /* upstream's flow hint, host order */
@@ -157,59 +136,34 @@ static __always_inline __u32 glb_live_gen(void)
 	return c ? (c->gen & 1) : 0;
 }
 
-static __always_inline __u16 glb_ntohs(__u16 v)
-{
-	return __builtin_bswap16(v);
-}
-
-/* First IPv4 bind of generation `gen` matching `daddr` (and protocol/port per `mode`). */
-static __always_inline struct glb_bind4 *glb_match4(__u32 gen, __u32 daddr, __u8 proto, __u16 port,
-						    int mode)
+/* First bind of generation `gen` and of the family matching `daddr` (and protocol/port per
+ * `mode`). A bind is {net, mask, rule}, so its rule sits 2 * alen bytes in. */
+static __always_inline const struct glb_bind_rule *glb_match(__u32 gen, const __u64 *daddr, const int alen,
+							     __u8 proto, __u16 port, int mode)
 {
 	__u32 base = gen * GLB_MAX_BINDS;
 	int i;
 
 	for (i = 0; i < GLB_MAX_BINDS; i++) {
 		__u32 key = base + i;
-		struct glb_bind4 *b = glb_binds4.lookup(&key);
+		void *b = GLB_IS_V4(alen) ? (void *)glb_binds4.lookup(&key) : (void *)glb_binds6.lookup(&key);
+		const struct glb_bind_rule *r;
 
-		if (!b || !b->proto)
+		if (!b)
 			return NULL;
-		if ((daddr & b->mask) != b->net)
+		r = b + 2 * alen;
+		if (!r->proto)
+			return NULL;
+		if (!glb_addr_in(daddr, b, b + alen, alen))
 			continue;
-		if (mode != GLB_MODE_ADDR && b->proto != proto)
+		if (mode != GLB_MODE_ADDR && r->proto != proto)
 			continue;
-		if (mode == GLB_MODE_FULL && (__u16)(port - b->port_lo) > b->port_span)
+		if (mode == GLB_MODE_FULL && (__u16)(port - r->port_lo) > r->port_span)
 			continue;
-		return b;
+		return r;
 	}
 	return NULL;
 }
-
-#if GLB_IPV6
-static __always_inline struct glb_bind6 *glb_match6(__u32 gen, const __u64 *daddr, __u8 proto,
-						    __u16 port, int mode)
-{
-	__u32 base = gen * GLB_MAX_BINDS;
-	int i;
-
-	for (i = 0; i < GLB_MAX_BINDS; i++) {
-		__u32 key = base + i;
-		struct glb_bind6 *b = glb_binds6.lookup(&key);
-
-		if (!b || !b->proto)
-			return NULL;
-		if ((daddr[0] & b->mask[0]) != b->net[0] || (daddr[1] & b->mask[1]) != b->net[1])
-			continue;
-		if (mode != GLB_MODE_ADDR && b->proto != proto)
-			continue;
-		if (mode == GLB_MODE_FULL && (__u16)(port - b->port_lo) > b->port_span)
-			continue;
-		return b;
-	}
-	return NULL;
-}
-#endif
 
 /* Byte offsets of the hash fields in the message, in upstream's order. A field never
  * straddles an 8-byte word (addresses sit at 0/4 or 0/16, ports at even offsets), so each
@@ -219,69 +173,49 @@ static __always_inline struct glb_bind6 *glb_match6(__u32 gen, const __u64 *dadd
 #define GLB_OFF_DPORT(alen) (GLB_OFF_SPORT(alen) + 2 * GLB_HASH_SRC_PORT)
 #define GLB_MIX(w, off, val) ((w)[(off) / 8] |= (__u64)(val) << (8 * ((off) % 8)))
 
-static __always_inline __u32 glb_hash4(const struct glb_flow *f, const struct glb_sip *sip)
+static __always_inline void glb_mix_addr(__u64 *w, const int off, const __u64 *a, const int alen)
 {
-	__u64 w[GLB_HASH_LEN4 / 8 + 1] = {};
-
-#if GLB_HASH_SRC_ADDR
-	GLB_MIX(w, 0, f->saddr4);
-#endif
-#if GLB_HASH_DST_ADDR
-	GLB_MIX(w, GLB_OFF_DADDR(4), f->daddr4);
-#endif
-#if GLB_HASH_SRC_PORT
-	GLB_MIX(w, GLB_OFF_SPORT(4), f->sport);
-#endif
-#if GLB_HASH_DST_PORT
-	GLB_MIX(w, GLB_OFF_DPORT(4), f->dport);
-#endif
-	return glb_siphash24_lo16(w, GLB_HASH_LEN4, sip);
+	if (GLB_IS_V4(alen)) {
+		GLB_MIX(w, off, (__u32)a[0]);
+	} else {
+		GLB_MIX(w, off, a[0]);
+		GLB_MIX(w, off + 8, a[1]);
+	}
 }
 
-#if GLB_IPV6
-static __always_inline __u32 glb_hash6(const struct glb_flow *f, const struct glb_sip *sip)
+/* The low 16 bits of the packet's SipHash-2-4 (all the director uses). */
+static __always_inline __u32 glb_hash(const struct glb_flow *f, const struct glb_sip *sip, const int alen)
 {
-	__u64 w[GLB_HASH_LEN6 / 8 + 1] = {};
+	__u64 w[GLB_HASH_LEN(16) / 8 + 1] = {}; /* room for the longer family; unused words fold away */
 
-#if GLB_HASH_SRC_ADDR
-	GLB_MIX(w, 0, f->saddr6[0]);
-	GLB_MIX(w, 8, f->saddr6[1]);
-#endif
-#if GLB_HASH_DST_ADDR
-	GLB_MIX(w, GLB_OFF_DADDR(16), f->daddr6[0]);
-	GLB_MIX(w, GLB_OFF_DADDR(16) + 8, f->daddr6[1]);
-#endif
-#if GLB_HASH_SRC_PORT
-	GLB_MIX(w, GLB_OFF_SPORT(16), f->sport);
-#endif
-#if GLB_HASH_DST_PORT
-	GLB_MIX(w, GLB_OFF_DPORT(16), f->dport);
-#endif
-	return glb_siphash24_lo16(w, GLB_HASH_LEN6, sip);
+	if (GLB_HASH_SRC_ADDR)
+		glb_mix_addr(w, 0, f->saddr, alen);
+	if (GLB_HASH_DST_ADDR)
+		glb_mix_addr(w, GLB_OFF_DADDR(alen), f->daddr, alen);
+	if (GLB_HASH_SRC_PORT)
+		GLB_MIX(w, GLB_OFF_SPORT(alen), f->sport);
+	if (GLB_HASH_DST_PORT)
+		GLB_MIX(w, GLB_OFF_DPORT(alen), f->dport);
+	return glb_siphash24_lo16(w, GLB_HASH_LEN(alen), sip);
 }
-#endif
 
-/* Pushes the outer headers and bounces the frame. `l2` is 14, or 18 with a VLAN tag whose
- * TCI (`tci`, wire order) is kept; `gue_proto` is 4 or 41 (the inner family).
+/* Pushes the outer headers and bounces the frame. `l2` is the Ethernet header's length,
+ * with a VLAN tag whose TCI (`tci`, wire order) is kept; the GUE proto is the inner family.
  *
  * Everything that can fail (no backend, MTU) is decided before bpf_xdp_adjust_head, so a
  * dropped packet is never modified. (Hashing after the helper, to overlap the two, was
  * measured: ~0.04x of the baseline slower.) */
-static __always_inline __u32 glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot, const struct glb_sip *sip,
-				     const struct glb_flow *f, __u32 l2, __u16 tci, __u8 gue_proto)
+static __always_inline __u32 glb_encap(struct xdp_md *ctx, __u32 gen, const struct glb_bind_rule *b,
+				     const struct glb_flow *f, __u32 l2, __u16 tci, const int alen)
 {
 	void *data, *data_end, *ip;
 	__u64 hops, ipw0, ipw1, udpw, gue0;
-	__u32 hash, primary, csum, rkey, inner_len = f->inner_len;
+	__u32 hash, primary, csum, rkey, slot = b->slot, inner_len = f->inner_len;
 	__u16 tot, udp_len, sport;
 	struct glb_row *row;
 
-#if GLB_IPV6
-	hash = gue_proto == 4 ? glb_hash4(f, sip) : glb_hash6(f, sip); /* low 16 bits only */
-#else
-	hash = glb_hash4(f, sip);
-#endif
-	rkey = ((gen * GLB_MAX_TABLES + slot) << GLB_TABLE_ROW_BITS) | hash; /* hash < 2^16 */
+	hash = glb_hash(f, &b->sip, alen); /* low 16 bits only */
+	rkey = ((gen * GLB_MAX_TABLES + slot) << GLB_TABLE_ROW_BITS) | hash;
 	row = glb_rows.lookup(&rkey);
 	if (__builtin_expect(!row || !row->primary, 0))
 		return GLB_VERDICT(XDP_DROP, slot, GLB_R_DROP_NO_BACKEND);
@@ -292,7 +226,7 @@ static __always_inline __u32 glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot
 		return GLB_VERDICT(XDP_DROP, slot, GLB_R_DROP_ENCAP);
 	primary = (__u32)hops;
 	tot = __builtin_bswap16((__u16)(inner_len + GLB_ENCAP_LEN));
-	udp_len = __builtin_bswap16((__u16)(inner_len + GLB_ENCAP_LEN - 20));
+	udp_len = __builtin_bswap16((__u16)(inner_len + GLB_ENCAP_LEN - sizeof(struct iphdr)));
 	sport = __builtin_bswap16(0x8000 | ((__u16)(hash ^ f->hint) & 0x7fff));
 	/* Ones'-complement sum of the header's 16-bit words as loaded; byte order does not
 	 * matter as long as the result is stored the same way. */
@@ -305,20 +239,20 @@ static __always_inline __u32 glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot
 	ipw1 = GLB_IPV4_TTL | (IPPROTO_UDP << 8) | ((__u64)(__u16)~csum << 16) | ((__u64)GLB_SRC_IP << 32);
 	/* UDP: source port | 19523 | length | checksum 0 */
 	udpw = sport | ((__u64)__constant_htons(GLB_GUE_PORT) << 16) | ((__u64)udp_len << 32);
-	/* GUE: hlen 2 | proto | flags 0 | private type 0 | next hop 0 | hop count 1 */
-	gue0 = 2 | ((__u64)gue_proto << 8) | (1ULL << 56);
+	/* GUE: hlen | proto | flags 0 | private type 0 | next hop 0 | hop count 1 */
+	gue0 = GLB_GUE_HLEN(1) | ((__u64)GLB_GUE_PROTO(alen) << 8) | (1ULL << 56);
 
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	if (data + 18 + GLB_ENCAP_LEN > data_end) /* l2 <= 18; the inner packet follows */
+	if (data + GLB_L2_MAX + GLB_ENCAP_LEN > data_end) /* the inner packet follows */
 		return GLB_VERDICT(XDP_DROP, slot, GLB_R_DROP_ENCAP);
 
 	/* Ethernet: gateway <- us; keep the VLAN the packet arrived on (XDP_TX leaves by the
 	 * same port, towards the same gateway). */
 	*(__u64 *)(data + 0) = ((__u64)GLB_ETH_W1 << 32) | GLB_ETH_W0;
 	*(__u32 *)(data + 8) = GLB_ETH_W2;
-	if (l2 == 18) {
-		*(__u32 *)(data + 12) = __constant_htons(GLB_ETH_P_8021Q) | ((__u32)tci << 16);
+	if (l2 == GLB_L2_MAX) {
+		*(__u32 *)(data + 12) = __constant_htons(ETH_P_8021Q) | ((__u32)tci << 16);
 		*(__u16 *)(data + 16) = __constant_htons(ETH_P_IP);
 	} else {
 		*(__u16 *)(data + 12) = __constant_htons(ETH_P_IP);
@@ -336,147 +270,51 @@ static __always_inline __u32 glb_encap(struct xdp_md *ctx, __u32 gen, __u32 slot
 	return GLB_VERDICT(XDP_TX, slot, GLB_R_FORWARDED);
 }
 
-/* The matched bind's fragment policy, then encapsulation (both families). */
-static __always_inline __u32 glb_forward(struct xdp_md *ctx, __u32 gen, __u16 slot, __u8 flags,
-					 const struct glb_sip *sip, const struct glb_flow *f, __u32 l2,
-					 __u16 tci, __u8 gue_proto)
+/* The matched bind's fragment policy, then encapsulation. */
+static __always_inline __u32 glb_forward(struct xdp_md *ctx, __u32 gen, const struct glb_bind_rule *b,
+					 const struct glb_flow *f, __u32 l2, __u16 tci, const int alen)
 {
-	if (__builtin_expect(f->fragment && (GLB_HASH_USES_PORTS || !(flags & GLB_BIND_FRAG_OK)), 0))
-		return GLB_VERDICT(XDP_DROP, slot, GLB_R_DROP_FRAGMENT);
-	return glb_encap(ctx, gen, slot, sip, f, l2, tci, gue_proto);
+	if (__builtin_expect(f->fragment && (GLB_HASH_USES_PORTS || !(b->flags & GLB_BIND_FRAG_OK)), 0))
+		return GLB_VERDICT(XDP_DROP, b->slot, GLB_R_DROP_FRAGMENT);
+	return glb_encap(ctx, gen, b, f, l2, tci, alen);
 }
 
-/* A packet to `daddr` we could not make sense of: drop it if it is for a VIP, else pass. */
-static __always_inline __u32 glb_bad4(__u32 gen, __u32 daddr)
+/* The flow's ports (wire order): they join the hash and the bind match, and the client's
+ * port is upstream's hint. */
+static __always_inline void glb_flow_ports(struct glb_flow *f, __u16 sport, __u16 dport)
 {
-	struct glb_bind4 *b = glb_match4(gen, daddr, 0, 0, GLB_MODE_ADDR);
-
-	return b ? GLB_VERDICT(XDP_DROP, b->slot, GLB_R_DROP_MALFORMED) : GLB_NOT_VIP;
+	f->sport = sport;
+	f->dport = dport;
+	f->match_port = glb_ntohs(dport);
+	f->hint = glb_ntohs(sport);
+	f->mode = GLB_MODE_FULL;
 }
 
-static __always_inline __u32 glb_ipv4(struct xdp_md *ctx, void *data, void *data_end, __u32 l2, __u16 tci)
+/* IPv4 header checks past the fixed header (version checked): IHL, total length inside the
+ * frame, fragment bits. Returns the L4 offset, or -1. */
+static __always_inline int glb_ipv4_l3(struct iphdr *ip, void *data_end, struct glb_flow *f)
 {
-	struct iphdr *ip = data + l2;
-	struct glb_flow f = {};
-	struct glb_bind4 *b;
-	__u32 gen, ihl, tot, daddr;
-	void *l4;
+	__u32 ihl = glb_ip_hdr_len(ip, 4), tot = glb_ip_len(ip, 4);
 
-	if ((void *)(ip + 1) > data_end)
-		return GLB_NOT_VIP;
-	daddr = ip->daddr;
-	gen = glb_live_gen();
-	ihl = ip->ihl * 4;
-	tot = GLB_BOUND16(glb_ntohs(ip->tot_len));
-	if (ip->version != 4 || ihl < 20 || tot < ihl || (void *)ip + tot > data_end)
-		goto bad;
-
-	f.saddr4 = ip->saddr;
-	f.daddr4 = daddr;
-	f.inner_len = tot;
-	f.match_proto = ip->protocol;
-	f.fragment = (ip->frag_off & __constant_htons(0x3fff)) != 0;
-	l4 = (void *)ip + ihl;
-
-	if (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP) {
-		if (f.fragment) {
-			f.mode = GLB_MODE_PROTO;
-			f.hint = glb_ntohs(ip->id);
-		} else {
-			__u32 need = ip->protocol == IPPROTO_TCP ? 20 : 8;
-
-			if (ihl + need > tot || l4 + 4 > data_end)
-				goto bad;
-			f.sport = *(__u16 *)l4;
-			f.dport = *(__u16 *)(l4 + 2);
-			f.match_port = glb_ntohs(f.dport);
-			f.hint = glb_ntohs(f.sport);
-			f.mode = GLB_MODE_FULL;
-		}
-	}
-#if GLB_ICMP
-	else if (ip->protocol == IPPROTO_ICMP) {
-		__u8 type;
-
-		f.mode = GLB_MODE_ADDR;
-		f.hint = glb_ntohs(ip->id);
-		if (!f.fragment) {
-			if (ihl + 8 > tot || l4 + 8 > data_end)
-				goto bad;
-			type = *(__u8 *)l4;
-			if (type == 3 || type == 11 || type == 12) {
-				/* Error: quotes the IP header + 8 bytes of a packet the VIP sent. */
-				struct iphdr *in = l4 + 8;
-				__u32 in_ihl;
-				void *in_l4;
-
-				if ((void *)(in + 1) > data_end || ihl + 8 + 20 > tot)
-					goto bad;
-				in_ihl = in->ihl * 4;
-				in_l4 = (void *)in + in_ihl;
-				if (in->version != 4 || in_ihl < 20 || ihl + 8 + in_ihl + 4 > tot ||
-				    in_l4 + 4 > data_end || in->saddr != daddr ||
-				    (in->frag_off & __constant_htons(0x1fff)))
-					goto bad;
-				/* Reverse it: the client is the destination of the quoted packet. */
-				f.saddr4 = in->daddr;
-				f.daddr4 = in->saddr;
-				f.sport = *(__u16 *)(in_l4 + 2);
-				f.dport = *(__u16 *)in_l4;
-				f.match_proto = in->protocol;
-				f.match_port = glb_ntohs(f.dport);
-				f.hint = glb_ntohs(f.sport);
-				f.mode = GLB_MODE_FULL;
-			} else if (type != 8) {
-				b = glb_match4(gen, daddr, 0, 0, GLB_MODE_ADDR);
-				return b ? GLB_VERDICT(XDP_PASS, b->slot, GLB_R_PASS_ICMP) : GLB_NOT_VIP;
-			}
-		}
-		/* Echo requests (and ICMP fragments) hash with ports 0; no fragment policy. */
-		f.fragment = 0;
-	}
-#endif
-	else
-		return GLB_NOT_VIP;
-
-	b = glb_match4(gen, daddr, f.match_proto, f.match_port, f.mode);
-	return b ? glb_forward(ctx, gen, b->slot, b->flags, &b->sip, &f, l2, tci, 4) : GLB_NOT_VIP;
-bad:
-	return glb_bad4(gen, daddr);
+	if (ihl < sizeof(*ip) || tot < ihl || (void *)ip + tot > data_end)
+		return -1;
+	f->inner_len = tot;
+	f->match_proto = ip->protocol;
+	f->fragment = (ip->frag_off & __constant_htons(GLB_IP_MF | GLB_IP_OFFSET)) != 0;
+	return ihl;
 }
 
-#if GLB_IPV6
-static __always_inline __u32 glb_bad6(__u32 gen, const __u64 *daddr)
+/* IPv6: payload inside the frame, then the extension headers walked to the upper-layer header (a non-first fragment stops the walk: it has no
+ * L4 header). Returns the L4 offset, or -1. */
+static __always_inline int glb_ipv6_l3(struct ipv6hdr *ip6, void *data_end, struct glb_flow *f)
 {
-	struct glb_bind6 *b = glb_match6(gen, daddr, 0, 0, GLB_MODE_ADDR);
-
-	return b ? GLB_VERDICT(XDP_DROP, b->slot, GLB_R_DROP_MALFORMED) : GLB_NOT_VIP;
-}
-
-static __always_inline __u32 glb_ipv6(struct xdp_md *ctx, void *data, void *data_end, __u32 l2, __u16 tci)
-{
-	struct ipv6hdr *ip6 = data + l2;
-	struct glb_flow f = {};
-	struct glb_bind6 *b;
-	__u32 gen, plen, off = 40;
-	__u8 nexthdr;
-	void *l4;
+	__u32 len = glb_ip_len(ip6, 16), off = sizeof(*ip6);
+	__u8 nexthdr = ip6->nexthdr;
 	int i;
 
-	if ((void *)(ip6 + 1) > data_end)
-		return GLB_NOT_VIP;
-	__builtin_memcpy(f.daddr6, &ip6->daddr, 16);
-	__builtin_memcpy(f.saddr6, &ip6->saddr, 16);
-	gen = glb_live_gen();
-	plen = GLB_BOUND16(glb_ntohs(ip6->payload_len));
-	if (ip6->version != 6 || plen == 0 || (void *)(ip6 + 1) + plen > data_end)
-		goto bad;
-	f.inner_len = 40 + plen;
-	/* Low 16 bits of the flow label, upstream's hint when there are no ports. */
-	f.hint = ((__u16)ip6->flow_lbl[1] << 8) | ip6->flow_lbl[2];
-	nexthdr = ip6->nexthdr;
-
-	/* Walk extension headers to the upper-layer header. */
+	if (len == sizeof(*ip6) || (void *)ip6 + len > data_end)
+		return -1; /* no payload (jumbogram) or beyond the frame */
+	f->inner_len = len;
 #pragma unroll
 	for (i = 0; i < GLB_IPV6_MAX_EXT; i++) {
 		__u8 *h = (void *)ip6 + off;
@@ -484,117 +322,150 @@ static __always_inline __u32 glb_ipv6(struct xdp_md *ctx, void *data, void *data
 		if (nexthdr != IPPROTO_HOPOPTS && nexthdr != IPPROTO_ROUTING &&
 		    nexthdr != IPPROTO_DSTOPTS && nexthdr != IPPROTO_FRAGMENT)
 			break;
-		if ((void *)(h + 8) > data_end || off + 8 > 40 + plen)
-			goto bad;
+		if ((void *)(h + 8) > data_end || off + 8 > len)
+			return -1;
 		if (nexthdr == IPPROTO_FRAGMENT) {
-			f.fragment = 1;
-			nexthdr = h[0];
-			off += 8;
-			if ((h[2] << 8 | h[3]) & 0xfff8) {
-				f.mode = GLB_MODE_PROTO; /* not the first fragment: no L4 header */
-				break;
-			}
+			struct glb_ipv6_frag_hdr *fh = (void *)h;
+
+			f->fragment = 1;
+			nexthdr = fh->nexthdr;
+			off += sizeof(*fh);
+			if (fh->frag_off & __constant_htons(GLB_IP6_OFFSET))
+				break; /* not the first fragment: no L4 header */
 		} else {
 			nexthdr = h[0];
-			off += ((__u32)h[1] + 1) * 8;
+			off += ((__u32)h[1] + 1) * 8; /* hdr ext len: 8-byte units after the first 8 */
 		}
 	}
-	if (off > 40 + plen)
+	if (off > len)
+		return -1;
+	f->match_proto = nexthdr;
+	return off;
+}
+
+/* Takes the flow from the packet an ICMP error at `icmp` quotes (the quoted header starts
+ * GLB_ICMP_HDR_LEN bytes in): it was sent by the VIP, so its reversed tuple is the flow.
+ * Returns 0, or -1 for a quote that is truncated, of another family, from another address
+ * or (IPv4) a non-first fragment. */
+static __always_inline int glb_icmp_quote(struct glb_flow *f, void *icmp, __u32 icmp_off, void *data_end,
+					  const int alen)
+{
+	void *q = icmp + GLB_ICMP_HDR_LEN;
+	__u32 hl = glb_quote_hdr_len(q, data_end, GLB_IP_HDR_LEN(alen), alen);
+	__u16 *ports = q + hl;
+
+	if (!hl || icmp_off + GLB_ICMP_HDR_LEN + hl + 4 > f->inner_len || (void *)(ports + 2) > data_end ||
+	    !glb_addr_eq(q + GLB_IP_SADDR_OFF(alen), f->daddr, alen))
+		return -1;
+	if (GLB_IS_V4(alen) && (((struct iphdr *)q)->frag_off & __constant_htons(GLB_IP_OFFSET)))
+		return -1;
+	/* Reverse it: the client is the destination of the quoted packet. */
+	glb_addr_load(f->saddr, q + GLB_IP_DADDR_OFF(alen), alen);
+	f->match_proto = glb_ip_proto(q, alen);
+	glb_flow_ports(f, ports[1], ports[0]);
+	return 0;
+}
+
+/* A packet to `daddr` we could not make sense of: drop it if it is for a VIP, else pass. */
+static __always_inline __u32 glb_bad(__u32 gen, const __u64 *daddr, const int alen)
+{
+	const struct glb_bind_rule *b = glb_match(gen, daddr, alen, 0, 0, GLB_MODE_ADDR);
+
+	return b ? GLB_VERDICT(XDP_DROP, b->slot, GLB_R_DROP_MALFORMED) : GLB_NOT_VIP;
+}
+
+/* One IP packet (either family) after the Ethernet header: parse, classify, match a bind,
+ * forward. */
+static __always_inline __u32 glb_ip(struct xdp_md *ctx, void *data, void *data_end, __u32 l2, __u16 tci,
+				    const int alen)
+{
+	void *ip = data + l2, *l4;
+	struct glb_flow f = {};
+	const struct glb_bind_rule *b;
+	__u32 gen, off;
+	int l4off;
+
+	if (ip + GLB_IP_HDR_LEN(alen) > data_end)
+		return GLB_NOT_VIP;
+	glb_addr_load(f.daddr, ip + GLB_IP_DADDR_OFF(alen), alen);
+	gen = glb_live_gen();
+	if (glb_ip_version(ip) != GLB_IP_VERSION(alen))
 		goto bad;
-	f.match_proto = nexthdr;
-	l4 = (void *)ip6 + (off & 0x3fff);
+	glb_addr_load(f.saddr, ip + GLB_IP_SADDR_OFF(alen), alen);
+	l4off = GLB_IS_V4(alen) ? glb_ipv4_l3(ip, data_end, &f) : glb_ipv6_l3(ip, data_end, &f);
+	if (l4off < 0)
+		goto bad;
+	off = l4off;
+	l4 = ip + (off & 0x3fff);
 
-	if (nexthdr == IPPROTO_TCP || nexthdr == IPPROTO_UDP) {
-		if (f.mode != GLB_MODE_PROTO) {
-			if (f.fragment) {
-				f.mode = GLB_MODE_PROTO; /* first fragment: hash like the others */
-			} else {
-				__u32 need = nexthdr == IPPROTO_TCP ? 20 : 8;
+	if (f.match_proto == IPPROTO_TCP || f.match_proto == IPPROTO_UDP) {
+		if (f.fragment) {
+			f.mode = GLB_MODE_PROTO; /* fragments hash and match without ports */
+			f.hint = glb_ip_hint(ip, alen);
+		} else {
+			__u32 need = f.match_proto == IPPROTO_TCP ? sizeof(struct tcphdr) : sizeof(struct udphdr);
 
-				if (off + need > 40 + plen || l4 + 4 > data_end)
-					goto bad;
-				f.sport = *(__u16 *)l4;
-				f.dport = *(__u16 *)(l4 + 2);
-				f.match_port = glb_ntohs(f.dport);
-				f.hint = glb_ntohs(f.sport);
-				f.mode = GLB_MODE_FULL;
-			}
+			if (off + need > f.inner_len || l4 + 4 > data_end)
+				goto bad;
+			glb_flow_ports(&f, *(__u16 *)l4, *(__u16 *)(l4 + 2));
 		}
 	}
 #if GLB_ICMP
-	else if (nexthdr == IPPROTO_ICMPV6) {
+	else if (f.match_proto == GLB_IPPROTO_ICMP(alen)) {
+		f.mode = GLB_MODE_ADDR; /* echo requests (and ICMP fragments) hash with ports 0 */
+		f.hint = glb_ip_hint(ip, alen);
 		if (!f.fragment) {
 			__u8 type;
 
-			if (off + 8 > 40 + plen || l4 + 8 > data_end)
+			if (off + GLB_ICMP_HDR_LEN > f.inner_len || l4 + GLB_ICMP_HDR_LEN > data_end)
 				goto bad;
 			type = *(__u8 *)l4;
-			if (type >= 1 && type <= 4) {
-				struct ipv6hdr *in = l4 + 8;
-				__u16 *in_ports = l4 + 8 + 40;
-				__u64 in_src[2];
-
-				if ((void *)(in_ports + 2) > data_end || off + 8 + 40 + 4 > 40 + plen ||
-				    in->version != 6)
+			if (glb_icmp_is_error(type, alen)) {
+				if (glb_icmp_quote(&f, l4, off, data_end, alen))
 					goto bad;
-				__builtin_memcpy(in_src, &in->saddr, 16);
-				if (in_src[0] != f.daddr6[0] || in_src[1] != f.daddr6[1])
-					goto bad;
-				__builtin_memcpy(f.saddr6, &in->daddr, 16);
-				f.sport = in_ports[1];
-				f.dport = in_ports[0];
-				f.match_proto = in->nexthdr;
-				f.match_port = glb_ntohs(f.dport);
-				f.hint = glb_ntohs(f.sport);
-				f.mode = GLB_MODE_FULL;
-			} else if (type == 128) {
-				f.mode = GLB_MODE_ADDR;
-			} else {
-				b = glb_match6(gen, f.daddr6, 0, 0, GLB_MODE_ADDR);
+			} else if (type != GLB_ICMP_ECHO_REQUEST(alen)) {
+				b = glb_match(gen, f.daddr, alen, 0, 0, GLB_MODE_ADDR);
 				return b ? GLB_VERDICT(XDP_PASS, b->slot, GLB_R_PASS_ICMP) : GLB_NOT_VIP;
 			}
-		} else {
-			f.mode = GLB_MODE_ADDR;
 		}
-		f.fragment = 0;
+		f.fragment = 0; /* no fragment policy for ICMP */
 	}
 #endif
 	else
 		return GLB_NOT_VIP;
-
-	b = glb_match6(gen, f.daddr6, f.match_proto, f.match_port, f.mode);
-	return b ? glb_forward(ctx, gen, b->slot, b->flags, &b->sip, &f, l2, tci, 41) : GLB_NOT_VIP;
+	b = glb_match(gen, f.daddr, alen, f.match_proto, f.match_port, f.mode);
+	return b ? glb_forward(ctx, gen, b, &f, l2, tci, alen) : GLB_NOT_VIP;
 bad:
-	return glb_bad6(gen, f.daddr6);
+	return glb_bad(gen, f.daddr, alen);
 }
-#endif
 
 int xdp_glb_director(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u16 proto, tci = 0;
-	__u32 l2 = 14, v = GLB_NOT_VIP;
+	__u32 l2 = sizeof(struct ethhdr), v = GLB_NOT_VIP;
 
-	if (data + 14 > data_end)
+	if (data + sizeof(struct ethhdr) > data_end)
 		goto out;
-	proto = *(__u16 *)(data + 12); /* struct ethhdr is packed: avoid byte loads */
+	/* struct ethhdr is packed: a 16-bit load instead of byte loads */
+	proto = *(__u16 *)(data + __builtin_offsetof(struct ethhdr, h_proto));
 #if GLB_VLAN
-	if (proto == __constant_htons(GLB_ETH_P_8021Q)) {
-		__u16 *tag = data + 14;
+	if (proto == __constant_htons(ETH_P_8021Q)) {
+		struct glb_vlan_hdr *tag = data + sizeof(struct ethhdr);
 
-		if ((void *)(tag + 2) > data_end)
+		if ((void *)(tag + 1) > data_end)
 			goto out;
-		tci = tag[0];
-		proto = tag[1];
-		l2 = 18;
+		tci = tag->tci;
+		proto = tag->proto;
+		l2 += sizeof(*tag);
 	}
 #endif
 	if (proto == __constant_htons(ETH_P_IP))
-		v = glb_ipv4(ctx, data, data_end, l2, tci);
+		v = glb_ip(ctx, data, data_end, l2, tci, 4);
 #if GLB_IPV6
 	else if (proto == __constant_htons(ETH_P_IPV6))
-		v = glb_ipv6(ctx, data, data_end, l2, tci);
+		v = glb_ip(ctx, data, data_end, l2, tci, 16);
 #endif
 out:
 	/* Frame bytes as the packet leaves (after encapsulation when forwarded). */

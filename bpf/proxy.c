@@ -38,34 +38,10 @@
  * Only untagged Ethernet carrying IPv4 GUE is handled; everything else, including every
  * non-GUE packet, is passed to the kernel untouched.
  */
-#include <uapi/linux/bpf.h>
-#include <uapi/linux/if_ether.h>
-#include <uapi/linux/in.h>
-#include <uapi/linux/ip.h>
-#include <uapi/linux/ipv6.h>
-#include <uapi/linux/udp.h>
-#include <uapi/linux/tcp.h>
-#include <uapi/linux/icmp.h>
-#include <uapi/linux/icmpv6.h>
-
+#include "glb_consts.h"
 #include "glb_gue.h"
+#include "glb_parse.h"
 #include "proxy_defs.h"
-#include "glb_verifier.h"
-
-#ifndef AF_INET
-#define AF_INET 2
-#endif
-#ifndef AF_INET6
-#define AF_INET6 10
-#endif
-
-#define IP_MF_BIT 0x2000
-#define IP_OFFSET_MASK 0x1fff
-#define IPV6_NEXTHDR_FRAGMENT 44
-#define ICMP_V4_DEST_UNREACH 3
-#define ICMP_V4_FRAG_NEEDED 4
-#define ICMP_V6_PKT_TOOBIG 2
-#define LOOPBACK_IFINDEX 1 /* the loopback device has ifindex 1 in every namespace */
 
 /* This proxy's identity (struct proxy_config, one entry). */
 BPF_ARRAY(proxy_cfg, struct proxy_config, 1);
@@ -73,10 +49,31 @@ BPF_ARRAY(proxy_cfg, struct proxy_config, 1);
 BPF_HASH(proxy_senders, __be32, struct proxy_sender, 1024);
 /* Acceptable inner destinations: VIPs, VIP prefixes and our own address (struct proxy_dst). */
 BPF_LPM_TRIE(proxy_dsts, struct proxy_dst_key, struct proxy_dst, 4096);
-/* Per-CPU packet counters indexed by enum proxy_counter; the agent sums the CPUs. */
+/* Per-CPU packet counters indexed by enum proxy_counter (glb_reasons.h); the agent sums the CPUs. */
 BPF_PERCPU_ARRAY(proxy_stats, __u64, PROXY_C_MAX);
 /* Digest of the build that is attached (struct proxy_build), for adoption on restart. */
 BPF_ARRAY(proxy_build, struct proxy_build, 1);
+
+/* The outer headers of a GUE packet addressed to this proxy, validated by proxy_gue(). */
+struct proxy_gue {
+	struct ethhdr *eth;
+	struct iphdr *oip;
+	struct udphdr *udp;
+	struct glb_gue_priv *priv; /* the hop list follows it */
+	void *inner;               /* the inner IP header */
+	__u32 strip;               /* bytes from the end of the Ethernet header to the inner packet */
+	__u32 inner_room;          /* bytes of inner packet the outer lengths vouch for */
+	__u32 hop_count;
+	__u32 next_hop;
+	__be32 self;               /* this proxy's address */
+	__u8 proto;                /* GUE proto: IPPROTO_IPIP or IPPROTO_IPV6 */
+};
+
+/* What to do with the inner packet: accept here or drop, with the counter that records it
+ * (enum proxy_counter), or "not ours" (second chance). Packed in one u32. */
+#define PROXY_ACCEPT(counter) (((__u32)XDP_PASS << 8) | (counter))
+#define PROXY_DROP(counter) (((__u32)XDP_DROP << 8) | (counter))
+#define PROXY_UNKNOWN 0 /* counter 0 is rx_gue, never a decision */
 
 static __always_inline void count(__u32 idx)
 {
@@ -112,26 +109,38 @@ static __always_inline void csum_replace32(__u16 *sum, __u32 old, __u32 new)
 	csum_replace16(sum, old >> 16, new >> 16);
 }
 
-/* Is the inner destination one we serve? addr points at 4 or 16 bytes in the packet. */
-static __always_inline int inner_dst_ok_v4(__be32 daddr)
+/* Is the inner destination at `daddr` (in the packet) one we serve? The trie holds IPv4 as
+ * IPv4-mapped IPv6 (::ffff:a.b.c.d). */
+static __always_inline int inner_dst_ok(const void *daddr, const int alen)
 {
 	struct proxy_dst_key key = {};
 
 	key.prefixlen = 128;
-	key.addr[10] = 0xff;
-	key.addr[11] = 0xff;
-	__builtin_memcpy(&key.addr[12], &daddr, 4);
+	if (GLB_IS_V4(alen)) {
+		key.addr[10] = 0xff;
+		key.addr[11] = 0xff;
+	}
+	__builtin_memcpy(&key.addr[16 - alen], (const __u32 *)daddr, alen);
 	return proxy_dsts.lookup(&key) != NULL;
 }
 
-static __always_inline int inner_dst_ok_v6(struct in6_addr *daddr)
+/* Socket tuples for the lookups below, for both families. */
+/* Fills the socket tuple (bpf_sock_tuple's ipv4 and ipv6 layouts are both saddr, daddr,
+ * sport, dport) from addresses in the packet; returns the tuple length to pass to the
+ * socket lookup helpers. */
+static __always_inline __u32 glb_sock_tuple(struct bpf_sock_tuple *t, const void *saddr, const void *daddr,
+					    __be16 sport, __be16 dport, const int alen)
 {
-	struct proxy_dst_key key = {};
+	__be16 *ports = (void *)t + 2 * alen;
 
-	key.prefixlen = 128;
-	__builtin_memcpy(key.addr, daddr, 16);
-	return proxy_dsts.lookup(&key) != NULL;
+	__builtin_memcpy((__u32 *)t, (const __u32 *)saddr, alen);
+	__builtin_memcpy((__u32 *)((void *)t + alen), (const __u32 *)daddr, alen);
+	ports[0] = sport;
+	ports[1] = dport;
+	return 2 * alen + 2 * sizeof(__be16);
 }
+_Static_assert(sizeof(((struct bpf_sock_tuple *)0)->ipv4) == 2 * 4 + 4, "bpf_sock_tuple.ipv4 layout");
+_Static_assert(sizeof(((struct bpf_sock_tuple *)0)->ipv6) == 2 * 16 + 4, "bpf_sock_tuple.ipv6 layout");
 
 /* Does this host own the TCP connection of tuple (client -> VIP)?
  * Returns the accept counter to use, or 0 if the connection is unknown here.
@@ -193,13 +202,16 @@ static __always_inline int accept_here(struct xdp_md *ctx, __u32 strip, __u16 in
 	return XDP_PASS;
 }
 
-/* Second chance: send the unchanged GUE packet on to hops[next_hop], from this proxy.
+/* Second chance: send the unchanged GUE packet on to `next`, from this proxy.
  * The caller checked next_hop < hop_count and that the hop is not ourselves.
  */
-static __always_inline int forward(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *oip,
-				   struct udphdr *udp, struct glb_gue_priv *priv, __be32 self,
-				   __be32 next)
+static __always_inline int forward(struct xdp_md *ctx, const struct proxy_gue *g, __be32 next)
 {
+	struct ethhdr *eth = g->eth;
+	struct iphdr *oip = g->oip;
+	struct udphdr *udp = g->udp;
+	struct glb_gue_priv *priv = g->priv;
+	__be32 self = g->self;
 	struct bpf_fib_lookup fib = {};
 	__u16 old_word, new_word;
 	__u8 ttl_proto[2];
@@ -217,7 +229,7 @@ static __always_inline int forward(struct xdp_md *ctx, struct ethhdr *eth, struc
 	 * loopback forwarding is inert (nothing arrives on lo that is not already routed), so
 	 * the agent turns it on there instead of making the proxy's real interface a router.
 	 * It also makes policy rules written for local traffic ("iif lo") apply. */
-	fib.ifindex = LOOPBACK_IFINDEX;
+	fib.ifindex = GLB_LOOPBACK_IFINDEX;
 	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 	if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
 		return drop(PROXY_C_DROP_FWD_DISABLED);
@@ -261,7 +273,10 @@ static __always_inline int forward(struct xdp_md *ctx, struct ethhdr *eth, struc
 	return bpf_redirect(fib.ifindex, 0);
 }
 
-int xdp_glb_proxy(struct xdp_md *ctx)
+/* Outer headers: is this GUE for us, and is it well-formed? Returns -1 and fills `g` for a
+ * valid GUE packet from an allowed sender; otherwise the XDP action (pass: not GUE for us,
+ * untouched; drop: GUE for us but invalid, counted). */
+static __always_inline int proxy_gue(struct xdp_md *ctx, struct proxy_gue *g)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -272,15 +287,7 @@ int xdp_glb_proxy(struct xdp_md *ctx)
 	struct udphdr *udp;
 	struct glb_gue_base *gue;
 	struct glb_gue_priv *priv;
-	struct bpf_sock_tuple tuple;
-	struct tcphdr *th;
-	void *inner;
-	__u32 zero = 0;
-	__u32 ohl, hlen, hop_count, next_hop, strip, udp_len, inner_room, verdict;
-	__u32 l4_len; /* bytes after the inner IP header, per the inner packet's own length */
-	__u16 ethertype;
-	__u8 l4proto;
-	__be32 self;
+	__u32 zero = 0, ohl, hlen, udp_len;
 
 	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
 		return XDP_PASS;
@@ -290,8 +297,7 @@ int xdp_glb_proxy(struct xdp_md *ctx)
 	cfg = proxy_cfg.lookup(&zero);
 	if (!cfg || cfg->address == 0 || oip->daddr != cfg->address)
 		return XDP_PASS; /* not configured yet, or not addressed to this proxy */
-	self = cfg->address;
-	ohl = oip->ihl * 4;
+	ohl = glb_ip_hdr_len(oip, 4);
 	if (ohl < sizeof(*oip))
 		return XDP_PASS; /* not a valid IPv4 header: the kernel drops it */
 	udp = (void *)oip + ohl;
@@ -303,9 +309,9 @@ int xdp_glb_proxy(struct xdp_md *ctx)
 	/* From here on the packet is GUE for us: it is either used or dropped, never passed
 	 * whole (the kernel would only answer it with ICMP port unreachable). */
 	count(PROXY_C_RX_GUE);
-	if (oip->version != 4 || (oip->frag_off & bpf_htons(IP_MF_BIT | IP_OFFSET_MASK)))
+	if (oip->version != 4 || (oip->frag_off & bpf_htons(GLB_IP_MF | GLB_IP_OFFSET)))
 		return drop(PROXY_C_DROP_OUTER); /* directors set DF; fragments cannot be parsed */
-	if ((void *)oip + GLB_BOUND16(bpf_ntohs(oip->tot_len)) > data_end)
+	if ((void *)oip + glb_ip_len(oip, 4) > data_end)
 		return drop(PROXY_C_DROP_OUTER);
 	udp_len = bpf_ntohs(udp->len);
 	if (udp_len != bpf_ntohs(oip->tot_len) - ohl)
@@ -317,167 +323,152 @@ int xdp_glb_proxy(struct xdp_md *ctx)
 
 	gue = (void *)(udp + 1);
 	priv = (void *)(gue + 1);
-	if ((void *)(priv + 1) > data_end || udp_len < sizeof(*udp) + sizeof(*gue) + sizeof(*priv))
+	if ((void *)(priv + 1) > data_end || udp_len < sizeof(*udp) + GLB_GUE_HDR_LEN(0))
 		return drop(PROXY_C_DROP_GUE_LENGTH);
 	if ((gue->ver_c_hlen & (GLB_GUE_VERSION_MASK | GLB_GUE_C_BIT)) || gue->flags)
 		return drop(PROXY_C_DROP_GUE_VERSION);
-	if (gue->proto == IPPROTO_IPIP)
-		ethertype = ETH_P_IP;
-	else if (gue->proto == IPPROTO_IPV6)
-		ethertype = ETH_P_IPV6;
-	else
+	if (gue->proto != IPPROTO_IPIP && gue->proto != IPPROTO_IPV6)
 		return drop(PROXY_C_DROP_GUE_PROTO);
 	if (priv->private_type)
 		return drop(PROXY_C_DROP_GUE_PRIVATE);
-	hop_count = priv->hop_count;
-	next_hop = priv->next_hop;
+	g->hop_count = priv->hop_count;
+	g->next_hop = priv->next_hop;
 	hlen = gue->ver_c_hlen & GLB_GUE_HLEN_MASK;
-	if (hop_count > GLB_GUE_MAX_HOPS || hlen != hop_count + 1)
+	if (g->hop_count > GLB_GUE_MAX_HOPS || hlen != GLB_GUE_HLEN(g->hop_count))
 		return drop(PROXY_C_DROP_GUE_LENGTH);
-	if (next_hop > hop_count)
+	if (g->next_hop > g->hop_count)
 		return drop(PROXY_C_DROP_GUE_NEXT_HOP);
 	/* Another proxy only ever forwards (it increments next_hop first). */
-	if (!(sender->roles & PROXY_SENDER_DIRECTOR) && next_hop == 0)
+	if (!(sender->roles & PROXY_SENDER_DIRECTOR) && g->next_hop == 0)
 		return drop(PROXY_C_DROP_SENDER_ROLE);
-
-	inner = (void *)(priv + 1) + hop_count * 4;
-	strip = ohl + sizeof(*udp) + sizeof(*gue) + hlen * 4;
 	if (udp_len < sizeof(*udp) + sizeof(*gue) + hlen * 4)
 		return drop(PROXY_C_DROP_GUE_LENGTH);
-	/* Bytes of inner packet the outer headers vouch for. */
-	inner_room = udp_len - sizeof(*udp) - sizeof(*gue) - hlen * 4;
 
+	g->eth = eth;
+	g->oip = oip;
+	g->udp = udp;
+	g->priv = priv;
+	g->inner = (void *)(priv + 1) + g->hop_count * 4;
+	g->strip = ohl + sizeof(*udp) + sizeof(*gue) + hlen * 4;
+	g->inner_room = udp_len - sizeof(*udp) - sizeof(*gue) - hlen * 4;
+	g->self = cfg->address;
+	g->proto = gue->proto;
+	return -1;
+}
+
+/* Bytes of an ICMP error's quote that must be in the frame before its protocol is read:
+ * the IPv4 header (its ports sit behind a variable IHL), the IPv6 header and the ports. */
+#define PROXY_QUOTE_NEED(alen) (GLB_IS_V4(alen) ? sizeof(struct iphdr) : sizeof(struct ipv6hdr) + 4)
+
+/* ICMP inside GUE: a PMTU error (IPv4 frag-needed, ICMPv6 packet too big) quoting TCP is
+ * decided on the connection it quotes (a packet we sent: VIP -> client, so the quoted tuple
+ * is reversed); any other ICMP is accepted here (echo: the director's health probe).
+ * `l4_len` is the inner packet's own length after its IP header: every byte read must be
+ * inside it, not merely in the frame after it. */
+static __always_inline __u32 proxy_icmp(struct xdp_md *ctx, void *icmp, __u32 l4_len, void *data_end,
+					 const int alen)
+{
+	struct bpf_sock_tuple tuple;
+	void *q = icmp + GLB_ICMP_HDR_LEN;
+	__u16 *ports;
+	__u32 hl, tlen;
+
+	if (q > data_end || l4_len < GLB_ICMP_HDR_LEN)
+		return PROXY_DROP(PROXY_C_DROP_INNER);
+	if (!glb_icmp_is_ptb(icmp, alen))
+		return PROXY_ACCEPT(PROXY_C_ACCEPT_ICMP);
+	hl = glb_quote_hdr_len(q, data_end, PROXY_QUOTE_NEED(alen), alen);
+	if (!hl || l4_len < GLB_ICMP_HDR_LEN + PROXY_QUOTE_NEED(alen))
+		return PROXY_DROP(PROXY_C_DROP_INNER);
+	if (glb_ip_proto(q, alen) != IPPROTO_TCP)
+		return PROXY_ACCEPT(PROXY_C_ACCEPT_ICMP);
+	ports = q + hl;
+	if ((void *)(ports + 2) > data_end || l4_len < GLB_ICMP_HDR_LEN + hl + 4)
+		return PROXY_DROP(PROXY_C_DROP_INNER);
 	__builtin_memset(&tuple, 0, sizeof(tuple));
-	if (ethertype == ETH_P_IP) {
-		struct iphdr *iip = inner;
-		__u32 ihl;
+	tlen = glb_sock_tuple(&tuple, q + GLB_IP_DADDR_OFF(alen), q + GLB_IP_SADDR_OFF(alen), ports[1], ports[0], alen);
+	return known_locally(ctx, &tuple, tlen, NULL, 0, NULL, 0) ? PROXY_ACCEPT(PROXY_C_ACCEPT_PTB_KNOWN)
+								  : PROXY_UNKNOWN;
+}
 
-		if ((void *)(iip + 1) > data_end || iip->version != 4 || iip->ihl < 5)
-			return drop(PROXY_C_DROP_INNER);
-		ihl = iip->ihl * 4;
-		if (bpf_ntohs(iip->tot_len) < ihl || bpf_ntohs(iip->tot_len) > inner_room)
-			return drop(PROXY_C_DROP_INNER);
-		/* Decisions read only the inner packet, not bytes that follow it in the frame. */
-		l4_len = bpf_ntohs(iip->tot_len) - ihl;
-		if (!inner_dst_ok_v4(iip->daddr))
-			return drop(PROXY_C_DROP_INNER_DST);
-		if (iip->frag_off & bpf_htons(IP_OFFSET_MASK))
-			return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_FRAGMENT);
-		l4proto = iip->protocol;
-		if (l4proto == IPPROTO_UDP)
-			return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_UDP);
-		if (l4proto == IPPROTO_ICMP) {
-			struct icmphdr *icmp = (void *)iip + ihl;
-			struct iphdr *eip;
-			__u16 *ports;
+/* The decision on the inner packet (either family): see the table at the top of this file. */
+static __always_inline __u32 proxy_inner(struct xdp_md *ctx, const struct proxy_gue *g, const int alen)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	void *ip = g->inner, *l4;
+	struct bpf_sock_tuple tuple;
+	struct tcphdr *th;
+	__u32 hl, len, l4_len, tlen, verdict;
+	__u8 proto;
 
-			if ((void *)(icmp + 1) > data_end || l4_len < sizeof(*icmp))
-				return drop(PROXY_C_DROP_INNER);
-			if (icmp->type != ICMP_V4_DEST_UNREACH || icmp->code != ICMP_V4_FRAG_NEEDED)
-				return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_ICMP);
-			/* Frag-needed quotes a packet we sent: VIP -> client. Its connection is
-			 * ours if the reversed quoted tuple is. The quote holds >= 8 bytes of L4. */
-			eip = (void *)(icmp + 1);
-			if ((void *)(eip + 1) > data_end || l4_len < sizeof(*icmp) + sizeof(*eip) ||
-			    eip->version != 4 || eip->ihl < 5)
-				return drop(PROXY_C_DROP_INNER);
-			if (eip->protocol != IPPROTO_TCP)
-				return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_ICMP);
-			ports = (void *)eip + eip->ihl * 4;
-			if ((void *)(ports + 2) > data_end || l4_len < sizeof(*icmp) + eip->ihl * 4 + 4)
-				return drop(PROXY_C_DROP_INNER);
-			tuple.ipv4.saddr = eip->daddr;
-			tuple.ipv4.daddr = eip->saddr;
-			tuple.ipv4.sport = ports[1];
-			tuple.ipv4.dport = ports[0];
-			verdict = known_locally(ctx, &tuple, sizeof(tuple.ipv4), NULL, 0, NULL, 0);
-			if (verdict)
-				return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_PTB_KNOWN);
-			goto unknown;
-		}
-		if (l4proto != IPPROTO_TCP)
-			return drop(PROXY_C_DROP_INNER_PROTO);
-		th = (void *)iip + ihl;
-		if ((void *)(th + 1) > data_end || l4_len < sizeof(*th) || th->doff < 5)
-			return drop(PROXY_C_DROP_INNER);
-		if (th->syn && !th->ack)
-			return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_SYN);
-		tuple.ipv4.saddr = iip->saddr;
-		tuple.ipv4.daddr = iip->daddr;
-		tuple.ipv4.sport = th->source;
-		tuple.ipv4.dport = th->dest;
-		verdict = known_locally(ctx, &tuple, sizeof(tuple.ipv4), iip, sizeof(*iip), th, 1);
-		if (verdict)
-			return accept_here(ctx, strip, ethertype, verdict);
-	} else {
-		struct ipv6hdr *ip6 = inner;
+	if (ip + GLB_IP_HDR_LEN(alen) > data_end || glb_ip_version(ip) != GLB_IP_VERSION(alen))
+		return PROXY_DROP(PROXY_C_DROP_INNER);
+	hl = glb_ip_hdr_len(ip, alen);
+	len = glb_ip_len(ip, alen);
+	if (hl < GLB_IP_HDR_LEN(alen) || len < hl || len > g->inner_room)
+		return PROXY_DROP(PROXY_C_DROP_INNER);
+	l4_len = len - hl; /* decisions read only the inner packet, not bytes that follow it */
+	if (!inner_dst_ok(ip + GLB_IP_DADDR_OFF(alen), alen))
+		return PROXY_DROP(PROXY_C_DROP_INNER_DST);
+	proto = glb_ip_proto(ip, alen);
+	/* Non-first fragments carry no ports (IPv6: any fragment header, not walked). */
+	if (GLB_IS_V4(alen) ? (((struct iphdr *)ip)->frag_off & bpf_htons(GLB_IP_OFFSET)) : proto == IPPROTO_FRAGMENT)
+		return PROXY_ACCEPT(PROXY_C_ACCEPT_FRAGMENT);
+	if (proto == IPPROTO_UDP)
+		return PROXY_ACCEPT(PROXY_C_ACCEPT_UDP);
+	l4 = ip + hl;
+	if (proto == GLB_IPPROTO_ICMP(alen))
+		return proxy_icmp(ctx, l4, l4_len, data_end, alen);
+	if (proto != IPPROTO_TCP)
+		return PROXY_DROP(PROXY_C_DROP_INNER_PROTO);
+	th = l4;
+	if ((void *)(th + 1) > data_end || l4_len < sizeof(*th) || th->doff < 5)
+		return PROXY_DROP(PROXY_C_DROP_INNER);
+	if (th->syn && !th->ack)
+		return PROXY_ACCEPT(PROXY_C_ACCEPT_SYN);
+	__builtin_memset(&tuple, 0, sizeof(tuple));
+	tlen = glb_sock_tuple(&tuple, ip + GLB_IP_SADDR_OFF(alen), ip + GLB_IP_DADDR_OFF(alen), th->source,
+			      th->dest, alen);
+	verdict = known_locally(ctx, &tuple, tlen, ip, GLB_IP_HDR_LEN(alen), th, 1);
+	return verdict ? PROXY_ACCEPT(verdict) : PROXY_UNKNOWN;
+}
 
-		if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
-			return drop(PROXY_C_DROP_INNER);
-		if (sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > inner_room)
-			return drop(PROXY_C_DROP_INNER);
-		if (!inner_dst_ok_v6(&ip6->daddr))
-			return drop(PROXY_C_DROP_INNER_DST);
-		l4_len = bpf_ntohs(ip6->payload_len);
-		l4proto = ip6->nexthdr;
-		if (l4proto == IPV6_NEXTHDR_FRAGMENT)
-			return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_FRAGMENT);
-		if (l4proto == IPPROTO_UDP)
-			return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_UDP);
-		if (l4proto == IPPROTO_ICMPV6) {
-			struct icmp6hdr *icmp6 = (void *)(ip6 + 1);
-			struct ipv6hdr *eip6;
-			__u16 *ports;
+/* Not ours: give the next proxy in the list its second chance, if there is one. */
+static __always_inline int proxy_second_chance(struct xdp_md *ctx, const struct proxy_gue *g, __u16 ethertype)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	__be32 *hop;
 
-			if ((void *)(icmp6 + 1) > data_end || l4_len < sizeof(*icmp6))
-				return drop(PROXY_C_DROP_INNER);
-			if (icmp6->icmp6_type != ICMP_V6_PKT_TOOBIG)
-				return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_ICMP);
-			eip6 = (void *)(icmp6 + 1);
-			ports = (void *)(eip6 + 1);
-			if ((void *)(ports + 2) > data_end || l4_len < sizeof(*icmp6) + sizeof(*eip6) + 4 ||
-			    eip6->version != 6)
-				return drop(PROXY_C_DROP_INNER);
-			if (eip6->nexthdr != IPPROTO_TCP)
-				return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_ICMP);
-			__builtin_memcpy(tuple.ipv6.saddr, &eip6->daddr, 16);
-			__builtin_memcpy(tuple.ipv6.daddr, &eip6->saddr, 16);
-			tuple.ipv6.sport = ports[1];
-			tuple.ipv6.dport = ports[0];
-			verdict = known_locally(ctx, &tuple, sizeof(tuple.ipv6), NULL, 0, NULL, 0);
-			if (verdict)
-				return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_PTB_KNOWN);
-			goto unknown;
-		}
-		if (l4proto != IPPROTO_TCP)
-			return drop(PROXY_C_DROP_INNER_PROTO);
-		th = (void *)(ip6 + 1);
-		if ((void *)(th + 1) > data_end || l4_len < sizeof(*th) || th->doff < 5)
-			return drop(PROXY_C_DROP_INNER);
-		if (th->syn && !th->ack)
-			return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_SYN);
-		__builtin_memcpy(tuple.ipv6.saddr, &ip6->saddr, 16);
-		__builtin_memcpy(tuple.ipv6.daddr, &ip6->daddr, 16);
-		tuple.ipv6.sport = th->source;
-		tuple.ipv6.dport = th->dest;
-		verdict = known_locally(ctx, &tuple, sizeof(tuple.ipv6), ip6, sizeof(*ip6), th, 1);
-		if (verdict)
-			return accept_here(ctx, strip, ethertype, verdict);
-	}
+	if (g->next_hop >= g->hop_count)
+		return accept_here(ctx, g->strip, ethertype, PROXY_C_ACCEPT_LAST_RESORT);
+	hop = (void *)(g->priv + 1) + (g->next_hop & (GLB_GUE_MAX_HOPS - 1)) * 4;
+	if ((void *)(hop + 1) > data_end)
+		return drop(PROXY_C_DROP_GUE_LENGTH);
+	if (*hop == g->self)
+		return accept_here(ctx, g->strip, ethertype, PROXY_C_ACCEPT_SELF_HOP);
+	return forward(ctx, g, *hop);
+}
 
-unknown:
-	/* Not ours. Give the next proxy in the list its second chance, if there is one. */
-	if (next_hop >= hop_count)
-		return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_LAST_RESORT);
-	{
-		__be32 *hop = (void *)(priv + 1) + (next_hop & 0x7) * 4;
-		__be32 next;
+/* A valid GUE packet of inner family `alen`: decide, then accept, drop or pass it on. */
+static __always_inline int proxy_decap(struct xdp_md *ctx, const struct proxy_gue *g, const int alen)
+{
+	__u32 d = proxy_inner(ctx, g, alen);
 
-		if ((void *)(hop + 1) > data_end)
-			return drop(PROXY_C_DROP_GUE_LENGTH);
-		next = *hop;
-		if (next == self)
-			return accept_here(ctx, strip, ethertype, PROXY_C_ACCEPT_SELF_HOP);
-		return forward(ctx, eth, oip, udp, priv, self, next);
-	}
+	if (d == PROXY_UNKNOWN)
+		return proxy_second_chance(ctx, g, GLB_ETH_P(alen));
+	if ((d >> 8) == XDP_DROP)
+		return drop(d & 0xff);
+	return accept_here(ctx, g->strip, GLB_ETH_P(alen), d & 0xff);
+}
+
+int xdp_glb_proxy(struct xdp_md *ctx)
+{
+	struct proxy_gue g;
+	int rc = proxy_gue(ctx, &g);
+
+	if (rc >= 0)
+		return rc;
+	if (g.proto == IPPROTO_IPIP)
+		return proxy_decap(ctx, &g, 4);
+	return proxy_decap(ctx, &g, 16);
 }

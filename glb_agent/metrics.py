@@ -14,7 +14,7 @@ Provider shapes (the contract with the other components):
   director loader's ``{(service, reason): (packets, bytes)}``. Reasons are the data
   plane's (``forwarded``, ``pass_not_vip``, ``drop_too_big``, ...); the action is the
   reason's first word (forwarded -> forward, pass_* -> pass, drop_* -> drop).
-  ``counters_from_director`` adapts ``Director.counters()`` (dataplane/director.py).
+  ``counters_from_director`` adapts ``DirectorDataPlane.counters()`` (dataplane/director.py).
 * health: ``() -> Mapping[(service, IPv4Address), bool]`` (``Checker.view``).
 * tables: ``() -> Iterable[TableBuild]`` -- last build time per service, rows at risk in
   the last change and each backend's share of rows where it is first.
@@ -100,7 +100,7 @@ UNMATCHED = "_unmatched"  # the director loader's name for traffic no service ma
 
 
 def counters_from_director(raw: Mapping[str, Mapping[str, int]]) -> list[TrafficCounter]:
-    """Adapt ``Director.counters()``: ``{service | "_unmatched": {"<reason>_packets": n,
+    """Adapt ``DirectorDataPlane.counters()``: ``{service | "_unmatched": {"<reason>_packets": n,
     "<reason>_bytes": n}}`` (glb_agent/dataplane/director.py)."""
     out = []
     for name, cells in raw.items():

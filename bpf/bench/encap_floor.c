@@ -7,7 +7,7 @@
  * real program must make. bench/bench_director_floor.py times it against bpf/director.c.
  *
  * Settings (-D): FLOOR_VIP (destination as loaded, little-endian u32),
- * FLOOR_SIP0..3 (struct glb_sip of the key, see director_defs.h).
+ * FLOOR_SIP0..3 (struct glb_sip of the key, see glb_siphash.h).
  */
 #include <uapi/linux/bpf.h>
 

@@ -12,11 +12,11 @@
 #define DIRECTOR_DEFS_H
 
 #include "glb_siphash.h" /* struct glb_sip: a table's expanded SipHash key */
+#include "glb_table.h"   /* struct glb_row, GLB_TABLE_ROWS */
+#include "glb_reasons.h" /* enum glb_reason: the counter cells */
 
 #define GLB_DIRECTOR_MAPS_VERSION 2
 
-#define GLB_TABLE_ROWS 65536 /* rows per forwarding table, as upstream (hash & 0xffff) */
-#define GLB_TABLE_ROW_BITS 16
 #define GLB_GENERATIONS 2    /* double buffering: one generation live, one being written */
 
 /* ctl[0]: which generation of binds and rows packets use. The agent writes the inactive
@@ -33,43 +33,40 @@ struct glb_ctl {
 			       * same table, so a fragment without ports can still be mapped
 			       * to the right table by address and protocol alone */
 
-/* One IPv4 bind (VIP or prefix, protocol, port range) of one generation.
- * binds4[gen * GLB_MAX_BINDS + i]; the list of a generation ends at the first entry with
- * proto == 0 (all-zero entries, which is also what a fresh map holds). Entries are sorted
- * most specific first (longest prefix, then narrowest port range): first match wins.
- * The table's SipHash key travels with the bind so a match needs no further lookup, already
- * expanded into SipHash state (see struct glb_sip). */
-struct glb_bind4 {
-	__be32 net;       /* network address, host bits zero */
-	__be32 mask;      /* netmask */
+/* What a bind matches besides its address, and where a match leads: the part of a bind
+ * that is the same for both families. It follows the address pair in both bind layouts, so
+ * family-generic code reaches it at offset 2 * alen (glb_bind_rule_of in bpf/director.c). */
+struct glb_bind_rule {
 	__u8 proto;       /* IPPROTO_TCP or IPPROTO_UDP; 0 terminates the list */
 	__u8 flags;       /* GLB_BIND_* */
 	__u16 slot;       /* table slot: selects rows and per-service counters */
 	__u16 port_lo;    /* first port of the range */
 	__u16 port_span;  /* last port - first port */
-	struct glb_sip sip; /* the table's SipHash key, expanded */
+	struct glb_sip sip; /* the table's SipHash key, expanded (struct glb_sip) */
 };
 
-/* One IPv6 bind; same rules as glb_bind4, addresses as two 64-bit halves. */
+/* One IPv4 bind (VIP or prefix, protocol, port range) of one generation.
+ * binds4[gen * GLB_MAX_BINDS + i]; the list of a generation ends at the first entry with
+ * rule.proto == 0 (all-zero entries, which is also what a fresh map holds). Entries are
+ * sorted most specific first (longest prefix, then narrowest port range): first match wins.
+ * The table's SipHash key travels with the bind so a match needs no further lookup. */
+struct glb_bind4 {
+	__be32 net;       /* network address, host bits zero */
+	__be32 mask;      /* netmask */
+	struct glb_bind_rule rule;
+};
+
+/* One IPv6 bind; same rules as glb_bind4, addresses as two 64-bit halves (wire order). */
 struct glb_bind6 {
 	__u64 net[2];
 	__u64 mask[2];
-	__u8 proto;
-	__u8 flags;
-	__u16 slot;
-	__u16 port_lo;
-	__u16 port_span;
-	struct glb_sip sip;
+	struct glb_bind_rule rule;
 };
 
-/* One forwarding-table row: the outer destination (primary proxy) and the GUE hop
- * (secondary proxy), both as IPv4 addresses, so one lookup gives everything the encap
- * needs. rows[((gen * GLB_MAX_TABLES) + slot) << 16 | (hash & 0xffff)].
- * primary == 0 marks a table without backends (packets are dropped and counted). */
-struct glb_row {
-	__be32 primary;
-	__be32 secondary;
-};
+_Static_assert(sizeof(struct glb_bind4) == 48, "glb_bind4 layout is shared with the agent");
+_Static_assert(sizeof(struct glb_bind6) == 72, "glb_bind6 layout is shared with the agent");
+_Static_assert(__builtin_offsetof(struct glb_bind4, rule) == 2 * 4, "rule follows net and mask");
+_Static_assert(__builtin_offsetof(struct glb_bind6, rule) == 2 * 16, "rule follows net and mask");
 
 /* Per-CPU counter cell; stats[slot * GLB_NR_REASONS + reason], where slot GLB_MAX_TABLES
  * is "no service" (traffic that matched no bind). The agent sums the CPUs. */
@@ -78,17 +75,14 @@ struct glb_stat {
 	__u64 bytes; /* frame bytes as seen by the program (after encapsulation if forwarded) */
 };
 
-/* Why a packet left the program the way it did; one counter cell per (slot, reason). */
-enum glb_reason {
-	GLB_R_FORWARDED = 0,      /* encapsulated and sent back out (XDP_TX) */
-	GLB_R_PASS_NOT_VIP,       /* not IP, or no bind matches: left to the kernel */
-	GLB_R_PASS_ICMP,          /* ICMP to a VIP that is neither echo request nor error */
-	GLB_R_DROP_MALFORMED,     /* to a VIP, but truncated or inconsistent headers */
-	GLB_R_DROP_FRAGMENT,      /* fragment that cannot be mapped consistently */
-	GLB_R_DROP_NO_BACKEND,    /* the service's table has no backends */
-	GLB_R_DROP_TOO_BIG,       /* encapsulated packet would exceed the interface MTU */
-	GLB_R_DROP_ENCAP,         /* bpf_xdp_adjust_head failed (no headroom) */
-	GLB_NR_REASONS,
+/* glb_meta[0]: agent-only bookkeeping (JSON: build signatures, slot names, row digests,
+ * attach mode). Never read by the program; it lives in a map so the pinned directory alone
+ * describes the running director and an agent restarted from scratch can adopt it. */
+#ifdef GLB_META_BYTES
+struct glb_meta {
+	__u32 len;                    /* bytes of JSON that follow */
+	char json[GLB_META_BYTES - 4];
 };
+#endif
 
 #endif /* DIRECTOR_DEFS_H */

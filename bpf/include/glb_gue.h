@@ -6,7 +6,9 @@
  *
  * The GUE base header's Hlen counts the private data in 32-bit words: 1 word of
  * {type, next_hop, hop_count} plus one word per hop. The director sends to the primary and
- * lists the secondary as hop 0, so next_hop = 0 and hop_count = 1.
+ * lists the secondary as hop 0, so next_hop = 0 and hop_count = 1. A proxy that gives a packet
+ * its second chance sends it to hops[next_hop] with next_hop incremented, so the hop list is
+ * walked in order, GLB_GUE_MAX_HOPS entries at most.
  */
 #ifndef GLB_GUE_H
 #define GLB_GUE_H
@@ -29,12 +31,18 @@ struct glb_gue_priv {
 	__u8 hop_count;      /* number of IPv4 hop addresses that follow */
 } __attribute__((packed));
 
+/* The whole GUE header with N hops: base + private data + hop list. */
+#define GLB_GUE_HDR_LEN(hops) (sizeof(struct glb_gue_base) + sizeof(struct glb_gue_priv) + 4 * (hops))
+/* Hlen of a header with N hops: the private data in 32-bit words. */
+#define GLB_GUE_HLEN(hops) (sizeof(struct glb_gue_priv) / 4 + (hops))
+
 /* The header the director writes: base + private data + exactly one hop (the secondary). */
 struct glb_gue_hdr1 {
 	struct glb_gue_base base;
 	struct glb_gue_priv priv;
 	__be32 hops[1];
 } __attribute__((packed));
+_Static_assert(sizeof(struct glb_gue_hdr1) == GLB_GUE_HDR_LEN(1), "GUE header with one hop is 12 bytes");
 
 #define GLB_GUE_HLEN_MASK 0x1f
 #define GLB_GUE_VERSION_MASK 0xc0

@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "backends, rebuild and swap tables on health changes and on SIGHUP. systemd runs this.")
     add_config_argument(run)
     add_name_argument(run, "director")
-    add_pin_dir_argument(run, "/sys/fs/bpf/glb/<interface>")
+    add_pin_dir_argument(run, "/sys/fs/bpf/glb/director/<interface>")
     add_xdp_mode_argument(run)
     run.add_argument("--health-file", type=Path, default=DEFAULT_HEALTH_FILE)
     run.add_argument("--metrics-port", type=int, default=9472, help="0 disables the exporter")
@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _state_dir(p: argparse.ArgumentParser) -> None:
-    add_state_dir_argument(p, "$GLB_STATE_DIR or /run/glb", "the agent's status and pid files")
+    add_state_dir_argument(p, "$GLB_STATE_DIR or /run/glb/director", "the agent's status and pid files")
 
 
 def _run(args: argparse.Namespace) -> int:

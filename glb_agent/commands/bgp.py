@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     feed.add_argument("--readiness", choices=MODES, default="auto",
                       help="auto: the data plane's check if installed, else 'xdp' (a program "
                            "is attached to the director interface)")
-    add_pin_dir_argument(feed, "/sys/fs/bpf/glb/<interface>")
+    add_pin_dir_argument(feed, "/sys/fs/bpf/glb/director/<interface>")
     feed.add_argument("--interval", type=_positive, default=0.2, help="readiness poll seconds")
     feed.add_argument("--rise", type=int, default=2, help="ready polls in a row before announcing")
     feed.add_argument("--session-warn", type=_positive, default=15.0, metavar="SECONDS",
@@ -107,7 +107,7 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 
 
 def _state_arg(p: argparse.ArgumentParser) -> None:
-    add_state_dir_argument(p, "$GLB_STATE_DIR or /run/glb", "drain flag and feed status directory")
+    add_state_dir_argument(p, "$GLB_STATE_DIR or /run/glb/director", "drain flag and feed status directory")
 
 
 def _positive(text: str) -> float:

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         add_xdp_mode_argument(a)  # stop and status check the attachment mode too
 
     add_host_actions(
-        sub, "proxy", "/sys/fs/bpf/glb-proxy/<interface>",
+        sub, "proxy", "/sys/fs/bpf/glb/proxy/<interface>",
         help="set up / tear down / inspect this host's GUE decap (XDP) and VIPs",
         description="Run the proxy side of GLB on this host: eBPF GUE decapsulation with "
                     "second-chance forwarding, VIPs on loopback, ARP and rp_filter sysctls.",

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from glb_agent.commands import DEPRECATED, add_config_argument
 from glb_agent.config import load_config
+from glb_agent.config.hosts import this_director
 from glb_agent.config.load import LoadedConfig
 from glb_agent.config.tables import table_specs
-from glb_agent.errors import InputError
 from glb_agent.render.director_conf import render_director_conf
 from glb_agent.table import upstream_bin, upstream_json
 from glb_agent.table.rendezvous import build_all
@@ -65,9 +65,8 @@ def director_files(loaded: LoadedConfig, director: str, agent: str, config_path:
 
 def run(args: argparse.Namespace) -> int:
     loaded = load_config(args.config)
-    names = [d.name for d in loaded.config.directors]
-    if args.name and args.name not in names:
-        raise InputError(f"--name {args.name}: no such director (have: {', '.join(names)})")
+    names = [this_director(loaded, args.name, strict=True).name] if args.name else \
+        [d.name for d in loaded.config.directors]
     agent = _agent_path(args.agent)
     config_path = args.config_path or str(Path(args.config).resolve())
     specs = table_specs(loaded)
@@ -75,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         args.out / "forwarding_table.json": upstream_json.dumps(specs),
         args.out / "forwarding_table.bin": upstream_bin.encode(specs, build_all(specs)),
     }
-    for name in [args.name] if args.name else names:
+    for name in names:
         base = args.out if args.name else args.out / "directors" / name
         for fname, text in director_files(loaded, name, agent, config_path).items():
             outputs[base / fname] = text

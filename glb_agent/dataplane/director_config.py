@@ -61,6 +61,7 @@ def director_settings(loaded: LoadedConfig, name: str | None = None, *, pin_dir:
         source_ip=d.outer_source,
         gateway_mac=gateway,
         hash_fields=tuple(loaded.config.fleet.hash_fields),
+        alt_hash_fields=tuple(loaded.config.fleet.alt_hash_fields or ()),
         pin_dir=pin_dir,  # type: ignore[arg-type]  # None -> default
         xdp_mode=xdp_mode,
         meta={"director": d.name, "fleet": loaded.config.fleet.name},

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 import re
 import struct
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from glb_agent.dataplane.reasons import director_reasons
 from glb_agent.errors import InputError
 from glb_agent.table import siphash
 from glb_agent.table.spec import TABLE_ROWS, Bind, TableSpec
@@ -33,16 +33,7 @@ META_BYTES = 32768
 HASH_FIELDS = ("src_addr", "dst_addr", "src_port", "dst_port")  # upstream's fixed order
 GUE_OVERHEAD = 40  # outer IPv4 + UDP + GUE with one hop
 
-REASONS = (
-    "forwarded",
-    "pass_not_vip",
-    "pass_icmp",
-    "drop_malformed",
-    "drop_fragment",
-    "drop_no_backend",
-    "drop_too_big",
-    "drop_encap",
-)
+REASONS = director_reasons()  # enum glb_reason in bpf/include/glb_reasons.h, in index order
 UNMATCHED = "_unmatched"  # counters of traffic no bind matched (not a valid service name)
 
 BIND_FRAG_OK = 0x01
@@ -63,6 +54,7 @@ class BuildOptions:
     src_mac: str
     gateway_mac: str
     hash_fields: tuple[str, ...] = ("src_addr",)
+    alt_hash_fields: tuple[str, ...] = ()  # migration source fields; () = none
     mtu: int = 1500
     max_tables: int = 16
     max_binds: int = 64
@@ -85,6 +77,15 @@ class BuildOptions:
         if unknown or not self.hash_fields or len(set(self.hash_fields)) != len(self.hash_fields):
             raise InputError(f"hash_fields {list(self.hash_fields)!r}: give one or more distinct "
                              f"fields of {', '.join(HASH_FIELDS)}")
+        if self.alt_hash_fields:
+            bad = [f for f in self.alt_hash_fields if f not in HASH_FIELDS]
+            if bad or len(set(self.alt_hash_fields)) != len(self.alt_hash_fields):
+                raise InputError(f"alt_hash_fields {list(self.alt_hash_fields)!r}: give distinct "
+                                 f"fields of {', '.join(HASH_FIELDS)}")
+            # Until the program hashes both ways, refuse rather than silently hash one way
+            # and break every connection the migration was meant to keep.
+            raise InputError("alt_hash_fields: this director program does not hash both ways yet "
+                             "(issue 15, data plane); remove fleet.alt_hash_fields")
         if not 68 + GUE_OVERHEAD <= self.mtu <= 65535:
             raise InputError(f"mtu {self.mtu} out of range {68 + GUE_OVERHEAD}-65535")
         if not 1 <= self.max_tables <= 256:
@@ -282,21 +283,3 @@ def sum_percpu(raw: bytes, ncpu: int) -> tuple[int, int]:
         packets += p
         nbytes += b
     return packets, nbytes
-
-
-def encode_meta(meta: dict) -> bytes:
-    blob = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
-    if len(blob) > META_BYTES - 4:
-        raise InputError(f"director bookkeeping ({len(blob)} bytes) exceeds {META_BYTES - 4} bytes")
-    return struct.pack("<I", len(blob)) + blob.ljust(META_BYTES - 4, b"\0")
-
-
-def decode_meta(raw: bytes) -> dict:
-    (length,) = struct.unpack_from("<I", raw, 0)
-    if length == 0 or length > len(raw) - 4:
-        return {}
-    try:
-        meta = json.loads(raw[4 : 4 + length])
-    except ValueError:
-        return {}
-    return meta if isinstance(meta, dict) else {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from glb_agent.config.hosts import this_director
 from glb_agent.config.load import LoadedConfig
 from glb_agent.errors import InputError
 from glb_agent.render.templates import render
@@ -18,9 +19,7 @@ ALL_HASH_FIELDS = ("src_addr", "dst_addr", "src_port", "dst_port")
 
 def render_director_conf(loaded: LoadedConfig, director: str) -> str:
     cfg = loaded.config
-    d = next((x for x in cfg.directors if x.name == director), None)
-    if d is None:
-        raise InputError(f"no director named {director!r} (have: {', '.join(x.name for x in cfg.directors)})")
+    d = this_director(loaded, director, strict=True)
     if d.gateway_mac is None:
         raise InputError(
             f"director {director} sets next_hop {d.next_hop}, whose MAC is only known on that "
@@ -31,6 +30,7 @@ def render_director_conf(loaded: LoadedConfig, director: str) -> str:
         gateway_mac=d.gateway_mac,
         source_ip=str(d.outer_source),
         hash_fields=list(cfg.fleet.hash_fields),
+        alt_hash_fields=list(cfg.fleet.alt_hash_fields) if cfg.fleet.alt_hash_fields else None,
         all_hash_fields=ALL_HASH_FIELDS,
     )
     json.loads(text)  # the template must always produce valid JSON

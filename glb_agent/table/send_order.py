@@ -73,22 +73,27 @@ def candidates_rows(spec: TableSpec, ranked: np.ndarray, best_of: BestOf) -> np.
     """Send orders (R, K) int32 from ranked candidates (R, K), by the rules of the module
     docstring. ``best_of`` ranks a subset of the table for the rows that need rule 5."""
     healthy, usable = health_arrays(spec)
-    ranked = ranked.astype(np.int32, copy=False)
+    out = ranked.astype(np.int32)
+    if usable.all():
+        return out  # the common case: every candidate usable, the rank order is the send order
     k = ranked.shape[1]
-    slot = np.arange(k)
-    h, u = healthy[ranked], usable[ranked]
+    h, u = healthy[out], usable[out]
     has_usable = u.any(axis=1)
     # Class 0: the destination, 1: other healthy, 2: unhealthy; rank order within a class.
     cls = np.where(h, 1, 2)
     first = np.argmax(u, axis=1)
     rows_u = np.flatnonzero(has_usable)
     cls[rows_u, first[rows_u]] = 0
-    order = np.argsort(cls * k + slot, axis=1, kind="stable")
-    out = np.take_along_axis(ranked, order, axis=1)
+    # Only rows whose classes are out of order need sorting (most rows are in rank order).
+    moved = np.flatnonzero(has_usable & ((cls[:, 0] != 0) | (np.diff(cls[:, 1:], axis=1) < 0).any(axis=1)))
+    if moved.size:
+        order = np.argsort(cls[moved] * k + np.arange(k), axis=1, kind="stable")
+        out[moved] = np.take_along_axis(out[moved], order, axis=1)
 
     fb = np.flatnonzero(~has_usable)
     if fb.size:
-        out[fb] = _fallback_rows(ranked[fb], fb, h[fb], healthy, usable, best_of)
+        cands = ranked[fb].astype(np.int32)
+        out[fb] = _fallback_rows(cands, fb, h[fb], healthy, usable, best_of)
     return out
 
 

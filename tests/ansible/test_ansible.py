@@ -62,8 +62,9 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def _run(argv: list[str], tmp_path: Path, timeout: float = 240, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, cwd=ROOT, env=_env(tmp_path, **env), capture_output=True, text=True,
+def _run(argv: list[str], tmp_path: Path, timeout: float = 240, cwd: str | None = None,
+         **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd=cwd or ROOT, env=_env(tmp_path, **env), capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -79,6 +80,36 @@ def test_ansible_lint_production_profile(tmp_path: Path) -> None:
                   tmp_path, timeout=280)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Profile 'production' was required, and it passed" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_bare_ansible_lint_skips_build_caches(tmp_path: Path) -> None:
+    """The repository's .ansible-lint keeps bare ``ansible-lint`` off generated trees.
+
+    A tree laid out like the repository (its .ansible-lint, a clean playbook) plus a broken
+    task file in each excluded directory: with our config it passes; with the same config
+    minus exclude_paths it finds the broken files, so the exclusion is what passes it.
+    """
+    tree = tmp_path / "repo"
+    (tree / "playbooks").mkdir(parents=True)
+    shutil.copy(ROOT / ".ansible-lint", tree / ".ansible-lint")
+    (tree / "playbooks" / "ok.yml").write_text(
+        "---\n- name: Clean play\n  hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - name: Say hello\n      ansible.builtin.debug:\n        msg: hello\n")
+    config = yaml.safe_load((ROOT / ".ansible-lint").read_text())
+    assert {"image/cache/", "image/out/", ".venv/", "build/"} <= set(config["exclude_paths"])
+    for excluded in ("image/cache/collections/roles/junk", "image/out/roles/junk", ".venv/roles/junk",
+                     "build/roles/junk"):
+        tasks = tree / excluded / "tasks"
+        tasks.mkdir(parents=True)
+        (tasks / "main.yml").write_text("---\n- shell: echo {{foo}}\n  become: yes\n")
+    ok = _run([_tool("ansible-lint"), "--nocolor"], tmp_path, timeout=280, cwd=str(tree))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    without = tmp_path / "no-excludes.yml"
+    without.write_text(yaml.safe_dump({k: v for k, v in config.items() if k != "exclude_paths"}))
+    bad = _run([_tool("ansible-lint"), "--nocolor", "-c", str(without)], tmp_path, timeout=280,
+               cwd=str(tree))
+    assert bad.returncode != 0 and "junk" in bad.stdout + bad.stderr
 
 
 @pytest.mark.parametrize("inventory", sorted(INVENTORIES))

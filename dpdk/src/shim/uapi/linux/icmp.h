@@ -1,0 +1,2 @@
+/* Userspace build of the XDP director: the kernel uapi header of the same name. */
+#include <linux/icmp.h>

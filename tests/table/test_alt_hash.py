@@ -1,0 +1,49 @@
+"""fleet.alt_hash_fields from the YAML to what the data plane and upstream tools are given."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from glb_agent.cli import main
+from glb_agent.config import load_config
+from glb_agent.dataplane.director_config import director_settings
+from glb_agent.errors import InputError
+
+from .test_risk import write_yaml
+
+MIGRATING = "  name: t\n  hash_fields: [src_addr, src_port]\n  alt_hash_fields: [src_addr]\n"
+
+
+@pytest.fixture
+def migrating(tmp_path: Path) -> Path:
+    cfg = write_yaml(tmp_path / "glb.yml", "- address: 198.18.0.21\n- address: 198.18.0.22\n")
+    cfg.write_text(cfg.read_text().replace("  name: t\n", MIGRATING))
+    return cfg
+
+
+def test_settings_carry_both_field_sets(migrating: Path) -> None:
+    settings = director_settings(load_config(migrating), "d1", resolve=False)
+    assert settings.hash_fields == ("src_addr", "src_port")
+    assert settings.alt_hash_fields == ("src_addr",)
+    # a change of the migration is a change of the program (the agent reloads it)
+    assert settings == director_settings(load_config(migrating), "d1", resolve=False)
+    assert settings != dataclasses.replace(settings, alt_hash_fields=())
+
+
+def test_the_program_refuses_what_it_cannot_hash_yet(migrating: Path) -> None:
+    settings = director_settings(load_config(migrating), "d1", resolve=False)
+    with pytest.raises(InputError, match="alt_hash_fields"):
+        settings.build_options("02:00:00:00:00:02", 1500).validate()
+
+
+def test_director_conf_has_upstreams_alt_hash_fields(migrating: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["render", str(migrating), "--out", str(out)]) == 0
+    conf = json.loads((out / "directors" / "d1" / "director.conf").read_text())
+    assert conf["hash_fields"] == {"src_addr": True, "dst_addr": False, "src_port": True, "dst_port": False}
+    assert conf["alt_hash_fields"] == {"src_addr": True, "dst_addr": False, "src_port": False,
+                                       "dst_port": False}
