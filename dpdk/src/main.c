@@ -54,8 +54,8 @@
 
 /* --- the forwarding core's per-thread state and variants (glb_dp.h) --- */
 
-__thread const struct glb_dp_tables *glb_dp_cur;
-__thread struct glb_stat *glb_dp_stats;
+GLB_DP_TLS const struct glb_dp_tables *glb_dp_cur;
+GLB_DP_TLS struct glb_stat *glb_dp_stats;
 
 #define GLB_DP_VARIANT(n) void glb_dp_burst_##n(struct xdp_md *pkt, __u8 *out, unsigned int count);
 GLB_DP_VARIANT(1) GLB_DP_VARIANT(2) GLB_DP_VARIANT(3) GLB_DP_VARIANT(4) GLB_DP_VARIANT(5)
@@ -68,16 +68,6 @@ const glb_dp_burst_fn glb_dp_burst[GLB_DP_HASH_VARIANTS] = {
 	glb_dp_burst_11, glb_dp_burst_12, glb_dp_burst_13, glb_dp_burst_14, glb_dp_burst_15,
 };
 
-const char *const glb_dp_reason_names[GLB_NR_REASONS] = {
-	[GLB_R_FORWARDED] = "forwarded",
-	[GLB_R_PASS_NOT_VIP] = "pass_not_vip",
-	[GLB_R_PASS_ICMP] = "pass_icmp",
-	[GLB_R_DROP_MALFORMED] = "drop_malformed",
-	[GLB_R_DROP_FRAGMENT] = "drop_fragment",
-	[GLB_R_DROP_NO_BACKEND] = "drop_no_backend",
-	[GLB_R_DROP_TOO_BIG] = "drop_too_big",
-	[GLB_R_DROP_ENCAP] = "drop_encap",
-};
 
 /* --- options and process state --- */
 

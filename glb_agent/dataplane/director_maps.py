@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 import re
 import struct
 from collections.abc import Sequence
@@ -284,21 +283,3 @@ def sum_percpu(raw: bytes, ncpu: int) -> tuple[int, int]:
         packets += p
         nbytes += b
     return packets, nbytes
-
-
-def encode_meta(meta: dict) -> bytes:
-    blob = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
-    if len(blob) > META_BYTES - 4:
-        raise InputError(f"director bookkeeping ({len(blob)} bytes) exceeds {META_BYTES - 4} bytes")
-    return struct.pack("<I", len(blob)) + blob.ljust(META_BYTES - 4, b"\0")
-
-
-def decode_meta(raw: bytes) -> dict:
-    (length,) = struct.unpack_from("<I", raw, 0)
-    if length == 0 or length > len(raw) - 4:
-        return {}
-    try:
-        meta = json.loads(raw[4 : 4 + length])
-    except ValueError:
-        return {}
-    return meta if isinstance(meta, dict) else {}
