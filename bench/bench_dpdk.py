@@ -7,8 +7,10 @@ difference (the director's added work).
 
 1. in-memory: ``glb-director-dpdk --bench-mem`` takes one burst of 32 copies of a packet off a
    net_pcap port and runs it through the forwarding core (bpf/director.c as userspace C) and
-   through a MAC swap, alternately, ten rounds of BURSTS bursts each; restoring the packets
-   between passes is timed apart and subtracted. Same packets and tables as
+   through a MAC swap, alternately, ten rounds of BURSTS bursts each. Every burst is timed
+   alone (serialising TSC reads around the processing; restoring the packets the previous
+   pass rewrote is outside the window) and a round reports its median burst, so preemption
+   on a shared machine spoils single bursts, not the figure. Same packets and tables as
    bench/bench_director.py. Goal: director - macswap <= 40 ns/packet.
 2. port: Mpps of one lcore receiving from net_pcap (a capture replayed from memory,
    infinite_rx) and transmitting to net_null, director and MAC swap taking turns in one run.
