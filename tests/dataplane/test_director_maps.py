@@ -135,9 +135,9 @@ def test_compiled_tables_sorted_and_fragment_safety() -> None:
     assert not web80[3] & BIND_FRAG_OK, "the /28 of another table overlaps web's VIP for TCP"
     assert dns[3] & BIND_FRAG_OK
     assert web80[7:11] == sip_prefix(bytes(WEB.hash_key))
-    assert c.rows[3]["primary"].max() == 0, "no backends: primary 0 marks the table empty"
+    assert c.rows[3][:, 0].max() == 0, "no backends: destination 0 marks the table empty"
     ips = {int(b.ip) for b in WEB.backends}
-    assert set(c.rows[0]["primary"].astype(int)) == ips
+    assert set(c.rows[0][:, 0].astype(int)) == ips
     b6 = pack_binds(c.binds6, [0, 1, 2, 3], 6, OPTS.max_binds)
     assert BIND6.unpack_from(b6, 0)[2] != 0
 
