@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from glb_agent.dataplane import testrun
+from glb_agent.dataplane.bpfcore import testrun
 
 BPF_DIR = Path(__file__).resolve().parents[1] / "bpf"
 

@@ -52,7 +52,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from bench.baseline import load_macswap
-from glb_agent.dataplane import testrun
+from glb_agent.dataplane.bpfcore import testrun
 from glb_agent.dataplane.director import MAP_NAMES, PROG_FUNC, DirectorProgram, DirectorState
 from glb_agent.dataplane.director_maps import BuildOptions, compile_tables
 from glb_agent.table.spec import Backend, Bind, TableSpec

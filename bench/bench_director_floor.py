@@ -27,7 +27,7 @@ import sys
 
 from bench.baseline import BPF_DIR
 from bench.bench_director import METHODS, VIP, cases, load_programs, time_round
-from glb_agent.dataplane import testrun
+from glb_agent.dataplane.bpfcore import testrun
 from glb_agent.dataplane.director_maps import INCLUDE_DIR, sip_prefix
 
 

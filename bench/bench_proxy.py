@@ -23,7 +23,7 @@ import socket
 from pathlib import Path
 
 from bench.baseline import load_macswap
-from glb_agent.dataplane import proxy_pins, testrun
+from glb_agent.dataplane.bpfcore import testrun
 from glb_agent.dataplane.proxy import ProxyDataplane, ProxySettings
 from tests.proxy.conftest import CLIENT4, DIRECTOR, PEER, PROXY, VIP4, VIP6, make_proxy_ns
 from tests.proxy.support import gue_frame, netns, run_on, tcp_packet
@@ -46,7 +46,7 @@ def main() -> None:
             dp = ProxyDataplane(ProxySettings(interface="px0", address=PROXY, allowed_senders=(DIRECTOR,),
                                               peers=(PEER,), vips=(VIP4, VIP6), pin_dir=pin_dir))
             dp.start()
-            prog_fd = proxy_pins.obj_get(pin_dir / "prog")
+            prog_fd = dp.prog_fd()
             ifindex = socket.if_nametoindex("px0")
             listener = socket.create_server((VIP4, 80))
             client = socket.create_connection((VIP4, 80), source_address=(CLIENT4, 0))
@@ -74,7 +74,7 @@ def main() -> None:
                     if got != expect[name]:
                         raise SystemExit(f"{name}: expected {expect[name]}, program said {got}")
                     base = testrun.time_per_packet(macswap_fd, frame, args.calls, args.rounds)
-                    cost = _time_on(prog_fd, frame, ifindex, args.calls, args.rounds)
+                    cost = testrun.time_per_packet(prog_fd, frame, args.calls, args.rounds, ifindex)
                     print(f"{name:<20} {len(frame):>5} {cost:>8.1f} {base:>8.1f} {cost / base:>5.2f}x",
                           flush=True)
             finally:
@@ -82,16 +82,6 @@ def main() -> None:
                     s.close()
                 os.close(prog_fd)
                 dp.stop()
-
-
-def _time_on(prog_fd: int, frame: bytes, ifindex: int, calls: int, rounds: int) -> float:
-    """Like testrun.time_per_packet, but received on ``ifindex`` so a forward is XDP_TX."""
-    medians = []
-    for _ in range(rounds):
-        total = sum(run_on(prog_fd, frame, ifindex).duration_ns for _ in range(calls))
-        medians.append(total / calls)
-    medians.sort()
-    return medians[len(medians) // 2]
 
 
 if __name__ == "__main__":

@@ -21,6 +21,10 @@
 #define GLB_VLAN 1
 #define GLB_ICMP 1
 
+/* Internal linkage, inlined into the burst loop below: director.c's later definition
+ * (without `static`) inherits the linkage of this first declaration (C11 6.2.2). */
+static inline __attribute__((always_inline)) int GLB_DP_DIRECTOR(struct xdp_md *ctx);
+
 #define xdp_glb_director GLB_DP_DIRECTOR
 #include "director.c"
 #undef xdp_glb_director

@@ -54,9 +54,11 @@ struct glb_dp_tables {
 #define GLB_DP_STAT_CELLS ((GLB_DP_MAX_TABLES + 1) * GLB_NR_REASONS)
 
 /* Per-thread state the forwarding core reads: the table set of the current burst and this
- * lcore's counters. */
-extern __thread const struct glb_dp_tables *glb_dp_cur;
-extern __thread struct glb_stat *glb_dp_stats;
+ * lcore's counters. initial-exec: the core is linked into the executable, so a TLS access is
+ * one %fs-relative load, not a __tls_get_addr call (meson builds the variants as PIC). */
+#define GLB_DP_TLS __thread __attribute__((tls_model("initial-exec")))
+extern GLB_DP_TLS const struct glb_dp_tables *glb_dp_cur;
+extern GLB_DP_TLS struct glb_stat *glb_dp_stats;
 
 /* Runs the director on `n` packets; out[i] is the XDP action for pkt[i], whose data/data_end
  * then describe the frame to send (encapsulated in place when XDP_TX). */

@@ -2,7 +2,7 @@
 
 The drain flag is a file so it survives agent and ExaBGP restarts: a director an operator
 drained stays drained until ``undrain``, even across a reboot when the directory is
-persistent (set ``GLB_STATE_DIR`` to /var/lib/glb for that; /run/glb forgets at boot).
+persistent (set ``GLB_STATE_DIR`` to /var/lib/glb for that; /run/glb/director forgets at boot).
 The feed writes what it has announced (after ExaBGP acknowledged it) to a status file,
 which is how ``drain --wait`` knows the withdrawal really left the process.
 """
@@ -16,20 +16,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from glb_agent.util import paths
 from glb_agent.util.files import write_atomic
 
-STATE_DIR_ENV = "GLB_STATE_DIR"
-DEFAULT_STATE_DIR = Path("/run/glb")
+STATE_DIR_ENV = paths.STATE_DIR_ENV
+DEFAULT_STATE_DIR = paths.STATE_ROOT / "director"
 DRAIN_FILE = "bgp-drain.json"
 STATUS_FILE = "bgp-feed.json"
 
 
 def state_dir(override: str | os.PathLike[str] | None = None) -> Path:
-    """``override``, else ``$GLB_STATE_DIR``, else /run/glb."""
-    if override:
-        return Path(override)
-    env = os.environ.get(STATE_DIR_ENV)
-    return Path(env) if env else DEFAULT_STATE_DIR
+    """``override``, else ``$GLB_STATE_DIR``, else /run/glb/director (glb_agent.util.paths)."""
+    return paths.director_state_dir(override)
 
 
 def write_json_atomic(path: Path, data: object) -> None:

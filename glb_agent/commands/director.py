@@ -15,7 +15,7 @@ import json
 
 from glb_agent.commands import add_host_actions, add_xdp_mode_argument
 from glb_agent.config import load_config
-from glb_agent.dataplane.director import Director, director_ready
+from glb_agent.dataplane.director import XdpDirector, director_ready
 from glb_agent.dataplane.director_config import director_settings, director_tables
 from glb_agent.errors import GlbError
 
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             add_xdp_mode_argument(a)
 
     add_host_actions(
-        sub, "director", "/sys/fs/bpf/glb/<interface>",
+        sub, "director",
         help="apply / stop / inspect this host's XDP director",
         description="Run the director side of GLB: XDP GUE encapsulation of VIP traffic towards "
                     "the proxies, with atomic table swaps and adoption across agent restarts.",
@@ -52,7 +52,7 @@ def _apply(args: argparse.Namespace) -> int:
     loaded = load_config(args.config)
     settings = director_settings(loaded, args.name, pin_dir=args.pin_dir, xdp_mode=args.xdp_mode)
     tables = director_tables(loaded)  # built (and validated) before anything is touched
-    director = Director(settings)
+    director = XdpDirector(settings)
     try:
         outcome = director.start()
         gen = director.update_tables(tables)
@@ -67,8 +67,7 @@ def _apply(args: argparse.Namespace) -> int:
 
 def _stop(args: argparse.Namespace) -> int:
     settings = director_settings(load_config(args.config), args.name, pin_dir=args.pin_dir, resolve=False)
-    existed = settings.pin_dir.exists()
-    Director(settings).stop()
+    existed = XdpDirector(settings).stop()
     _emit(args, {"ok": True, "interface": settings.interface, "stopped": existed},
           [f"{settings.interface}: {'director stopped' if existed else 'no director was running'}"])
     return 0
@@ -79,7 +78,7 @@ def _status(args: argparse.Namespace) -> int:
     ready, why = director_ready(settings.interface, settings.pin_dir)
     info: dict = {"ok": ready, "interface": settings.interface, "ready": ready, "reason": why}
     lines = [f"{settings.interface}: {'forwarding' if ready else 'NOT forwarding'}: {why}"]
-    director = Director(settings)
+    director = XdpDirector(settings)
     try:
         meta = director.open_existing()
         counters = director.counters()

@@ -11,44 +11,45 @@ Design (details in bpf/director.c and bpf/include/director_defs.h):
   generation), writes the idle generation completely, then flips ``glb_ctl.gen`` with one
   4-byte map update. A packet reads the generation once, so it uses all old or all new
   state: binds, keys and rows change together, across every table at once.
-* Everything lives under a bpffs pin directory (default ``/sys/fs/bpf/glb/<interface>``):
-  the maps, the XDP *link* (``link``), and the agent's bookkeeping (map ``glb_meta``:
-  build signatures, service -> slot names, row digests). The pinned link keeps the
-  program attached after the agent exits. A restarted agent whose build signature and
-  map layout match the pinned ones adopts the running program: it only opens the pinned
-  maps and link — no compile, no detach, no re-attach. If only the program changed, the
-  new one reuses the pinned maps and replaces the old one through ``BPF_LINK_UPDATE``
-  (atomic, no gap). If the map layout changed, the new program gets fresh maps and
-  replaces the old one right after the first table load, so traffic keeps flowing.
+* Attach and adopt through ``bpfcore.pinned.PinnedXdp`` (the model the proxy shares):
+  pinned XDP link, pinned maps and ``meta`` under ``/sys/fs/bpf/glb/director/<ifname>``.
+  ``meta`` holds the build signatures, service -> slot names and row digests. A restarted
+  agent whose build signature and map layout match the pinned ones adopts the running
+  program: it only opens the pins -- no compile, no detach, no re-attach. If only the
+  program changed, the new one reuses the pinned maps and replaces the old one through
+  ``BPF_LINK_UPDATE`` (atomic, no gap). If the map layout changed, the new program gets
+  fresh maps and replaces the old one right after the first table load, so traffic keeps
+  flowing. A director pinned by an older release at /sys/fs/bpf/glb/<ifname> is moved
+  here first (one bpffs rename; its link keeps forwarding).
 * ``stop`` detaches the link and removes the pin directory.
+
+``DirectorDataPlane`` is what the agent needs from any director data plane; ``XdpDirector``
+is this one, and the DPDK director (issue 16) is meant to be the second.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import errno
 import fcntl
 import functools
-import hashlib
 import ipaddress
 import os
 import socket
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 
-from glb_agent.dataplane import bpfsys
+from glb_agent.dataplane.bpfcore import binding
+from glb_agent.dataplane.bpfcore.pinned import PinnedXdp, check_pin_dir, ensure_bpffs, read_meta_map
+from glb_agent.dataplane.bpfcore.xdp import XdpMode, interface_index
 from glb_agent.dataplane.director_maps import (
     BIND4,
     BIND6,
     CTL,
     DIRECTOR_C,
-    META_BYTES,
     REASONS,
     ROW_DTYPE,
     STAT,
@@ -56,8 +57,6 @@ from glb_agent.dataplane.director_maps import (
     BuildOptions,
     CompiledTables,
     compile_tables,
-    decode_meta,
-    encode_meta,
     pack_binds,
     row_key_base,
     stat_key,
@@ -65,14 +64,15 @@ from glb_agent.dataplane.director_maps import (
 )
 from glb_agent.errors import GlbError, InputError
 from glb_agent.table.spec import TABLE_ROWS, TableSpec
+from glb_agent.util import paths
 
-BPFFS_ROOT = Path("/sys/fs/bpf")
-DEFAULT_PIN_ROOT = BPFFS_ROOT / "glb"
-MAP_NAMES = ("glb_ctl", "glb_binds4", "glb_binds6", "glb_rows", "glb_stats", "glb_meta")
-LINK_PIN = "link"
+# Maps of director.c the loader uses, each pinned as <pin_dir>/<name> (bcc pins them while
+# loading, at the GLB_PIN_DIR compiled into the program). director.c also declares a
+# glb_meta map from before the shared ``meta``; nothing reads it any more.
+MAP_NAMES = ("glb_ctl", "glb_binds4", "glb_binds6", "glb_rows", "glb_stats")
+LEGACY_META = "glb_meta"
 PROG_FUNC = "xdp_glb_director"
 
-XdpMode = Literal["auto", "native", "generic"]
 Tables = Sequence[tuple[TableSpec, "np.ndarray | None"]]
 
 _SIOCGIFHWADDR = 0x8927
@@ -80,7 +80,34 @@ _SIOCGIFMTU = 0x8921
 
 
 def default_pin_dir(interface: str) -> Path:
-    return DEFAULT_PIN_ROOT / interface
+    return paths.pin_dir("director", interface)
+
+
+def _legacy_meta(pin_dir: Path) -> dict:
+    """An older release kept the director's bookkeeping in its glb_meta map (same codec)."""
+    return read_meta_map(pin_dir / LEGACY_META)
+
+
+class DirectorDataPlane(Protocol):
+    """What the director agent needs from a director data plane (XDP here, DPDK later).
+
+    ``start`` attaches or adopts and says which; ``update_tables`` makes exactly the given
+    tables live at once and returns the generation; ``counters`` are per service (and
+    ``_unmatched``) ``<reason>_packets``/``<reason>_bytes``; ``close`` lets go without
+    stopping the forwarding, ``stop`` stops it.
+    """
+
+    settings: DirectorSettings
+
+    def start(self) -> str: ...
+
+    def update_tables(self, tables: Tables) -> int: ...
+
+    def counters(self) -> dict[str, dict[str, int]]: ...
+
+    def close(self) -> None: ...
+
+    def stop(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -128,8 +155,7 @@ class DirectorSettings:
             raise InputError(f"interface {self.interface!r} is not a valid interface name")
         if self.xdp_mode not in ("auto", "native", "generic"):
             raise InputError(f"xdp_mode {self.xdp_mode!r}: use auto, native or generic")
-        if not self.pin_dir.is_absolute() or BPFFS_ROOT not in self.pin_dir.parents:
-            raise InputError(f"pin_dir {self.pin_dir} must be a directory under {BPFFS_ROOT}")
+        check_pin_dir(self.pin_dir)
         self.build_options("02:00:00:00:00:00", self.mtu or 1500).validate()
 
     def build_options(self, src_mac: str, mtu: int) -> BuildOptions:
@@ -146,13 +172,6 @@ def _ifreq(interface: str, request: int) -> bytes:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         req = struct.pack("16s16s", interface.encode(), b"")
         return fcntl.ioctl(s.fileno(), request, req)
-
-
-def interface_index(interface: str) -> int:
-    try:
-        return socket.if_nametoindex(interface)
-    except OSError:
-        raise InputError(f"interface {interface!r} does not exist") from None
 
 
 def interface_mac(interface: str) -> str:
@@ -187,26 +206,35 @@ class DirectorProgram:
 
     @property
     def prog_id(self) -> int:
-        return bpfsys.prog_info(self.prog_fd).id
+        return binding.prog_info(self.prog_fd).id
 
 
 class DirectorState:
-    """Reads and writes the director's maps, given their fds (pinned or not)."""
+    """Reads and writes the director's maps, given their fds (pinned or not), and the
+    bookkeeping (``read_meta``/``write_meta``: the pinned ``meta``, or a dict in memory
+    for a program loaded without pins, as the packet tests and benches do)."""
 
-    def __init__(self, map_fds: dict[str, int], max_tables: int, max_binds: int) -> None:
+    def __init__(self, map_fds: dict[str, int], max_tables: int, max_binds: int,
+                 pinned: PinnedXdp | None = None) -> None:
         self.fds = map_fds
         self.max_tables = max_tables
         self.max_binds = max_binds
+        self._pinned = pinned
+        self._meta: dict = {}
 
     # control and bookkeeping
     def ctl(self) -> tuple[int, int]:
-        return CTL.unpack(bpfsys.map_lookup(self.fds["glb_ctl"], b"\0" * 4, CTL.size))
+        raw = binding.map_lookup(self.fds["glb_ctl"], b"\0" * 4, CTL.size)
+        return CTL.unpack(raw) if raw is not None else (0, 0)
 
     def read_meta(self) -> dict:
-        return decode_meta(bpfsys.map_lookup(self.fds["glb_meta"], b"\0" * 4, META_BYTES))
+        return self._pinned.read_meta(self._pinned.pin_dir) if self._pinned is not None else dict(self._meta)
 
     def write_meta(self, meta: dict) -> None:
-        bpfsys.map_update(self.fds["glb_meta"], b"\0" * 4, encode_meta(meta))
+        if self._pinned is not None:
+            self._pinned.write_meta(meta)
+        else:
+            self._meta = dict(meta)
 
     # tables
     def apply(self, compiled: CompiledTables) -> int:
@@ -218,7 +246,7 @@ class DirectorState:
         slots = _assign_slots(compiled.names, old_slots, self.max_tables)
         digests = meta.get("rows", [{}, {}])
         # No packet may still be reading the idle generation from before the last flip.
-        bpfsys.wait_for_readers()
+        binding.wait_for_readers()
         digests[gen] = {}
         self.write_meta(meta | {"rows": digests})
         for t, name in enumerate(compiled.names):
@@ -231,32 +259,31 @@ class DirectorState:
         base = gen * self.max_binds
         for family, binds in ((4, compiled.binds4), (6, compiled.binds6)):
             block = pack_binds(binds, slot_list, family, self.max_binds)
-            size = (BIND4 if family == 4 else BIND6).size
+            assert len(block) == (BIND4 if family == 4 else BIND6).size * self.max_binds
             keys = np.arange(base, base + self.max_binds, dtype=np.uint32).tobytes()
-            bpfsys.map_update_batch(self.fds[f"glb_binds{family}"], keys, block, self.max_binds)
-            assert len(block) == size * self.max_binds
+            binding.map_update_batch(self.fds[f"glb_binds{family}"], keys, block, self.max_binds)
         for name, slot in slots.items():
             if old_slots.get(name) != slot:
                 self._zero_stats(slot)
         digests[gen] = new_rows
         self.write_meta(meta | {"rows": digests, "slots": slots})
-        bpfsys.map_update(self.fds["glb_ctl"], b"\0" * 4, CTL.pack(gen, 1))
+        binding.map_update(self.fds["glb_ctl"], b"\0" * 4, CTL.pack(gen, 1))
         return gen
 
     def _write_rows(self, gen: int, slot: int, rows: np.ndarray) -> None:
         base = row_key_base(gen, slot, self.max_tables)
         keys = np.arange(base, base + TABLE_ROWS, dtype=np.uint32).tobytes()
-        bpfsys.map_update_batch(self.fds["glb_rows"], keys, rows.astype(ROW_DTYPE).tobytes(), TABLE_ROWS)
+        binding.map_update_batch(self.fds["glb_rows"], keys, rows.astype(ROW_DTYPE).tobytes(), TABLE_ROWS)
 
     def _zero_stats(self, slot: int) -> None:
         n = len(REASONS)
         keys = np.arange(slot * n, slot * n + n, dtype=np.uint32).tobytes()
-        zero = bytes(STAT.size * bpfsys.possible_cpus() * n)
-        bpfsys.map_update_batch(self.fds["glb_stats"], keys, zero, n)
+        zero = bytes(STAT.size * binding.possible_cpus() * n)
+        binding.map_update_batch(self.fds["glb_stats"], keys, zero, n)
 
     def counters(self) -> dict[str, dict[str, int]]:
         """Per service (and ``_unmatched``): ``<reason>_packets`` / ``<reason>_bytes``, CPU-summed."""
-        ncpu = bpfsys.possible_cpus()
+        ncpu = binding.possible_cpus()
         size = STAT.size * ncpu
         slots = dict(self.read_meta().get("slots", {}))
         slots[UNMATCHED] = self.max_tables
@@ -265,7 +292,7 @@ class DirectorState:
             cells: dict[str, int] = {}
             for reason in REASONS:
                 key = struct.pack("<I", stat_key(slot, reason))
-                raw = bpfsys.map_lookup(self.fds["glb_stats"], key, size)
+                raw = binding.map_lookup(self.fds["glb_stats"], key, size) or bytes(size)
                 packets, nbytes = sum_percpu(raw, ncpu)
                 cells[f"{reason}_packets"] = packets
                 cells[f"{reason}_bytes"] = nbytes
@@ -276,9 +303,9 @@ class DirectorState:
         gen, _ = self.ctl()
         count = 0
         for family, layout in ((4, BIND4), (6, BIND6)):
-            raw = bpfsys.map_lookup(self.fds[f"glb_binds{family}"], struct.pack("<I", gen * self.max_binds),
-                                    layout.size)
-            count += layout.unpack(raw)[2] != 0
+            raw = binding.map_lookup(self.fds[f"glb_binds{family}"], struct.pack("<I", gen * self.max_binds),
+                                     layout.size)
+            count += raw is not None and layout.unpack(raw)[2] != 0
         return count
 
 
@@ -298,36 +325,25 @@ def _assign_slots(names: Sequence[str], old: dict[str, int], max_tables: int) ->
 # --- the director ---------------------------------------------------------------------------
 
 _T = TypeVar("_T")
-LOCK_DIR = Path("/run/lock")
-
-
-@contextlib.contextmanager
-def _exclusive(pin_dir: Path) -> Iterator[None]:
-    """One writer per pin directory: two agents interleaving generation writes could flip to a
-    half-written generation, so start/update/stop serialise on an flock."""
-    lock_dir = LOCK_DIR if LOCK_DIR.is_dir() else Path("/tmp")
-    name = hashlib.sha256(str(pin_dir).encode()).hexdigest()[:16]
-    with open(lock_dir / f"glb-director-{name}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
 
 
 def _locked(method: Callable[..., _T]) -> Callable[..., _T]:
     @functools.wraps(method)
-    def wrapper(self: Director, *args: object, **kwargs: object) -> _T:
-        with _exclusive(self.pin_dir):
+    def wrapper(self: XdpDirector, *args: object, **kwargs: object) -> _T:
+        with self.pinned.lock():
             return method(self, *args, **kwargs)
 
     return wrapper
 
 
-class Director:
-    """One interface's director: ``start`` (or adopt), ``update_tables``, ``counters``, ``stop``."""
+class XdpDirector:
+    """One interface's XDP director: ``start`` (or adopt), ``update_tables``, ``counters``,
+    ``stop``; a ``DirectorDataPlane``."""
 
     def __init__(self, settings: DirectorSettings) -> None:
         self.settings = settings
+        self.pinned = PinnedXdp("director", settings.interface, settings.pin_dir, legacy_meta=_legacy_meta)
         self.state: DirectorState | None = None
-        self.link_fd: int | None = None
         self.outcome: str | None = None
         self._program: DirectorProgram | None = None
         self._pending_swap = False  # new program waits for the first table load (fresh maps)
@@ -337,10 +353,17 @@ class Director:
     def pin_dir(self) -> Path:
         return self.settings.pin_dir
 
+    @property
+    def link_fd(self) -> int | None:
+        return self.pinned.link_fd
+
     def _options(self) -> tuple[BuildOptions, int]:
         s = self.settings
         s.validate()
-        ifindex = interface_index(s.interface)
+        try:
+            ifindex = interface_index(s.interface)
+        except GlbError as exc:
+            raise InputError(str(exc)) from None
         opts = s.build_options(interface_mac(s.interface), s.mtu or interface_mtu(s.interface))
         opts.validate()
         return opts, ifindex
@@ -354,36 +377,33 @@ class Director:
         happens at the first ``update_tables``), ``attached-native`` / ``attached-generic``.
         """
         opts, ifindex = self._options()
-        pin = self.pin_dir
+        pin, pinned = self.pin_dir, self.pinned
         prog_sig, maps_sig = opts.program_signature(pin), opts.maps_signature()
-        _ensure_dir(pin)
+        ensure_bpffs()
+        pinned.migrate()
+        pin.mkdir(parents=True, exist_ok=True)
 
-        link_fd = bpfsys.try_obj_get(pin / LINK_PIN)
-        link = bpfsys.link_info(link_fd) if link_fd is not None else None
+        link = pinned.open_link()
         link_alive = link is not None and link.ifindex == ifindex
-        meta = self._pinned_meta()
+        meta = pinned.read_meta(pin)
         maps_ok = meta.get("maps_sig") == maps_sig
         wanted = self.settings.xdp_mode
         if link_alive and wanted != "auto" and meta.get("mode") not in (None, wanted):
             # A link cannot change attach mode: detach (a short gap) and attach anew below.
-            assert link_fd is not None
-            bpfsys.link_detach(link_fd)
+            pinned.detach()
             link_alive = False
 
         same_prog = link is not None and meta.get("prog_id") == link.prog_id
         if link_alive and maps_ok and same_prog and meta.get("prog_sig") == prog_sig:
             self._open_pinned(opts)
-            self.link_fd = link_fd
             self.outcome = "adopted"
             return self.outcome
 
         if not maps_ok:
             # Another layout: the running program (if any) keeps its maps through its own
             # references; the new program gets fresh ones at the same paths.
-            for name in MAP_NAMES:
-                with contextlib.suppress(FileNotFoundError):
-                    (pin / name).unlink()
-            meta = {}
+            pinned.unpin((*MAP_NAMES, LEGACY_META))
+            meta = {k: meta[k] for k in ("mode",) if k in meta}
         program = DirectorProgram(opts, pin)
         self._program = program
         self._open_pinned(opts)
@@ -394,24 +414,19 @@ class Director:
                            "gateway_mac": opts.gateway_mac, "hash_fields": list(opts.hash_fields),
                            "max_tables": opts.max_tables, "max_binds": opts.max_binds,
                            "settings": self.settings.meta}
+        new_meta.pop("migrated_from", None)
         if link_alive:
-            assert link_fd is not None
-            self.link_fd = link_fd
             if maps_ok or loaded:
-                bpfsys.link_update(link_fd, program.prog_fd)
+                pinned.swap(program.prog_fd)
                 self.outcome = "replaced"
             else:
                 self._pending_swap = True
                 self.outcome = "replace-pending"
             new_meta["prog_id"] = program.prog_id
-            new_meta.setdefault("mode", meta.get("mode", "unknown"))
+            new_meta.setdefault("mode", "unknown")
         else:
-            if link_fd is not None:  # stale: its device went away
-                bpfsys.close(link_fd)
-                with contextlib.suppress(FileNotFoundError):
-                    (pin / LINK_PIN).unlink()
-            self.link_fd, mode = self._attach(program.prog_fd, ifindex)
-            bpfsys.obj_pin(self.link_fd, pin / LINK_PIN)
+            pinned.drop_link()  # stale (its device went away) or detached for a mode change
+            mode = pinned.attach(program.prog_fd, wanted)
             new_meta |= {"prog_id": program.prog_id, "mode": mode}
             self.outcome = f"attached-{mode}"
         self.state.write_meta(new_meta)
@@ -420,48 +435,25 @@ class Director:
     def open_existing(self) -> dict:
         """Open a running director's pinned maps (for status/counters) without starting
         anything; returns its bookkeeping. GlbError if nothing is pinned there."""
-        meta = self._pinned_meta()
+        where = self.pinned.location()
+        meta = self.pinned.read_meta(where)
         if not meta.get("max_tables"):
             raise GlbError(f"no director state pinned at {self.pin_dir}")
         opts = self.settings.build_options("02:00:00:00:00:00", 1500)
-        self._open_pinned(replace(opts, max_tables=int(meta["max_tables"]), max_binds=int(meta["max_binds"])))
+        self._open_pinned(replace(opts, max_tables=int(meta["max_tables"]), max_binds=int(meta["max_binds"])),
+                          where)
         return meta
 
-    def _attach(self, prog_fd: int, ifindex: int) -> tuple[int, str]:
-        mode = self.settings.xdp_mode
-        tries = [("native", bpfsys.XDP_FLAGS_DRV_MODE), ("generic", bpfsys.XDP_FLAGS_SKB_MODE)]
-        if mode != "auto":
-            tries = [t for t in tries if t[0] == mode]
-        last: OSError | None = None
-        for name, flags in tries:
-            try:
-                return bpfsys.xdp_link_create(prog_fd, ifindex, flags), name
-            except OSError as exc:
-                last = exc
-                if exc.errno == errno.EBUSY:
-                    break  # something else is attached; never fight over it
-        raise GlbError(f"attaching XDP to {self.settings.interface} failed: {last}")
-
-    def _pinned_meta(self) -> dict:
-        fd = bpfsys.try_obj_get(self.pin_dir / "glb_meta")
-        if fd is None:
-            return {}
-        try:
-            return decode_meta(bpfsys.map_lookup(fd, b"\0" * 4, META_BYTES))
-        except OSError:
-            return {}
-        finally:
-            bpfsys.close(fd)
-
-    def _open_pinned(self, opts: BuildOptions) -> None:
+    def _open_pinned(self, opts: BuildOptions, where: Path | None = None) -> None:
         fds = {}
         for name in MAP_NAMES:
-            fd = bpfsys.try_obj_get(self.pin_dir / name)
-            if fd is None:
-                raise GlbError(f"pinned map {self.pin_dir / name} is missing")
-            fds[name] = fd
-            self._fds.append(fd)
-        self.state = DirectorState(fds, opts.max_tables, opts.max_binds)
+            m = self.pinned.open_map(name, where=where)
+            fds[name] = m.fd
+            self._fds.append(m.fd)
+        self.state = DirectorState(fds, opts.max_tables, opts.max_binds,
+                                   self.pinned if where in (None, self.pin_dir) else None)
+        if where not in (None, self.pin_dir):
+            self.state.write_meta(self.pinned.read_meta(where))
 
     def _require_state(self) -> DirectorState:
         if self.state is None:
@@ -483,7 +475,7 @@ class Director:
         compiled = compile_tables(tables, opts)
         gen = state.apply(compiled)
         if self._pending_swap and self._program is not None and self.link_fd is not None:
-            bpfsys.link_update(self.link_fd, self._program.prog_fd)
+            self.pinned.swap(self._program.prog_fd)
             self._pending_swap = False
             self.outcome = "replaced"
         return gen
@@ -492,108 +484,73 @@ class Director:
         return self._require_state().counters()
 
     @_locked
-    def stop(self) -> None:
-        """Detach and remove every pin; works on a director started by another process."""
-        link_fd = self.link_fd if self.link_fd is not None else bpfsys.try_obj_get(self.pin_dir / LINK_PIN)
-        if link_fd is not None:
-            with contextlib.suppress(OSError):
-                bpfsys.link_detach(link_fd)
-            bpfsys.close(link_fd)
-        self.link_fd = None
-        for fd in self._fds:
-            bpfsys.close(fd)
-        self._fds.clear()
-        self.state = None
-        self._program = None
-        if self.pin_dir.exists():
-            for entry in self.pin_dir.iterdir():
-                with contextlib.suppress(FileNotFoundError):
-                    entry.unlink()
-            with contextlib.suppress(OSError):
-                self.pin_dir.rmdir()
-        with contextlib.suppress(OSError):
-            self.pin_dir.parent.rmdir()  # the shared parent goes once the last director left
+    def stop(self) -> bool:
+        """Detach and remove every pin; works on a director started by another process.
+        True if there was anything to stop."""
+        self.close()
+        return self.pinned.remove()
 
     def close(self) -> None:
         """Forget the fds without touching the running program (as an agent exit does)."""
-        if self.link_fd is not None:
-            bpfsys.close(self.link_fd)
-        self.link_fd = None
+        self.pinned.close()
         for fd in self._fds:
-            bpfsys.close(fd)
+            binding.close(fd)
         self._fds.clear()
         self.state = None
         self._program = None
 
-    def __enter__(self) -> Director:
+    def __enter__(self) -> XdpDirector:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def _ensure_dir(path: Path) -> None:
-    if not BPFFS_ROOT.is_dir() or not os.path.ismount(BPFFS_ROOT):
-        raise GlbError(f"{BPFFS_ROOT} is not a mounted bpffs (mount -t bpf bpf {BPFFS_ROOT})")
-    path.mkdir(parents=True, exist_ok=True)
-
-
 def director_ready(interface: str, pin_dir: Path | None = None) -> tuple[bool, str]:
     """Whether ``interface`` forwards VIP traffic: our program attached there AND tables loaded.
 
     For the BGP speaker: announce the VIPs only while this holds, so a router never sends
-    traffic to a director that would pass it to its own kernel. Never raises.
+    traffic to a director that would pass it to its own kernel. Read-only (it finds a
+    director an older release pinned at the legacy path, too). Never raises.
     """
-    pin = Path(pin_dir) if pin_dir is not None else default_pin_dir(interface)
     try:
-        ifindex = socket.if_nametoindex(interface)
-    except OSError:
-        return False, f"interface {interface} does not exist"
+        pinned = PinnedXdp("director", interface, Path(pin_dir) if pin_dir is not None else None,
+                           legacy_meta=_legacy_meta)
+        where = pinned.location()
+    except GlbError as exc:
+        return False, str(exc)
     fds: list[int] = []
     try:
-        link_fd = bpfsys.try_obj_get(pin / LINK_PIN)
-        if link_fd is None:
-            return False, f"no director link pinned at {pin / LINK_PIN}"
-        fds.append(link_fd)
-        link = bpfsys.link_info(link_fd)
-        if link.ifindex != ifindex:
-            return False, f"director link {pin / LINK_PIN} is not attached to {interface}"
-        attached = _xdp_prog_ids(ifindex)
-        if link.prog_id not in attached:
-            return False, f"program {link.prog_id} is not the XDP program of {interface} ({attached})"
+        try:
+            att, ours = pinned.running(where)
+        except GlbError as exc:
+            return False, str(exc)
+        if att is None:
+            return False, f"no XDP program attached to {interface}"
+        if ours is None:
+            if not (where / "link").exists():
+                return False, f"no director link pinned at {where / 'link'}"
+            return False, f"the director pinned at {where} is not the XDP program of {interface} " \
+                          f"(that is {att.name} id {att.prog_id})"
         map_fds = {}
-        for name in ("glb_ctl", "glb_binds4", "glb_binds6", "glb_meta"):
-            fd = bpfsys.try_obj_get(pin / name)
+        for name in ("glb_ctl", "glb_binds4", "glb_binds6"):
+            fd = binding.try_obj_get(where / name)
             if fd is None:
-                return False, f"pinned map {pin / name} is missing"
+                return False, f"pinned map {where / name} is missing"
             fds.append(fd)
             map_fds[name] = fd
-        meta = decode_meta(bpfsys.map_lookup(map_fds["glb_meta"], b"\0" * 4, META_BYTES))
+        meta = pinned.read_meta(where)
         state = DirectorState(map_fds, int(meta.get("max_tables", 0)), int(meta.get("max_binds", 0)))
         gen, loaded = state.ctl()
         if not loaded:
-            return False, f"program {link.prog_id} attached to {interface}, but no tables loaded yet"
+            return False, f"program {ours} attached to {interface}, but no tables loaded yet"
         if not meta.get("max_binds") or state.bind_count() == 0:
-            return False, f"program {link.prog_id} attached to {interface}, but no binds are live"
+            return False, f"program {ours} attached to {interface}, but no binds are live"
         services = len(meta.get("slots", {}))
-        return True, (f"program {link.prog_id} attached to {interface} ({meta.get('mode', '?')}), "
+        return True, (f"program {ours} attached to {interface} ({att.mode}), "
                       f"generation {gen}, {services} service(s)")
     except OSError as exc:
-        return False, f"cannot inspect {pin}: {exc}"
+        return False, f"cannot inspect {where}: {exc}"
     finally:
         for fd in fds:
-            bpfsys.close(fd)
-
-
-def _xdp_prog_ids(ifindex: int) -> set[int]:
-    """Program ids XDP runs on ``ifindex`` (any mode), asked through netlink via libbpf."""
-    from glb_agent.dataplane.testrun import _libbpf
-
-    lib = _libbpf()
-    ids = set()
-    for flags in (0, bpfsys.XDP_FLAGS_DRV_MODE, bpfsys.XDP_FLAGS_SKB_MODE):
-        prog_id = ctypes.c_uint32(0)
-        rc = lib.bpf_xdp_query_id(ifindex, flags, ctypes.byref(prog_id))
-        if rc == 0 and prog_id.value:
-            ids.add(prog_id.value)
-    return ids
+            binding.close(fd)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 import re
 import struct
 from collections.abc import Sequence
@@ -35,7 +34,7 @@ HASH_FIELDS = ("src_addr", "dst_addr", "src_port", "dst_port")  # upstream's fix
 GUE_BASE = 36  # outer IPv4 + UDP + GUE base + GLB private data, before the hop list
 GUE_OVERHEAD = GUE_BASE + 4  # ... with one hop (upstream's packet)
 GUE_MAX_HOPS = 8  # GLB_GUE_MAX_HOPS in glb_gue.h
-ROW_WIDTH_MAX = 8  # GLB_ROW_WIDTH range in glb_table.h: 2..8
+MAX_ROW_WIDTH = 8  # GLB_ROW_WIDTH range in glb_table.h: 2..8
 
 REASONS = director_reasons()  # enum glb_reason in bpf/include/glb_reasons.h, in index order
 UNMATCHED = "_unmatched"  # counters of traffic no bind matched (not a valid service name)
@@ -91,8 +90,8 @@ class BuildOptions:
                                  f"fields of {', '.join(HASH_FIELDS)}")
         if self.alt_hash_fields and set(self.alt_hash_fields) == set(self.hash_fields):
             raise InputError("alt_hash_fields equals hash_fields: nothing to migrate")
-        if not (isinstance(self.row_width, int) and 2 <= self.row_width <= ROW_WIDTH_MAX):
-            raise InputError(f"row_width {self.row_width!r} out of range 2-{ROW_WIDTH_MAX}")
+        if not (isinstance(self.row_width, int) and 2 <= self.row_width <= MAX_ROW_WIDTH):
+            raise InputError(f"row_width {self.row_width!r} out of range 2-{MAX_ROW_WIDTH}")
         if self.max_hops() > GUE_MAX_HOPS:
             raise InputError(f"row_width {self.row_width} with alt_hash_fields makes {self.max_hops()} "
                              f"hops; a GUE hop list holds at most {GUE_MAX_HOPS}")
@@ -307,21 +306,3 @@ def sum_percpu(raw: bytes, ncpu: int) -> tuple[int, int]:
         packets += p
         nbytes += b
     return packets, nbytes
-
-
-def encode_meta(meta: dict) -> bytes:
-    blob = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
-    if len(blob) > META_BYTES - 4:
-        raise InputError(f"director bookkeeping ({len(blob)} bytes) exceeds {META_BYTES - 4} bytes")
-    return struct.pack("<I", len(blob)) + blob.ljust(META_BYTES - 4, b"\0")
-
-
-def decode_meta(raw: bytes) -> dict:
-    (length,) = struct.unpack_from("<I", raw, 0)
-    if length == 0 or length > len(raw) - 4:
-        return {}
-    try:
-        meta = json.loads(raw[4 : 4 + length])
-    except ValueError:
-        return {}
-    return meta if isinstance(meta, dict) else {}

@@ -1,16 +1,20 @@
 """Load, configure, adopt and remove the proxy's XDP program (bpf/proxy.c).
 
-The program stays attached after the agent exits (an XDP attachment holds its own
-reference), so ``glb-agent proxy apply`` can be a one-shot command. Every map and the
-program are pinned under ``pin_dir`` so that a later run can:
+The program is attached through a pinned BPF link, with its maps and the loader's
+bookkeeping (``meta``) pinned next to it under ``/sys/fs/bpf/glb/proxy/<ifname>``: the
+attach-and-adopt model of ``bpfcore.pinned.PinnedXdp``, the same as the director's. The
+link keeps the program attached after the agent exits, so ``glb-agent proxy apply`` can be
+a one-shot command, and a later run can:
 
-* adopt: the attached program is the pinned one and was built from the same source, so it
-  is kept as is (no recompile, no traffic blip, counters continue) and only the maps are
-  brought in line with the settings;
-* replace: otherwise a fresh build is loaded, its maps filled, and it atomically replaces
-  the attached program in the same XDP mode (counters start from zero);
+* adopt: the link runs the pinned program and meta says it was built from the same
+  sources, so it is kept as is (no recompile, no traffic blip, counters continue) and only
+  the maps are brought in line with the settings;
+* replace: otherwise a fresh build is loaded, its maps filled, and it replaces the running
+  program in one ``BPF_LINK_UPDATE`` (counters start from zero);
 * report counters and stop, from any process, through the pins alone.
 
+A proxy that an older release attached through netlink and pinned at
+/sys/fs/bpf/glb-proxy/<ifname> is adopted in place (see ``PinnedXdp.migrate``).
 This module knows nothing about glb.yml: callers (the CLI, tests) build ``ProxySettings``.
 """
 
@@ -19,45 +23,36 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
-import re
-import shutil
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
-from typing import Literal
 
-from glb_agent.dataplane import proxy_pins as pins
+from glb_agent.dataplane.bpfcore import binding
+from glb_agent.dataplane.bpfcore.maps import Map
+from glb_agent.dataplane.bpfcore.pinned import LINK_PIN, PROG_PIN, PinnedXdp, ensure_bpffs
+from glb_agent.dataplane.bpfcore.xdp import XDP_MODES, Attachment, XdpMode, attached
 from glb_agent.dataplane.reasons import proxy_counters
 from glb_agent.errors import GlbError, InputError
+from glb_agent.util import paths
 
 BPF_DIR = Path(__file__).resolve().parents[1] / "bpf"
 SOURCE = BPF_DIR / "proxy.c"
 HEADERS = tuple(sorted((BPF_DIR / "include").glob("*.h")))  # every header proxy.c may include
 CFLAGS = ("-Wno-compare-distinct-pointer-types",)
 PROG_NAME = "xdp_glb_proxy"
-DEFAULT_PIN_ROOT = Path("/sys/fs/bpf/glb-proxy")
 GUE_PORT = 19523
 
-# Map names in proxy.c; each is pinned as <pin_dir>/<name>, the program as <pin_dir>/prog.
-MAPS = ("proxy_cfg", "proxy_senders", "proxy_dsts", "proxy_stats", "proxy_build")
-PROG_PIN = "prog"
+# Map names in proxy.c the loader fills; each is pinned as <pin_dir>/<name>. (proxy.c's
+# proxy_build held the build digest for releases before ``meta``; legacy adoption reads it.)
+MAPS = ("proxy_cfg", "proxy_senders", "proxy_dsts", "proxy_stats")
+LEGACY_BUILD = "proxy_build"
 
 # proxy_defs.h constants the agent writes into maps.
 SENDER_DIRECTOR, SENDER_PROXY = 1, 2
 DST_VIP, DST_SELF = 1, 2
 
-XdpMode = Literal["auto", "native", "generic"]
-_MODE_FLAGS = {"native": pins.XDP_FLAGS_DRV_MODE, "generic": pins.XDP_FLAGS_SKB_MODE}
-# IFLA_XDP_ATTACHED values, as numbers or as pyroute2's names for them.
-_ATTACHED_MODES = {1: "native", 2: "generic", 3: "offload", 4: "multi",
-                   "xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload", "xdpmulti": "multi"}
-
 AnyAddress = IPv4Address | IPv6Address
 AnyNetwork = IPv4Network | IPv6Network
-
-
-def _ifname_ok(name: str) -> bool:
-    return bool(re.fullmatch(r"[A-Za-z0-9_.@:-]{1,15}", name))
 
 
 @dataclass(frozen=True)
@@ -85,8 +80,7 @@ class ProxySettings:
         def put(name: str, value: object) -> None:
             object.__setattr__(self, name, value)
 
-        if not _ifname_ok(self.interface):
-            raise InputError(f"{self.interface!r} is not a valid interface name")
+        paths.check_ifname(self.interface)
         try:
             put("address", IPv4Address(self.address))
             put("allowed_senders", tuple(IPv4Address(a) for a in self.allowed_senders))
@@ -97,9 +91,9 @@ class ProxySettings:
             raise InputError(f"proxy settings: {exc}") from None
         if not 1 <= int(self.gue_port) <= 65535:
             raise InputError(f"gue_port {self.gue_port} is out of range 1-65535")
-        if self.xdp_mode not in ("auto", "native", "generic"):
+        if self.xdp_mode not in XDP_MODES:
             raise InputError(f"xdp_mode must be auto, native or generic, not {self.xdp_mode!r}")
-        put("pin_dir", Path(self.pin_dir) if self.pin_dir else DEFAULT_PIN_ROOT / self.interface)
+        put("pin_dir", Path(self.pin_dir) if self.pin_dir else paths.pin_dir("proxy", self.interface))
 
 
 def counter_names() -> tuple[str, ...]:
@@ -147,11 +141,10 @@ def desired_maps(s: ProxySettings) -> dict[str, dict[bytes, bytes]]:
         "proxy_cfg": {(0).to_bytes(4, "little"): cfg},
         "proxy_senders": {k: v.to_bytes(4, "little") for k, v in senders.items()},
         "proxy_dsts": {k: v.to_bytes(4, "little") for k, v in dsts.items()},
-        "proxy_build": {(0).to_bytes(4, "little"): build_digest()},
     }
 
 
-def sync_map(m: pins.Map, want: dict[bytes, bytes], *, array: bool = False) -> int:
+def sync_map(m: Map, want: dict[bytes, bytes], *, array: bool = False) -> int:
     """Make map ``m`` hold exactly ``want``; returns how many entries changed.
 
     Arrays cannot delete entries (and list every index), so only their wanted slots are
@@ -172,15 +165,6 @@ def sync_map(m: pins.Map, want: dict[bytes, bytes], *, array: bool = False) -> i
 
 
 @dataclass(frozen=True)
-class Attachment:
-    """The XDP program currently attached to an interface."""
-
-    prog_id: int
-    mode: str
-    name: str
-
-
-@dataclass(frozen=True)
 class StartReport:
     """What ``ProxyDataplane.start`` did: ``action`` is loaded, replaced or adopted."""
 
@@ -194,74 +178,72 @@ class StartReport:
         return self.action != "adopted" or self.map_changes > 0
 
 
-def _ifindex(ipr: object, interface: str) -> int:
-    idx = ipr.link_lookup(ifname=interface)  # type: ignore[attr-defined]
-    if not idx:
-        raise GlbError(f"interface {interface} does not exist")
-    return idx[0]
-
-
-def query_attachment(interface: str) -> tuple[int, Attachment | None]:
-    """(ifindex, the XDP program attached to ``interface`` or None), in this netns."""
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        idx = _ifindex(ipr, interface)
-        link = ipr.get_links(idx)[0]
-    xdp = link.get_attr("IFLA_XDP")
-    if xdp is None:
-        return idx, None
-    mode = xdp.get_attr("IFLA_XDP_ATTACHED") or 0
-    prog_id = xdp.get_attr("IFLA_XDP_PROG_ID") or 0
-    if not mode or not prog_id:
-        return idx, None
-    try:
-        fd = pins.prog_fd_by_id(prog_id)
-    except OSError:
-        name = "?"
-    else:
-        try:
-            name = pins.prog_info(fd).name
-        finally:
-            os.close(fd)
-    return idx, Attachment(prog_id=prog_id, mode=_ATTACHED_MODES.get(mode, str(mode)), name=name)
-
-
 class ProxyDataplane:
     """The proxy XDP program on one interface, driven through its pins."""
 
     def __init__(self, settings: ProxySettings) -> None:
         self.settings = settings
+        self.pinned = PinnedXdp("proxy", settings.interface, settings.pin_dir, legacy_meta=self._legacy_meta)
 
     @property
     def pin_dir(self) -> Path:
         return self.settings.pin_dir
 
+    def _legacy_meta(self, pin_dir: Path) -> dict:
+        """An older release: netlink attachment, program pinned as ``prog``, digest in
+        ``proxy_build``."""
+        meta: dict = {"attach": "netlink", "interface": self.settings.interface}
+        with_prog = binding.try_obj_get(pin_dir / PROG_PIN)
+        if with_prog is not None:
+            try:
+                meta["prog_id"] = binding.prog_info(with_prog).id
+            finally:
+                binding.close(with_prog)
+        try:
+            att = attached(self.settings.interface)
+        except (GlbError, OSError):
+            att = None
+        if att is not None and att.prog_id == meta.get("prog_id"):
+            meta["mode"] = att.mode
+        if (pin_dir / LEGACY_BUILD).exists():
+            with Map.open(pin_dir / LEGACY_BUILD) as build:
+                digest = build.lookup(b"\0\0\0\0")
+            if digest:
+                meta["prog_sig"] = digest.hex()
+        return meta
+
     # -- inspection -------------------------------------------------------------------
 
     def pinned_prog_id(self) -> int | None:
-        path = self.pin_dir / PROG_PIN
-        if not path.exists():
-            return None
-        fd = pins.obj_get(path)
-        try:
-            return pins.prog_info(fd).prog_id
-        finally:
-            os.close(fd)
+        """The program our pins hold (attached or not), or None."""
+        where = self.pinned.location()
+        fd = binding.try_obj_get(where / LINK_PIN)
+        if fd is not None:
+            try:
+                return binding.link_info(fd).prog_id
+            finally:
+                binding.close(fd)
+        prog_id = self.pinned.read_meta(where).get("prog_id")
+        return int(prog_id) if prog_id else None
 
-    def _pins_complete(self) -> bool:
-        return all((self.pin_dir / n).exists() for n in (PROG_PIN, *MAPS))
+    def prog_fd(self) -> int:
+        """A new fd for the pinned program (tests and benches run it with BPF_PROG_TEST_RUN)."""
+        prog_id = self.pinned_prog_id()
+        if prog_id is None:
+            raise GlbError(f"no proxy program pinned at {self.pin_dir}")
+        return binding.prog_fd_by_id(prog_id)
 
-    def _open_map(self, name: str) -> pins.Map:
-        return pins.Map.open(self.pin_dir / name, percpu=name == "proxy_stats")
+    def _open_map(self, name: str, where: Path | None = None) -> Map:
+        return self.pinned.open_map(name, percpu=name == "proxy_stats", where=where or self.pinned.location())
 
     def counters(self) -> dict[str, int]:
         """Per-CPU counters summed over CPUs, by name (see enum proxy_counter)."""
         names = counter_names()
-        if not (self.pin_dir / "proxy_stats").exists():
+        where = self.pinned.location()
+        if not (where / "proxy_stats").exists():
             raise GlbError(f"no proxy data plane pinned at {self.pin_dir}")
         out: dict[str, int] = {}
-        with self._open_map("proxy_stats") as stats:
+        with self._open_map("proxy_stats", where) as stats:
             for i, name in enumerate(names):
                 if i >= stats.max_entries:  # pinned by an older build with fewer counters
                     break
@@ -271,20 +253,22 @@ class ProxyDataplane:
 
     def status(self) -> dict[str, object]:
         """Attachment, pins and counters, for ``glb-agent proxy status``."""
-        _idx, att = query_attachment(self.settings.interface)
+        where = self.pinned.location()
+        att, ours = self.pinned.running(where)
         pinned = self.pinned_prog_id()
+        meta = self.pinned.read_meta(where)
         info: dict[str, object] = {
             "interface": self.settings.interface,
-            "pin_dir": str(self.pin_dir),
+            "pin_dir": str(where),
             "attached": None if att is None else {"prog_id": att.prog_id, "mode": att.mode,
                                                   "name": att.name},
+            "attach": meta.get("attach", "link"),
             "pinned_prog_id": pinned,
-            "running": att is not None and pinned == att.prog_id,
+            "running": ours is not None,
         }
-        if pinned is not None:
+        if (where / "proxy_stats").exists():
             info["counters"] = self.counters()
-            with self._open_map("proxy_build") as build:
-                info["current_build"] = build.lookup(b"\0\0\0\0") == build_digest()
+            info["current_build"] = meta.get("prog_sig") == build_digest().hex()
         return info
 
     # -- lifecycle --------------------------------------------------------------------
@@ -292,33 +276,36 @@ class ProxyDataplane:
     def start(self) -> StartReport:
         """Make the interface run this build with these settings (adopt, load or replace)."""
         s = self.settings
-        ifindex, att = query_attachment(s.interface)
-        if att is not None and att.name != PROG_NAME:
-            raise GlbError(
-                f"{s.interface} already runs XDP program {att.name!r} (id {att.prog_id}); "
-                "refusing to replace a program that is not the GLB proxy's"
-            )
-        if att is not None and self._adoptable(att):
-            changes = self._fill_from_pins()
-            return StartReport("adopted", att.mode, att.prog_id, changes)
-        return self._load_and_attach(ifindex, att)
+        with self.pinned.lock():
+            ensure_bpffs()
+            self.pinned.migrate()
+            att, ours = self.pinned.running(self.pin_dir)
+            if att is not None and ours is None and att.name != PROG_NAME:
+                raise GlbError(
+                    f"{s.interface} already runs XDP program {att.name!r} (id {att.prog_id}); "
+                    "refusing to replace a program that is not the GLB proxy's"
+                )
+            meta = self.pinned.read_meta(self.pin_dir)
+            if (att is not None and ours is not None and meta.get("prog_sig") == build_digest().hex()
+                    and s.xdp_mode in ("auto", att.mode) and self._maps_complete()):
+                changes = self._fill_from_pins()
+                return StartReport("adopted", att.mode, att.prog_id, changes)
+            try:
+                return self._load_and_attach(att, ours is not None, meta)
+            finally:
+                self.pinned.close()
 
-    def _adoptable(self, att: Attachment) -> bool:
-        if not self._pins_complete() or self.pinned_prog_id() != att.prog_id:
-            return False
-        if self.settings.xdp_mode not in ("auto", att.mode):
-            return False
-        with self._open_map("proxy_build") as build:
-            return build.lookup(b"\0\0\0\0") == build_digest()
+    def _maps_complete(self) -> bool:
+        return all((self.pin_dir / n).exists() for n in MAPS)
 
     def _fill_from_pins(self) -> int:
         changes = 0
         for name, want in desired_maps(self.settings).items():
-            with self._open_map(name) as m:
-                changes += sync_map(m, want, array=name in ("proxy_cfg", "proxy_build"))
+            with self._open_map(name, self.pin_dir) as m:
+                changes += sync_map(m, want, array=name == "proxy_cfg")
         return changes
 
-    def _load_and_attach(self, ifindex: int, att: Attachment | None) -> StartReport:
+    def _load_and_attach(self, att: Attachment | None, ours: bool, meta: dict) -> StartReport:
         from bcc import BPF
 
         s = self.settings
@@ -327,74 +314,48 @@ class ProxyDataplane:
             fn = bpf.load_func(PROG_NAME.encode(), BPF.XDP)
         except Exception as exc:  # bcc raises bare Exception on compile/verifier errors
             raise GlbError(f"loading {SOURCE.name} failed: {exc}") from exc
-        maps = {name: pins.Map(os.dup(bpf.get_table(name.encode()).map_fd), percpu=name == "proxy_stats")
+        maps = {name: Map(os.dup(bpf.get_table(name.encode()).map_fd), percpu=name == "proxy_stats")
                 for name in MAPS}
         prog_fd = os.dup(fn.fd)
         try:
             changes = 0
             for name, want in desired_maps(s).items():
-                changes += sync_map(maps[name], want, array=name in ("proxy_cfg", "proxy_build"))
-            mode = self._attach(ifindex, prog_fd, att)
-            self._repin(prog_fd, maps)
-            prog_id = pins.prog_info(prog_fd).prog_id
+                changes += sync_map(maps[name], want, array=name == "proxy_cfg")
+            self.pin_dir.mkdir(parents=True, exist_ok=True)
+            new_meta = {"prog_sig": build_digest().hex(), "interface": s.interface,
+                        "prog_id": binding.prog_info(prog_fd).id}
+            if att is not None and ours and s.xdp_mode in ("auto", att.mode):
+                self.pinned.swap(prog_fd)  # atomic: link update (or netlink replace, legacy)
+                mode = att.mode
+                new_meta["attach"] = meta.get("attach", "link")
+            else:
+                if att is not None:
+                    # Ours in another mode (modes cannot coexist), or a stray GLB proxy no pin
+                    # directory owns: it has to go first, a short gap.
+                    self._detach(att, ours)
+                mode = self.pinned.attach(prog_fd, s.xdp_mode)
+                self.pinned.unpin((PROG_PIN, LEGACY_BUILD))
+                new_meta["attach"] = "link"
+            self.pinned.pin_maps({name: m.fd for name, m in maps.items()})
+            self.pinned.write_meta(new_meta | {"mode": mode})
         finally:
             os.close(prog_fd)
             for m in maps.values():
                 m.close()
             bpf.cleanup()
-        return StartReport("replaced" if att else "loaded", mode, prog_id, changes)
+        return StartReport("replaced" if att else "loaded", mode, new_meta["prog_id"], changes)
 
-    def _attach(self, ifindex: int, prog_fd: int, att: Attachment | None) -> str:
-        """Attach in the requested mode; 'auto' keeps the current mode or tries native first."""
-        want = self.settings.xdp_mode
-        if att is not None and att.mode in _MODE_FLAGS and want in ("auto", att.mode):
-            pins.xdp_attach(ifindex, prog_fd, _MODE_FLAGS[att.mode])  # atomic replace
-            return att.mode
-        if att is not None:
-            # Native and generic cannot coexist: switching modes needs a detach first.
-            pins.xdp_detach(ifindex, _MODE_FLAGS.get(att.mode, 0))
-        order = ["native", "generic"] if want == "auto" else [want]
-        errors = []
-        for mode in order:
-            try:
-                pins.xdp_attach(ifindex, prog_fd, _MODE_FLAGS[mode])
-                return mode
-            except OSError as exc:
-                errors.append(f"{mode}: {exc.strerror}")
-        raise GlbError(f"cannot attach XDP to {self.settings.interface}: {'; '.join(errors)}")
-
-    def _repin(self, prog_fd: int, maps: dict[str, pins.Map]) -> None:
-        self._unpin()
-        self.pin_dir.mkdir(parents=True, exist_ok=True)
-        pins.obj_pin(prog_fd, self.pin_dir / PROG_PIN)
-        for name, m in maps.items():
-            pins.obj_pin(m.fd, self.pin_dir / name)
-
-    def _unpin(self) -> None:
-        if not self.pin_dir.exists():
+    def _detach(self, att: Attachment, ours: bool) -> None:
+        if ours and self.pinned.detach():
+            self.pinned.drop_link()
             return
-        for child in self.pin_dir.iterdir():
-            if child.is_dir():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
+        try:
+            binding.xdp_netlink_detach(att.ifindex, att.mode)
+        except OSError as exc:
+            raise GlbError(f"{self.settings.interface} runs a GLB proxy (id {att.prog_id}) that "
+                           f"another pin directory owns; stop that one first ({exc})") from exc
 
     def stop(self) -> bool:
         """Detach our program (never a foreign one) and remove the pins; True if anything went."""
-        removed = False
-        try:
-            ifindex, att = query_attachment(self.settings.interface)
-        except GlbError:
-            ifindex, att = 0, None  # the interface is gone, and the attachment with it
-        pinned = self.pinned_prog_id() if (self.pin_dir / PROG_PIN).exists() else None
-        if att is not None and (att.prog_id == pinned or att.name == PROG_NAME):
-            pins.xdp_detach(ifindex, _MODE_FLAGS.get(att.mode, 0))
-            removed = True
-        if self.pin_dir.exists():
-            self._unpin()
-            self.pin_dir.rmdir()
-            removed = True
-            parent = self.pin_dir.parent
-            if parent == DEFAULT_PIN_ROOT and parent.exists() and not any(parent.iterdir()):
-                parent.rmdir()
-        return removed
+        with self.pinned.lock():
+            return self.pinned.remove()

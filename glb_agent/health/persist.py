@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glb_agent import logs
+from glb_agent.util import paths
 from glb_agent.util.files import write_atomic
 
 FORMAT_VERSION = 1
-DEFAULT_PATH = Path("/var/lib/glb-agent/health.json")
+DEFAULT_PATH = paths.HEALTH_FILE  # /var/lib/glb-agent/health.json: survives a reboot
 _log = logs.get("health.persist")
 
 Key = tuple[str, ipaddress.IPv4Address]

@@ -18,7 +18,7 @@ What a proxy host needs besides the XDP program (docs/proxy-dataplane.md has the
 * a *managed* neighbour entry for the next hop towards every other proxy: the kernel keeps
   it resolved on its own, so a second-chance forward never finds an unresolved neighbour.
 
-Everything this module changes is recorded in a small JSON state file (under /run by
+Everything this module changes is recorded in a small JSON state file (/run/glb/proxy by
 default: addresses on lo and sysctl values do not survive a reboot either). ``apply`` run
 twice changes nothing the second time; ``stop`` puts back only what ``apply`` changed —
 a sysctl is restored only if it still holds the value we wrote.
@@ -34,9 +34,10 @@ from pathlib import Path
 
 from glb_agent.dataplane.proxy import ProxyDataplane, ProxySettings
 from glb_agent.errors import GlbError
+from glb_agent.util import paths
 from glb_agent.util.files import write_atomic
 
-DEFAULT_STATE_DIR = Path("/run/glb-agent/proxy")
+DEFAULT_STATE_DIR = paths.proxy_state_dir()
 NTF_EXT_MANAGED = 1  # NDA_FLAGS_EXT bit: the kernel keeps the entry resolved
 NUD_NONE = 0
 
@@ -85,6 +86,7 @@ class ProxyHost:
 
     def __init__(self, settings: ProxySettings, state_dir: Path = DEFAULT_STATE_DIR) -> None:
         self.settings = settings
+        paths.migrate_proxy_state(Path(state_dir), settings.interface)  # from /run/glb-agent/proxy
         self.state_path = Path(state_dir) / f"{settings.interface}.json"
         self.dataplane = ProxyDataplane(settings)
 

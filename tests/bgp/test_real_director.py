@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from glb_agent.config import load_config
-from glb_agent.config.tables import table_specs
 from tests.bgp.bgplab import DIRECTOR_IPS, BgpLab, wait_until
 from tests.support.netns import Lab
 
@@ -26,7 +25,7 @@ D1, D2 = DIRECTOR_IPS["d1"], DIRECTOR_IPS["d2"]
 
 @pytest.fixture
 def real_lab(netlab: Lab, tmp_path: Path) -> Iterator[tuple[BgpLab, object, Path]]:
-    from glb_agent.dataplane.director import Director, DirectorSettings
+    from glb_agent.dataplane.director import DirectorSettings, XdpDirector
 
     if not Path("/sys/fs/bpf").is_mount():
         pytest.skip("bpffs not mounted at /sys/fs/bpf")
@@ -41,25 +40,25 @@ def real_lab(netlab: Lab, tmp_path: Path) -> Iterator[tuple[BgpLab, object, Path
         yield lab, settings, netns
     finally:
         with netns(lab.directors["d1"].ns):
-            Director(settings).stop()
+            XdpDirector(settings).stop()
         with contextlib.suppress(OSError):
             pin.parent.rmdir()
         lab.close()
 
 
 def test_real_director_readiness_gates_the_announcement(real_lab) -> None:
-    from glb_agent.dataplane.director import Director
-    from glb_agent.table.rendezvous import build_rows
+    from glb_agent.dataplane.director import XdpDirector
+    from glb_agent.dataplane.director_config import director_tables
 
     lab, settings, netns = real_lab
     loaded = load_config(lab.config)
-    tables = [(spec, build_rows(spec)) for spec in table_specs(loaded)]
+    tables = director_tables(loaded)  # the rows as the director agent hands them to the loader
     lab.attach_xdp("d2")
     for name in lab.directors:
         lab.start_exabgp(name)
     lab.wait_nexthops({D2})
     with netns(lab.directors["d1"].ns):
-        director = Director(settings)
+        director = XdpDirector(settings)
         director.start()
     # Program attached but no tables yet: the data plane says not ready, nothing announced.
     wait_until(lambda: any("no tables loaded" in e.get("reason", "") for e in lab.feed_events("d1")
@@ -71,5 +70,5 @@ def test_real_director_readiness_gates_the_announcement(real_lab) -> None:
     ready = [e for e in lab.feed_events("d1") if e["event"] == "ready"]
     assert ready and "generation" in ready[-1]["reason"]
     with netns(lab.directors["d1"].ns):
-        Director(settings).stop()  # as another process would: detach and unpin
+        XdpDirector(settings).stop()  # as another process would: detach and unpin
     lab.wait_nexthops({D2}, timeout=3)

@@ -13,7 +13,7 @@ from glb_agent.cli import main
 
 def test_state_dir_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(STATE_DIR_ENV, raising=False)
-    assert state_dir() == Path("/run/glb")
+    assert state_dir() == Path("/run/glb/director")
     monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path))
     assert state_dir() == tmp_path
     assert state_dir(tmp_path / "x") == tmp_path / "x"

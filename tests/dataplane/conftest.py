@@ -12,6 +12,7 @@ import pytest
 from glb_agent.table.spec import Backend, Bind, TableSpec
 from tests.dataplane.director_ref import Director, Table
 from tests.support.netns import bpf_unavailable
+from tests.support.pinlayout import pin_layout  # noqa: F401  (a fixture for the tests here)
 
 SOURCE_IP = "198.18.0.11"
 SRC_MAC = "02:47:4c:00:00:11"

@@ -13,6 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from glb_agent.dataplane.bpfcore.maps import decode_meta, encode_meta
 from glb_agent.dataplane.director import DirectorSettings, _assign_slots
 from glb_agent.dataplane.director_maps import (
     BIND4,
@@ -20,8 +21,6 @@ from glb_agent.dataplane.director_maps import (
     BIND_FRAG_OK,
     BuildOptions,
     compile_tables,
-    decode_meta,
-    encode_meta,
     pack_binds,
     sip_prefix,
 )
@@ -134,7 +133,7 @@ def test_bad_options(change: dict, match: str) -> None:
 
 def test_settings_defaults_and_validation() -> None:
     s = DirectorSettings("eth0", ipaddress.IPv4Address("198.18.0.11"), "02:47:4C:00:00:01")
-    assert str(s.pin_dir) == "/sys/fs/bpf/glb/eth0" and s.gateway_mac == "02:47:4c:00:00:01"
+    assert str(s.pin_dir) == "/sys/fs/bpf/glb/director/eth0" and s.gateway_mac == "02:47:4c:00:00:01"
     s.validate()
     with pytest.raises(InputError, match="pin_dir"):
         DirectorSettings("eth0", ipaddress.IPv4Address("198.18.0.11"), "02:00:00:00:00:01", pin_dir="/tmp/x").validate()

@@ -8,6 +8,7 @@ restarted agent adopts the running program without detaching it.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import secrets
 import socket
@@ -54,6 +55,31 @@ def expected_hops(spec: TableSpec, rows: np.ndarray, client: str, sport: int) ->
     return str(spec.backends[int(p)].ip), str(spec.backends[int(s)].ip)
 
 
+@contextlib.contextmanager
+def streaming(net: DirectorLab, ports: range, sent: list[int]) -> Iterator[None]:
+    """Send UDP to the VIP from ``ports`` every millisecond while the block runs; one
+    entry in ``sent`` per datagram."""
+    stop = threading.Event()
+
+    def stream() -> None:
+        socks = [net.client_socket(p) for p in ports]
+        while not stop.is_set():
+            for s in socks:
+                s.sendto(b"stream", (VIP, 53))
+                sent.append(1)
+            time.sleep(0.001)
+        for s in socks:
+            s.close()
+
+    t = threading.Thread(target=stream, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join(5)
+
+
 @pytest.fixture
 def settings(net: DirectorLab, request: pytest.FixtureRequest):
     from glb_agent.dataplane.director import DirectorSettings
@@ -63,10 +89,10 @@ def settings(net: DirectorLab, request: pytest.FixtureRequest):
     s = DirectorSettings("eth0", ipaddress.IPv4Address(DIRECTOR_IP), PROXY_MAC, HASH_FIELDS, pin_dir=pin,
                          xdp_mode=mode)
     yield s
-    from glb_agent.dataplane.director import Director
+    from glb_agent.dataplane.director import XdpDirector
 
     with netns(net.director):
-        Director(s).stop()  # whatever a failing test left behind
+        XdpDirector(s).stop()  # whatever a failing test left behind
     assert not pin.exists()
 
 
@@ -92,11 +118,11 @@ def send(net: DirectorLab, ports: range, count: int, family: int = socket.AF_INE
 
 @pytest.mark.parametrize("settings", ["native", "generic"], indirect=True)
 def test_real_traffic_is_encapsulated_to_the_predicted_proxy(net: DirectorLab, settings, sink: GueSink) -> None:
-    from glb_agent.dataplane.director import Director, director_ready
+    from glb_agent.dataplane.director import XdpDirector, director_ready
 
     rows = make_rows(2, 5)
     with netns(net.director):
-        d = Director(settings)
+        d = XdpDirector(settings)
         assert d.start() == f"attached-{settings.xdp_mode}"
         ready, why = director_ready("eth0", settings.pin_dir)
         assert not ready and "no tables" in why
@@ -128,11 +154,11 @@ def test_real_traffic_is_encapsulated_to_the_predicted_proxy(net: DirectorLab, s
 
 
 def test_table_swaps_under_traffic_lose_nothing(net: DirectorLab, settings, sink: GueSink) -> None:
-    from glb_agent.dataplane.director import Director
+    from glb_agent.dataplane.director import XdpDirector
 
     tables = [[(SPEC_A, make_rows(2, 6))], [(SPEC_B, make_rows(2, 7))]]
     with netns(net.director):
-        d = Director(settings)
+        d = XdpDirector(settings)
         d.start()
         d.update_tables(tables[0])
     stop = threading.Event()
@@ -185,23 +211,24 @@ def test_table_swaps_under_traffic_lose_nothing(net: DirectorLab, settings, sink
 
 
 def test_restarted_agent_adopts_and_stop_removes_everything(net: DirectorLab, settings, sink: GueSink) -> None:
-    from glb_agent.dataplane import bpfsys
-    from glb_agent.dataplane.director import Director, _xdp_prog_ids, director_ready
+    from glb_agent.dataplane.bpfcore import binding
+    from glb_agent.dataplane.bpfcore.xdp import attached
+    from glb_agent.dataplane.director import XdpDirector, director_ready
 
     rows = make_rows(2, 8)
     with netns(net.director):
-        first = Director(settings)
+        first = XdpDirector(settings)
         first.start()
         first.update_tables([(SPEC_A, rows)])
-        link = bpfsys.link_info(first.link_fd)
+        link = binding.link_info(first.link_fd)
         ifindex = socket.if_nametoindex("eth0")
         first.close()  # the agent exits; the pinned link keeps the program attached
 
-        second = Director(settings)
+        second = XdpDirector(settings)
         assert second.start() == "adopted"
-        again = bpfsys.link_info(second.link_fd)
+        again = binding.link_info(second.link_fd)
         assert (again.id, again.prog_id) == (link.id, link.prog_id), "same link, same program"
-        assert _xdp_prog_ids(ifindex) == {link.prog_id}
+        assert attached(ifindex).prog_id == link.prog_id  # type: ignore[union-attr]
         assert director_ready("eth0", settings.pin_dir)[0]
         second.close()
     n = send(net, range(43000, 43004), 2)
@@ -210,40 +237,71 @@ def test_restarted_agent_adopts_and_stop_removes_everything(net: DirectorLab, se
     # A changed setting means another program: it replaces the old one through the same
     # link, keeps the loaded tables, and traffic flows throughout.
     changed = replace(settings, mtu=1400)
-    stop = threading.Event()
-    streamed = []
-
-    def stream() -> None:
-        socks = [net.client_socket(p) for p in range(43100, 43104)]
-        while not stop.is_set():
-            for s in socks:
-                s.sendto(b"stream", (VIP, 53))
-                streamed.append(1)
-            time.sleep(0.001)
-        for s in socks:
-            s.close()
-
-    t = threading.Thread(target=stream, daemon=True)
-    t.start()
-    try:
+    streamed: list[int] = []
+    with streaming(net, range(43100, 43104), streamed):
         with netns(net.director):
-            third = Director(changed)
+            third = XdpDirector(changed)
             assert third.start() == "replaced"
-            info = bpfsys.link_info(third.link_fd)
+            info = binding.link_info(third.link_fd)
             assert info.id == link.id and info.prog_id != link.prog_id
             assert director_ready("eth0", settings.pin_dir)[0], "tables survive a program replacement"
         time.sleep(0.2)
-    finally:
-        stop.set()
-        t.join(5)
     assert len(sink.wait_for(n + len(streamed))) == n + len(streamed)
     with netns(net.director):
         # An explicit change of attach mode cannot go through the link: re-attached.
-        fourth = Director(replace(changed, xdp_mode="generic"))
+        fourth = XdpDirector(replace(changed, xdp_mode="generic"))
         assert fourth.start() == "attached-generic"
         assert director_ready("eth0", settings.pin_dir)[0], "tables kept across the re-attach"
         third.close()
         fourth.stop()
-        assert _xdp_prog_ids(ifindex) == set()
+        assert attached(ifindex) is None
         assert director_ready("eth0", settings.pin_dir)[0] is False
     assert not settings.pin_dir.exists()
+
+
+def test_director_pinned_by_an_older_release_is_taken_over_without_a_gap(
+        net: DirectorLab, settings, sink: GueSink, pin_layout: Path) -> None:
+    """An upgrade in place: the old release pinned link and maps at /sys/fs/bpf/glb/<if>
+    and kept its bookkeeping in glb_meta. Readiness must keep seeing it (no withdrawal),
+    and the new loader must move it to /sys/fs/bpf/glb/director/<if> and swap its program
+    through the same link while traffic flows, losing nothing."""
+    from glb_agent.dataplane.bpfcore import binding
+    from glb_agent.dataplane.bpfcore.maps import encode_meta
+    from glb_agent.dataplane.director import XdpDirector, director_ready
+
+    legacy = pin_layout / "glb" / "eth0"
+    rows = make_rows(2, 9)
+    with netns(net.director):
+        old = XdpDirector(replace(settings, pin_dir=legacy))
+        old.start()
+        old.update_tables([(SPEC_A, rows)])
+        link = binding.link_info(old.link_fd)
+        meta_fd = binding.obj_get(legacy / "glb_meta")  # the old release's bookkeeping map
+        binding.map_update(meta_fd, b"\0" * 4, encode_meta(old.pinned.read_meta()))
+        binding.close(meta_fd)
+        (legacy / "meta").unlink()
+        old.close()
+        ok, why = director_ready("eth0")  # default pin dir: finds the legacy one
+        assert ok, why
+
+    streamed: list[int] = []
+    with streaming(net, range(44100, 44104), streamed):
+        with netns(net.director):
+            new = XdpDirector(replace(settings, pin_dir=None))
+            assert new.pin_dir == pin_layout / "glb" / "director" / "eth0"
+            # The program was built for the old pin path (GLB_PIN_DIR): swapped in place.
+            assert new.start() == "replaced"
+            info = binding.link_info(new.link_fd)
+            assert info.id == link.id and info.prog_id != link.prog_id
+            assert not legacy.exists()
+            assert new.pinned.read_meta()["slots"] == {"dns": 0}
+            ok, why = director_ready("eth0")
+            assert ok, why
+            new.close()
+        time.sleep(0.2)
+    assert len(sink.wait_for(len(streamed))) == len(streamed), "no packet lost across the takeover"
+    with netns(net.director):
+        again = XdpDirector(replace(settings, pin_dir=None))
+        assert again.start() == "adopted"
+        assert again.stop() is True
+        assert not (pin_layout / "glb" / "director").exists()

@@ -27,8 +27,8 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
-from glb_agent.dataplane import testrun
-from glb_agent.dataplane.testrun import XDP_DROP, XDP_PASS, XDP_TX
+from glb_agent.dataplane.bpfcore import testrun
+from glb_agent.dataplane.bpfcore.testrun import XDP_DROP, XDP_PASS, XDP_TX
 from tests.dataplane.conftest import DNS, RANGE, WEB, Loaded, make_rows, standard_tables
 from tests.dataplane.director_ref import Director, Flow, ones_complement_checksum
 

@@ -26,7 +26,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-from glb_agent.dataplane import testrun
+from glb_agent.dataplane.bpfcore import testrun
 from tests.fuzz.harness import Target
 from tests.fuzz.model import Outcome
 
@@ -111,7 +111,6 @@ def _connect(fam: int, client: str, vip: str, listener: socket.socket, keep: lis
 @contextlib.contextmanager
 def proxy_target() -> Iterator[Target]:
     """The proxy program in a fresh proxy-host namespace, with the thread inside it."""
-    from glb_agent.dataplane import proxy_pins
     from glb_agent.dataplane.proxy import ProxyDataplane, ProxySettings
     from tests.fuzz.gen_proxy import ProxyGen, ProxyWorld
     from tests.fuzz.proxy_model import DIRECTOR_ROLE, PROXY_ROLE, ProxyHostModel, ProxyModel
@@ -148,7 +147,7 @@ def proxy_target() -> Iterator[Target]:
                 # Namespace-local and discarded with it; 1 (the default) states the assumption.
                 Path("/proc/sys/net/ipv4/tcp_syncookies").write_text("1")
                 dp.start()
-                prog_fd = proxy_pins.obj_get(settings.pin_dir / "prog")
+                prog_fd = dp.prog_fd()
                 established: dict[int, list[tuple[bytes, int]]] = {4: [], 6: []}
                 for fam, vip, client, v in ((socket.AF_INET, VIP4, CLIENT4, 4), (socket.AF_INET6, VIP6, CLIENT6, 6)):
                     lst = socket.socket(fam, socket.SOCK_STREAM)

@@ -77,11 +77,12 @@ class DirectorGen:
         return _rand_in(rng, *CLIENT4, 32) if fam == 4 else _rand_in(rng, *CLIENT6, 128)
 
     def _target(self, rng: random.Random, fam: int, proto: int | None = None) -> tuple[bytes, int, int]:
-        """(VIP address, protocol, port) of a random bind, sometimes with the other protocol."""
-        t = rng.choice(self.targets[fam])
+        """(VIP address, protocol, port) of a random bind (of ``proto`` if given), sometimes with
+        TCP and UDP swapped."""
+        t = rng.choice([t for t in self.targets[fam] if t.proto == proto] or self.targets[fam])
         p = t.proto if proto is None else proto
-        if proto is None and rng.random() < 0.1:
-            p = 23 - p  # tcp <-> udp: an address that is a VIP for the other protocol only
+        if p in (6, 17) and rng.random() < 0.1:
+            p = 23 - p  # tcp <-> udp: an address that may be a VIP for the other protocol only
         return t.addr(rng), p, t.port(rng)
 
     def _l4(self, rng: random.Random, proto: int, sport: int, dport: int, payload: bytes) -> bytes:

@@ -1,7 +1,7 @@
 """Health view -> table specs -> rows: the path the lead's table swap will take.
 
 No data plane here: the rows are built exactly as they would be handed to
-``Director.update_tables``, and a dead backend must stop being anyone's primary.
+``XdpDirector.update_tables``, and a dead backend must stop being anyone's primary.
 """
 
 from __future__ import annotations

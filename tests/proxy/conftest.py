@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from glb_agent.dataplane import proxy_pins
 from glb_agent.dataplane.proxy import ProxyDataplane, ProxySettings
 from tests.proxy.support import netns
 from tests.support.netns import Lab, bpf_unavailable, sh
+from tests.support.pinlayout import pin_layout  # noqa: F401  (a fixture for the tests here)
 
 PROXY = "198.18.0.21"
 PEER = "198.18.0.22"  # another proxy, with a permanent neighbour entry
@@ -87,7 +87,7 @@ def proxy_host(pin_root: Path) -> Iterator[ProxyHost]:
         with netns(ns):
             dp = ProxyDataplane(settings)
             dp.start()
-            prog_fd = proxy_pins.obj_get(settings.pin_dir / "prog")
+            prog_fd = dp.prog_fd()
             ifindex = int(sh("cat", "/sys/class/net/px0/ifindex", ns=ns).stdout)
             try:
                 yield ProxyHost(lab, ns, dp, prog_fd, ifindex, "02:00:00:00:00:21")

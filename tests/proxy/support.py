@@ -8,14 +8,12 @@ thread into a throw-away namespace (setns) where they own the VIPs and the socke
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import os
 import struct
 from collections.abc import Iterator, Sequence
 from ipaddress import IPv4Address, ip_address
 from pathlib import Path
 
-from glb_agent.dataplane import testrun
+from glb_agent.dataplane.bpfcore import testrun
 from glb_agent.lab.netns import inside
 
 netns = inside  # the shared implementation in glb_agent.lab.netns
@@ -71,47 +69,13 @@ def tcp_packet(src: str, dst: str, sport: int, dport: int, flags: str = "A", seq
     return bytes(ip / TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack) / payload)
 
 
-class _XdpMd(ctypes.Structure):
-    """struct xdp_md as BPF_PROG_TEST_RUN accepts it in ctx_in."""
-
-    _fields_ = [
-        ("data", ctypes.c_uint32),
-        ("data_end", ctypes.c_uint32),
-        ("data_meta", ctypes.c_uint32),
-        ("ingress_ifindex", ctypes.c_uint32),
-        ("rx_queue_index", ctypes.c_uint32),
-        ("egress_ifindex", ctypes.c_uint32),
-    ]
-
-
 def run_on(prog_fd: int, packet: bytes, ingress_ifindex: int = 0) -> testrun.RunResult:
     """Like testrun.run, but as if received on ``ingress_ifindex`` (0: loopback).
 
     The ingress device matters for the forward path: a next hop reached through the
     receiving interface is XDP_TX, anything else a redirect.
     """
-    if not ingress_ifindex:
-        return testrun.run(prog_fd, packet)
-    lib = testrun._libbpf()
-    data_in = ctypes.create_string_buffer(packet, len(packet))
-    out_size = len(packet) + 512
-    data_out = ctypes.create_string_buffer(out_size)
-    ctx = _XdpMd(data=0, data_end=len(packet), ingress_ifindex=ingress_ifindex)
-    opts = testrun._TestRunOpts(
-        sz=ctypes.sizeof(testrun._TestRunOpts),
-        data_in=ctypes.cast(data_in, ctypes.c_void_p),
-        data_out=ctypes.cast(data_out, ctypes.c_void_p),
-        data_size_in=len(packet),
-        data_size_out=out_size,
-        ctx_in=ctypes.cast(ctypes.pointer(ctx), ctypes.c_void_p),
-        ctx_size_in=ctypes.sizeof(ctx),
-        repeat=1,
-    )
-    rc = lib.bpf_prog_test_run_opts(prog_fd, ctypes.byref(opts))
-    if rc != 0:
-        err = ctypes.get_errno() or -rc
-        raise OSError(err, f"BPF_PROG_TEST_RUN failed: {os.strerror(err)}")
-    return testrun.RunResult(opts.retval, data_out.raw[: opts.data_size_out], opts.duration)
+    return testrun.run(prog_fd, packet, ingress_ifindex=ingress_ifindex)
 
 
 def ipv4_checksum_ok(header: bytes) -> bool:

@@ -7,15 +7,20 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import os
 import socket
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from glb_agent.dataplane import proxy_pins
-from glb_agent.dataplane.proxy import ProxyDataplane, ProxySettings, query_attachment
+from glb_agent.dataplane.bpfcore import binding
+from glb_agent.dataplane.bpfcore.maps import Map
+from glb_agent.dataplane.bpfcore.xdp import attached
+from glb_agent.dataplane.proxy import ProxyDataplane, ProxySettings
 from glb_agent.errors import GlbError
 from glb_agent.proxy.host import ProxyHost, read_sysctl, write_sysctl
 from tests.proxy.support import netns
@@ -85,7 +90,7 @@ def test_apply_is_idempotent_and_stop_reverts_only_our_changes(host_ns: str, pin
     assert read_sysctl("net.ipv4.conf.eth0.rp_filter") == "2"
     assert read_sysctl("net.ipv4.conf.lo.forwarding") == "1"
     assert PEER in managed_neighbours()
-    _idx, att = query_attachment("eth0")
+    att = attached("eth0")
     assert att is not None and att.name == "xdp_glb_proxy" and att.mode == "native"
 
     assert host.apply() == []  # second apply: nothing to do
@@ -95,7 +100,7 @@ def test_apply_is_idempotent_and_stop_reverts_only_our_changes(host_ns: str, pin
     write_sysctl("net.ipv4.conf.eth0.arp_announce", "1")
     changes = host.stop()
     assert "xdp: detached from eth0, pins removed" in changes
-    assert query_attachment("eth0")[1] is None
+    assert attached("eth0") is None
     assert not (pin_root / host_ns).exists()
     assert "203.0.113.10/32" in lo_addresses()  # was there before us
     assert "2001:db8:100::10/128" not in lo_addresses()
@@ -120,10 +125,10 @@ def test_changed_settings_converge(host_ns: str, pin_root: Path, tmp_path: Path)
         assert "lo: added 203.0.113.64/28" in changes
         assert any(c.startswith("xdp: adopted") and "map entries" in c for c in changes)
         assert ProxyDataplane(new).pinned_prog_id() == prog_id  # same program, new maps
-        with proxy_pins.Map.open(new.pin_dir / "proxy_senders") as senders:
+        with Map.open(new.pin_dir / "proxy_senders") as senders:
             assert {ipaddress.IPv4Address(k) for k in list(senders.keys())} == {
                 ipaddress.IPv4Address("198.18.0.2"), ipaddress.IPv4Address(PEER)}
-        with proxy_pins.Map.open(new.pin_dir / "proxy_dsts") as dsts:
+        with Map.open(new.pin_dir / "proxy_dsts") as dsts:
             assert len(list(dsts.keys())) == 3  # VIP, VIP prefix, own address
     finally:
         host.stop()
@@ -136,7 +141,7 @@ def test_restart_adopts_running_program_and_keeps_counters(host_ns: str, pin_roo
     try:
         assert first.action == "loaded"
         # Count something: a spoofed GUE packet run through the attached program.
-        fd = proxy_pins.obj_get(s.pin_dir / "prog")
+        fd = ProxyDataplane(s).prog_fd()
         from tests.proxy.support import gue_frame, run_on, tcp_packet
         run_on(fd, gue_frame(tcp_packet("192.0.2.9", "203.0.113.10", 1, 80), src="192.0.2.9", dst=PROXY))
         import os
@@ -147,7 +152,7 @@ def test_restart_adopts_running_program_and_keeps_counters(host_ns: str, pin_roo
         # Asking for another XDP mode cannot adopt: the program is reloaded in that mode.
         switched = ProxyDataplane(dataclasses.replace(s, xdp_mode="generic")).start()
         assert switched.action == "replaced" and switched.mode == "generic"
-        assert query_attachment("eth0")[1].mode == "generic"  # type: ignore[union-attr]
+        assert attached("eth0").mode == "generic"  # type: ignore[union-attr]
         assert ProxyDataplane(s).counters()["drop_sender"] == 0  # a new program counts afresh
     finally:
         ProxyDataplane(s).stop()
@@ -159,15 +164,15 @@ def test_foreign_xdp_program_is_left_alone(host_ns: str, pin_root: Path) -> None
     other = BPF(text=b"int xdp_foreign(struct xdp_md *ctx) { return XDP_PASS; }")
     fn = other.load_func(b"xdp_foreign", BPF.XDP)
     idx = socket.if_nametoindex("eth0")
-    proxy_pins.xdp_attach(idx, fn.fd, proxy_pins.XDP_FLAGS_DRV_MODE)
+    link = binding.xdp_link_create(fn.fd, idx, "native")
     try:
         dp = ProxyDataplane(settings(pin_root, host_ns))
         with pytest.raises(GlbError, match="xdp_foreign"):
             dp.start()
         assert dp.stop() is False
-        assert query_attachment("eth0")[1].name == "xdp_foreign"  # type: ignore[union-attr]
+        assert attached("eth0").name == "xdp_foreign"  # type: ignore[union-attr]
     finally:
-        proxy_pins.xdp_detach(idx, proxy_pins.XDP_FLAGS_DRV_MODE)
+        binding.close(link)
         other.cleanup()
 
 
@@ -265,9 +270,92 @@ def test_counter_names_match_the_program(host_ns: str, pin_root: Path) -> None:
     dp = ProxyDataplane(s)
     dp.start()
     try:
-        with proxy_pins.Map.open(s.pin_dir / "proxy_stats", percpu=True) as stats:
+        with Map.open(s.pin_dir / "proxy_stats", percpu=True) as stats:
             assert stats.max_entries == len(counter_names())
         assert list(dp.counters()) == list(counter_names())
         assert counter_names()[0] == "rx_gue" and "drop_sender" in counter_names()
     finally:
         dp.stop()
+
+
+def legacy_install(s: ProxySettings, legacy: Path, digest: bytes) -> int:
+    """What the release before links left on a host: the program attached through netlink,
+    program and maps pinned at /sys/fs/bpf/glb-proxy/<if>, its build digest in proxy_build.
+    Returns the program id."""
+    from bcc import BPF
+
+    from glb_agent.dataplane.proxy import BPF_DIR, CFLAGS, MAPS, SOURCE, desired_maps, sync_map
+
+    bpf = BPF(src_file=str(SOURCE).encode(), cflags=[f"-I{BPF_DIR / 'include'}", *CFLAGS])
+    fn = bpf.load_func(b"xdp_glb_proxy", BPF.XDP)
+    legacy.mkdir(parents=True)
+    for name in (*MAPS, "proxy_build"):
+        m = Map(os.dup(bpf.get_table(name.encode()).map_fd), percpu=name == "proxy_stats")
+        with m:
+            sync_map(m, desired_maps(s).get(name, {}), array=True)
+            binding.obj_pin(m.fd, legacy / name)
+    with Map.open(legacy / "proxy_build") as build:
+        build.update(b"\0" * 4, digest)
+    binding.obj_pin(fn.fd, legacy / "prog")
+    bpf.attach_xdp(s.interface.encode(), fn, BPF.XDP_FLAGS_DRV_MODE)
+    prog_id = binding.prog_info(fn.fd).id
+    bpf.cleanup()  # the attachment and the pins keep program and maps alive, as after an exit
+    return prog_id
+
+
+def watch_attachment(ns: str, interface: str) -> tuple[threading.Event, list[object]]:
+    """Poll what runs on ``interface`` in ``ns`` until the event is set; the list gets every
+    answer. Returns once the first answer is in."""
+    from glb_agent.lab.netns import inside
+
+    stop, seen = threading.Event(), []
+
+    def poll() -> None:
+        with inside(ns):
+            while not stop.is_set():
+                seen.append(attached(interface))
+
+    threading.Thread(target=poll, daemon=True).start()
+    while not seen:
+        time.sleep(0.001)
+    return stop, seen
+
+
+@pytest.mark.parametrize("same_build", [True, False])
+def test_proxy_attached_by_an_older_release_is_taken_over_without_a_gap(
+        host_ns: str, pin_layout: Path, same_build: bool) -> None:
+    """Same build: adopted as it runs. Another build (an upgrade): swapped with netlink's
+    atomic replace -- the kernel cannot turn a netlink attachment into a link without a
+    detach -- and every later attachment is a link."""
+    from glb_agent.dataplane.proxy import build_digest
+
+    s = settings(pin_layout, host_ns, pin_dir=None)
+    assert s.pin_dir == pin_layout / "glb" / "proxy" / "eth0"
+    legacy = pin_layout / "glb-proxy" / "eth0"
+    old_id = legacy_install(s, legacy, build_digest() if same_build else bytes(32))
+    dp = ProxyDataplane(s)
+    assert dp.status()["running"] and dp.status()["pin_dir"] == str(legacy)  # before the takeover
+    stop, seen = watch_attachment(host_ns, "eth0")
+    try:
+        report = dp.start()
+    finally:
+        stop.set()
+    assert seen and all(a is not None and a.name == "xdp_glb_proxy" for a in seen), "never nothing attached"
+    assert not legacy.exists() and not legacy.parent.exists()
+    status = dp.status()
+    assert status["running"] and status["attach"] == "netlink" and status["pin_dir"] == str(s.pin_dir)
+    assert status["current_build"]
+    if same_build:
+        assert (report.action, report.prog_id, report.map_changes) == ("adopted", old_id, 0)
+    else:
+        assert report.action == "replaced" and report.prog_id != old_id and report.mode == "native"
+        assert attached("eth0").prog_id == report.prog_id  # type: ignore[union-attr]
+    assert ProxyDataplane(s).start().action == "adopted"
+    assert dp.stop() is True
+    assert attached("eth0") is None and not s.pin_dir.exists()
+    fresh = ProxyDataplane(s).start()  # from now on: a link
+    try:
+        assert fresh.action == "loaded" and (s.pin_dir / "link").exists()
+        assert ProxyDataplane(s).status()["attach"] == "link"
+    finally:
+        ProxyDataplane(s).stop()

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from glb_agent.dataplane import proxy_pins
+from glb_agent.dataplane.bpfcore import binding
 from glb_agent.dataplane.proxy import ProxySettings
 from glb_agent.proxy.host import ProxyHost
 from tests.proxy.support import gue_payload, netns
@@ -71,7 +71,7 @@ PASSER = b"int glb_test_pass(struct xdp_md *ctx) { return XDP_PASS; }"
 class Fleet:
     lab: Lab
     ns: dict[str, str]
-    director: object  # glb_agent.dataplane.director.Director
+    director: object  # glb_agent.dataplane.director.XdpDirector
     spec: object  # TableSpec
     proxies: dict[str, ProxyHost]
 
@@ -118,7 +118,7 @@ def fleet(pin_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         pytest.skip(why)
     from bcc import BPF
 
-    from glb_agent.dataplane.director import Director, DirectorSettings
+    from glb_agent.dataplane.director import DirectorSettings, XdpDirector
     from glb_agent.table.spec import Backend, Bind, TableSpec
 
     state_dir = tmp_path_factory.mktemp("proxy-state")
@@ -155,9 +155,9 @@ def fleet(pin_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         # XDP_TX from a veth is only received by a peer that runs XDP itself.
         passer = BPF(text=PASSER)
         pass_fd = passer.load_func(b"glb_test_pass", BPF.XDP).fd
-        with netns(rtr):
-            for dev in ("r_dir", "r_pa", "r_pb"):
-                proxy_pins.xdp_attach(socket.if_nametoindex(dev), pass_fd, proxy_pins.XDP_FLAGS_DRV_MODE)
+        with netns(rtr):  # links held by these fds, gone with them or with the namespace
+            passer_links = [binding.xdp_link_create(pass_fd, socket.if_nametoindex(dev), "native")
+                            for dev in ("r_dir", "r_pa", "r_pb")]
 
         spec = TableSpec(
             "web", bytes(range(16)), bytes(16),
@@ -166,7 +166,7 @@ def fleet(pin_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             (Backend(ipaddress.ip_address(A)), Backend(ipaddress.ip_address(B))),
         )
         with netns(ns["dir"]):
-            director = Director(DirectorSettings(
+            director = XdpDirector(DirectorSettings(
                 interface="d0", source_ip=ipaddress.IPv4Address(DIRECTOR),
                 gateway_mac=lab.mac(rtr, "r_dir"), pin_dir=pin_root / ns["dir"]))
             director.start()
@@ -188,6 +188,8 @@ def fleet(pin_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         finally:
             with netns(ns["dir"]):
                 director.stop()
+            for fd in passer_links:
+                binding.close(fd)
             passer.cleanup()
 
 

@@ -20,8 +20,8 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, TCPerror
 from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6PacketTooBig, IPv6, IPv6ExtHdrFragment
 from scapy.layers.l2 import Ether
 
-from glb_agent.dataplane import testrun
-from glb_agent.dataplane.testrun import XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX
+from glb_agent.dataplane.bpfcore import testrun
+from glb_agent.dataplane.bpfcore.testrun import XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX
 from tests.proxy.conftest import (
     CLIENT4,
     CLIENT6,
