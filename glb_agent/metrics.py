@@ -17,8 +17,9 @@ Provider shapes (the contract with the other components):
   ``counters_from_director`` adapts ``DirectorDataPlane.counters()`` (dataplane/director.py).
 * health: ``() -> Mapping[(service, IPv4Address), bool]`` (``Checker.view``).
 * tables: ``() -> Iterable[TableBuild]`` -- last build time per service, rows at risk in
-  the last change and each backend's share of rows where it is first.
-* bgp: ``() -> BgpState`` (``bgp_from_status_file`` reads the feed's status file).
+  the last config change and each backend's share of rows where it is first.
+* bgp: ``() -> BgpState`` (``bgp_from_status_file`` reads the feed's status file, and the
+  BFD speaker's sessions live through its control socket).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class TableBuild:
     service: str
     seconds: float
     swapped_at: float | None = None  # unix time
-    rows_at_risk: int | None = None  # rows the last table change put at risk (table/diff.py)
+    rows_at_risk: int | None = None  # rows the last config change put at risk (table/diff.py)
     first_share: Mapping[str, float] = field(default_factory=dict)  # backend -> share of rows first
 
 
@@ -76,6 +77,12 @@ class BgpState:
     ready: bool | None = None
     drained: bool | None = None
     updated: float | None = None  # unix time of the feed's last status write
+    # BGP session per peer name: True when ExaBGP reported it up (neighbor-changes).
+    sessions: Mapping[str, bool] = field(default_factory=dict)
+    # BFD session state per peer name ("Up", "Down", "Init", ...; "Down" while the
+    # director's BFD speaker is not running), and whether it runs; None: BFD not configured.
+    bfd: Mapping[str, str] = field(default_factory=dict)
+    bfd_running: bool | None = None
 
 
 CountersProvider = Callable[[], Iterable[TrafficCounter]]
@@ -105,14 +112,21 @@ def counters_from_director(raw: Mapping[str, Mapping[str, int]]) -> list[Traffic
     return out
 
 
+BfdProvider = Callable[[], "tuple[Mapping[str, str], bool] | None"]
+
+
 def bgp_from_status_file(path: str | Path, prefixes: Iterable[str] = (),
-                         drain_file: str | Path | None = None) -> BgpProvider:
+                         drain_file: str | Path | None = None, peers: Iterable[str] = (),
+                         bfd: BfdProvider | None = None) -> BgpProvider:
     """A provider reading the feed's status file (``glb_agent/bgp/state.py`` writes it).
 
-    ``prefixes`` are every prefix the config wants announced, so a withdrawn one reports 0
-    rather than vanishing from the scrape.
+    ``prefixes`` are every prefix the config wants announced and ``peers`` every BGP peer
+    of the director, so a withdrawn prefix or a down session reports 0 rather than vanishing
+    from the scrape. ``bfd`` returns ``({peer: state}, running)`` read live from the BFD
+    speaker (``glb_agent.bgp.bfd.peer_states``), or None when BFD is not configured.
     """
     wanted = list(prefixes)
+    names = list(peers)
 
     def provider() -> BgpState:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -120,8 +134,12 @@ def bgp_from_status_file(path: str | Path, prefixes: Iterable[str] = (),
         announced.update({str(p): True for p in doc.get("announced", [])})
         drained = Path(drain_file).exists() if drain_file is not None else None
         ready = doc.get("ready")
+        sessions = {n: False for n in names}
+        sessions.update({str(n): s.get("state") == "up" for n, s in (doc.get("sessions") or {}).items()})
+        live = bfd() if bfd is not None else None
         return BgpState(announced, ready if isinstance(ready, bool) else None, drained,
-                        doc.get("updated"))
+                        doc.get("updated"), sessions, live[0] if live else {},
+                        live[1] if live else None)
 
     return provider
 
@@ -210,8 +228,9 @@ class GlbCollector(Collector):
         swapped = GaugeMetricFamily("glb_table_swap_timestamp_seconds",
                                     "unix time the current table went live", labels=["service"])
         risk = GaugeMetricFamily("glb_table_rows_at_risk",
-                                 "rows whose connection-holding proxy the last table change took out "
-                                 "of the row (second chance cannot reach it)", labels=["service"])
+                                 "rows whose connection-holding proxy the last config change (start, "
+                                 "reload) took out of the row (second chance cannot reach it)",
+                                 labels=["service"])
         first = GaugeMetricFamily("glb_backend_first_share",
                                   "share of the table's rows that send new flows to the backend first",
                                   labels=["service", "backend"])
@@ -242,6 +261,22 @@ class GlbCollector(Collector):
         if state.updated is not None:
             yield GaugeMetricFamily("glb_bgp_status_age_seconds", "seconds since the feed last wrote status",
                                     value=max(0.0, time.time() - float(state.updated)))
+        sessions = GaugeMetricFamily("glb_bgp_session_up", "1 if the BGP session to the peer is established",
+                                     labels=["peer"])
+        for peer, on in sorted(state.sessions.items()):
+            sessions.add_metric([peer], 1 if on else 0)
+        yield sessions
+        if state.bfd_running is not None:
+            yield GaugeMetricFamily("glb_bfd_running", "1 if the BFD speaker runs (data plane ready)",
+                                    value=1 if state.bfd_running else 0)
+            up = GaugeMetricFamily("glb_bfd_session_up", "1 if the BFD session to the peer is Up",
+                                   labels=["peer"])
+            detail = GaugeMetricFamily("glb_bfd_session_state", "1 for the BFD session's current state",
+                                       labels=["peer", "state"])
+            for peer, st in sorted(state.bfd.items()):
+                up.add_metric([peer], 1 if st == "Up" else 0)
+                detail.add_metric([peer, st], 1)
+            yield from (up, detail)
 
 
 @dataclass

@@ -10,7 +10,7 @@ VENV=${GLB_VENV:-$ROOT/.venv}
 APT_PACKAGES=(
   python3 python3-venv python3-dev python3-bpfcc bpfcc-tools libbpf-dev bpftool clang llvm
   linux-headers-amd64 iproute2 iputils-ping ethtool tcpdump bird2 curl wrk apache2-utils
-  build-essential frr
+  build-essential frr nftables
   # DPDK director (dpdk/, issue 16): Debian's DPDK 22.11, the PMDs it uses (af_xdp with libxdp
   # for a NIC shared with the host, pcap/ring/null for tests and benches), meson, jansson.
   libdpdk-dev librte-net-af-xdp23 librte-net-pcap23 librte-net-ring23 librte-net-null23

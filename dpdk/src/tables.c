@@ -81,7 +81,46 @@ int glb_dp_parse_mac(const char *text, __u8 mac[6])
 }
 
 /* director.conf: the settings upstream's director.conf carries that the data plane uses. */
-static int load_conf(const char *path, struct glb_dp_tables *t, __u8 gw_mac[6], char *err, size_t len)
+/* director.conf's optional "table_names" (ours; upstream ignores unknown keys): the service
+ * names of the tables in file order, joined with commas into *names (malloc'ed). */
+static int conf_names(const char *path, json_t *root, char **names, char *err, size_t len)
+{
+	json_t *arr = json_object_get(root, "table_names"), *v;
+	size_t i, total = 1;
+	char *out;
+
+	*names = NULL;
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr) || json_array_size(arr) == 0) {
+		fail(err, len, "%s: table_names must be a non-empty list of names", path);
+		return -1;
+	}
+	json_array_foreach(arr, i, v) {
+		const char *n = json_is_string(v) ? json_string_value(v) : NULL;
+
+		if (!n || !*n || strlen(n) >= 64 || strchr(n, ',')) {
+			fail(err, len, "%s: table_names[%zu]: expected a name of 1-63 characters without commas", path, i);
+			return -1;
+		}
+		total += strlen(n) + 1;
+	}
+	out = calloc(1, total);
+	if (!out) {
+		fail(err, len, "out of memory");
+		return -1;
+	}
+	json_array_foreach(arr, i, v) {
+		if (i)
+			strcat(out, ",");
+		strcat(out, json_string_value(v));
+	}
+	*names = out;
+	return 0;
+}
+
+static int load_conf(const char *path, struct glb_dp_tables *t, __u8 gw_mac[6], char **names, char *err,
+		     size_t len)
 {
 	json_error_t jerr;
 	json_t *root, *v, *fields;
@@ -136,6 +175,8 @@ static int load_conf(const char *path, struct glb_dp_tables *t, __u8 gw_mac[6], 
 			goto bad;
 		}
 	}
+	if (conf_names(path, root, names, err, len))
+		goto bad;
 	json_decref(root);
 	return 0;
 bad:
@@ -304,7 +345,7 @@ static char *read_file(const char *path, size_t *size, char *err, size_t len)
 }
 
 /* Table names from "a,b,c" (or "table<i>"); the counters are reported under them. */
-static int set_names(struct glb_dp_tables *t, const char *names, char *err, size_t len)
+static int set_names(struct glb_dp_tables *t, const char *names, const char *from, char *err, size_t len)
 {
 	const char *p = names;
 	__u32 i;
@@ -318,8 +359,8 @@ static int set_names(struct glb_dp_tables *t, const char *names, char *err, size
 		}
 		n = strcspn(p, ",");
 		if (n == 0 || n >= sizeof(t->names[i]) || (!p[n] && i + 1 < t->ntables)) {
-			fail(err, len, "--table-names: give %u non-empty names (< 64 characters), comma-separated",
-			     t->ntables);
+			fail(err, len, "%s: table names: give %u non-empty names (< 64 characters), comma-separated",
+			     from, t->ntables);
 			return -1;
 		}
 		memcpy(t->names[i], p, n);
@@ -327,7 +368,7 @@ static int set_names(struct glb_dp_tables *t, const char *names, char *err, size
 		p += n + (p[n] == ',');
 	}
 	if (names && *p) {
-		fail(err, len, "--table-names: more names than the %u tables", t->ntables);
+		fail(err, len, "%s: table names: more names than the %u tables", from, t->ntables);
 		return -1;
 	}
 	return 0;
@@ -360,10 +401,11 @@ struct glb_dp_tables *glb_dp_tables_load(const char *conf_path, const char *bin_
 	__u32 ntables, max_backends, max_binds, tbl, i;
 	size_t size = 0, need, off;
 	__u8 gw[6], *data = NULL;
+	char *names = NULL;
 
 	if (!t)
 		goto oom;
-	if (load_conf(conf_path, t, gw, err, len))
+	if (load_conf(conf_path, t, gw, &names, err, len))
 		goto bad;
 	if (host->mtu < 68 + 40 || host->mtu > 65535) {
 		fail(err, len, "mtu %u out of range %u-65535", host->mtu, 68 + 40);
@@ -423,7 +465,7 @@ struct glb_dp_tables *glb_dp_tables_load(const char *conf_path, const char *bin_
 	pb6 = calloc((size_t)ntables * max_binds, sizeof(*pb6));
 	if (!t->binds4 || !t->binds6 || !t->rows || !t->names || !sips || !pb4 || !pb6)
 		goto oom;
-	if (set_names(t, host->names, err, len))
+	if (set_names(t, host->names ? host->names : names, host->names ? "--table-names" : conf_path, err, len))
 		goto bad;
 
 	off = BIN_HEADER;
@@ -509,6 +551,7 @@ struct glb_dp_tables *glb_dp_tables_load(const char *conf_path, const char *bin_
 	free(pb6);
 	free(sips);
 	free(data);
+	free(names);
 	return t;
 oom:
 	fail(err, len, "out of memory loading %s", bin_path);
@@ -517,6 +560,7 @@ bad:
 	free(pb6);
 	free(sips);
 	free(data);
+	free(names);
 	glb_dp_tables_free(t);
 	return NULL;
 }

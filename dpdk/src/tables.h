@@ -1,7 +1,8 @@
 /* Loading the agent's files into a table set (struct glb_dp_tables).
  *
  * Input, as glb_agent/render writes it for upstream glb-director:
- *   director.conf          JSON: outbound_gateway_mac, outbound_src_ip, hash_fields
+ *   director.conf          JSON: outbound_gateway_mac, outbound_src_ip, hash_fields, and
+ *                          optionally table_names (ours: service names in file order)
  *   forwarding_table.bin   upstream format version 2 (glb_agent/table/upstream_bin.py)
  * plus what only the host knows (the port's MAC and MTU) and optional table names.
  *
@@ -21,7 +22,8 @@
 struct glb_dp_host {
 	__u8 src_mac[6];       /* our MAC: outer Ethernet source */
 	__u32 mtu;             /* largest outer IPv4 packet */
-	const char *names;     /* comma-separated table names in file order, or NULL */
+	const char *names;     /* comma-separated table names in file order (overrides the
+				* conf's table_names), or NULL */
 };
 
 /* Builds a table set from the two files; on error returns NULL with a message in `err`. */

@@ -25,11 +25,16 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from glb_agent import logs
+from glb_agent.bgp.bfd import bfd_neighbors, peer_states
+from glb_agent.bgp.prefixes import session_prefixes
+from glb_agent.bgp.state import DRAIN_FILE
+from glb_agent.bgp.state import STATUS_FILE as FEED_STATUS_FILE
 from glb_agent.config import ConfigError, LoadedConfig, load_config
 from glb_agent.config.hosts import this_director
 from glb_agent.dataplane.director import DirectorDataPlane, XdpDirector
@@ -37,7 +42,14 @@ from glb_agent.dataplane.director_config import director_settings, for_dataplane
 from glb_agent.errors import GlbError
 from glb_agent.health.checker import Checker
 from glb_agent.health.target import targets_from_config
-from glb_agent.metrics import Exporter, GlbCollector, TableBuild, counters_from_director
+from glb_agent.metrics import (
+    BgpProvider,
+    Exporter,
+    GlbCollector,
+    TableBuild,
+    bgp_from_status_file,
+    counters_from_director,
+)
 from glb_agent.systemd import notify
 from glb_agent.table import upstream_json
 from glb_agent.table.diff import diff_table
@@ -71,7 +83,7 @@ class AgentOptions:
 
 
 def table_status(specs_rows, health: dict, at_risk: dict[str, int] | None = None) -> list[dict]:
-    """Per service: row semantics, rows at risk in the last change, and backends with state,
+    """Per service: row semantics, rows at risk in the last config change, and backends with state,
     health and share of rows where each is first (the destination) or second (first hop)."""
     out = []
     for spec, rows in specs_rows:
@@ -122,6 +134,10 @@ class DirectorAgent:
         self._swap_lock = asyncio.Lock()
         self._started = time.time()
         self._live: dict[str, tuple] = {}  # service -> (spec, send-order rows) in the data plane
+        # Rows the last config change (start or reload) put at risk: kept across the health
+        # swaps that follow it (which move unhealthy proxies to the end of rows, never out).
+        self._risk: dict[str, int] = {}
+        self._risk_config: LoadedConfig | None = None
 
     # --- tables ------------------------------------------------------------------------
 
@@ -133,9 +149,11 @@ class DirectorAgent:
         built = time.perf_counter() - t0
         self.generation = self.director.update_tables(for_dataplane(tables))
         now = time.time()
-        at_risk = rows_at_risk_since(self._live, tables)
+        if loaded is not self._risk_config:
+            self._risk = rows_at_risk_since(self._live, tables)
+            self._risk_config = loaded
         self._live = {spec.name: (spec, rows) for spec, rows in tables}
-        services = table_status(tables, health, at_risk)
+        services = table_status(tables, health, self._risk)
         self.builds = [
             TableBuild(svc["service"], built, now, rows_at_risk=svc["rows_at_risk"],
                        first_share={b["address"]: b["primary_share"] for b in svc["backends"]})
@@ -190,6 +208,17 @@ class DirectorAgent:
         logs.event(_log, "reload_applied", generation=self.generation)
         notify("READY=1")
 
+    def _bgp_provider(self, me) -> BgpProvider:
+        """BGP and BFD state for the exporter: the feed's status file (written by ExaBGP's
+        feed into the same state directory) and the BFD speaker's control socket."""
+        prefixes, _skipped = session_prefixes(self.loaded.config, me)
+        neighbors = bfd_neighbors(self.loaded, me)
+        state = self.opts.state_dir
+        return bgp_from_status_file(state / FEED_STATUS_FILE, [str(p) for p in prefixes],
+                                    drain_file=state / DRAIN_FILE,
+                                    peers=[p.name for p in self.loaded.config.peers_of(me)],
+                                    bfd=partial(peer_states, neighbors, state) if neighbors else None)
+
     # --- lifecycle ---------------------------------------------------------------------
 
     async def run(self) -> int:
@@ -215,7 +244,8 @@ class DirectorAgent:
                 if self.opts.metrics_port is not None:
                     exporter = Exporter(GlbCollector(
                         counters=lambda: counters_from_director(self.director.counters()),
-                        health=self.checker.view, tables=lambda: self.builds),
+                        health=self.checker.view, tables=lambda: self.builds,
+                        bgp=self._bgp_provider(me)),
                         address=self.opts.metrics_address, port=self.opts.metrics_port)
                     exporter.start()
                 notify("READY=1")

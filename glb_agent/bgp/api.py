@@ -25,6 +25,9 @@ class ExaBgpPipe:
         self.acks: queue.Queue[str] = queue.Queue()
         self.closed = threading.Event()  # stdin EOF: ExaBGP is gone
         self.shutdown = threading.Event()  # ExaBGP announced it is stopping
+        # Session state per peer address from ExaBGP's neighbor-changes messages
+        # ("neighbor A up|connected|down - reason"): (state, detail, time.time()).
+        self.sessions: dict[str, tuple[str, str, float]] = {}
         self._reader = threading.Thread(target=self._read, name="exabgp-acks", daemon=True)
         self._reader.start()
 
@@ -36,9 +39,17 @@ class ExaBgpPipe:
                     self.acks.put(word)
                 elif word == "shutdown":
                     self.shutdown.set()
+                elif word.startswith("neighbor "):
+                    self._neighbor(word)
         except (OSError, ValueError):
             pass
         self.closed.set()
+
+    def _neighbor(self, line: str) -> None:
+        parts = line.split(" ", 3)
+        if len(parts) >= 3 and parts[2] in ("up", "down", "connected"):
+            detail = parts[3].removeprefix("- ") if len(parts) > 3 else ""
+            self.sessions[parts[1]] = (parts[2], detail, time.time())
 
     def send(self, commands: list[str]) -> list[str]:
         """Write ``commands`` and return one result per command: done, error or timeout.

@@ -18,12 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from glb_agent.bgp.api import ExaBgpPipe
+from glb_agent.bgp.bfd import BfdDaemon
 from glb_agent.bgp.events import EventLog
 from glb_agent.bgp.prefixes import Prefix
 from glb_agent.bgp.readiness import Readiness
 from glb_agent.bgp.state import DrainState, FeedStatus
 
 STATUS_HEARTBEAT = 5.0  # seconds between status rewrites when nothing changes
+# A session not up this long after the feed started (or after it went down) gets one
+# warning naming the likely causes; with TCP-MD5 a wrong password drops every segment
+# silently, so nothing else would ever say why.
+SESSION_WARN_AFTER = 15.0
 RETRY_AFTER = 2.0  # seconds before re-sending a command ExaBGP rejected
 
 
@@ -31,6 +36,7 @@ RETRY_AFTER = 2.0  # seconds before re-sending a command ExaBGP rejected
 class FeedSettings:
     interval: float = 0.2
     rise: int = 2
+    session_warn: float = SESSION_WARN_AFTER
 
 
 @dataclass
@@ -50,6 +56,11 @@ class Feed:
     neighbors: dict[int, list[str]] = field(default_factory=dict)
     settings: FeedSettings = field(default_factory=FeedSettings)
     clock: Callable[[], float] = time.monotonic
+    # The director's BFD speaker: runs while the data plane is ready (bfd.py), so a wedged
+    # director's routers drop it within BFD's detection time, like a dead one.
+    bfd: BfdDaemon | None = None
+    # Peer address -> (name, whether the session uses TCP-MD5), for session events.
+    peers: dict[str, tuple[str, bool]] = field(default_factory=dict)
 
     # None until the first reconciliation: after a feed restart ExaBGP may still hold
     # routes from the previous feed, so the first step states the full desired set.
@@ -61,6 +72,10 @@ class Feed:
     _retry_at: dict[Prefix, float] = field(default_factory=dict)
     _status_written: float = float("-inf")
     _dirty: bool = True
+    _bfd_running: bool = False
+    _sessions: dict[str, tuple[str, str, float]] = field(default_factory=dict)
+    _waiting_since: dict[str, float] = field(default_factory=dict)
+    _warned: set[str] = field(default_factory=set)
 
     def wanted(self) -> tuple[set[Prefix], str, str | None]:
         """The set to announce now, why, and the drain token it honours (if drained)."""
@@ -98,6 +113,13 @@ class Feed:
             announce = [p for p in sorted(want - known, key=_order) if self._retry_at.get(p, 0) <= now]
         if withdraw or announce:
             self._apply(withdraw, announce, why, first=known is None)
+        self._watch_sessions()
+        if self.bfd is not None:
+            # After the withdrawal, so a router hears the orderly withdraw before BFD falls silent.
+            ready = self._last_ready or (False, "")
+            self.bfd.update(ready[0] and not self.stopping, "stopping" if self.stopping else ready[1])
+            self._dirty = self._dirty or self._bfd_running != self.bfd.running
+            self._bfd_running = self.bfd.running
         self._write_status(why)
 
     def _commands(self, verb: str, prefix: Prefix) -> list[str]:
@@ -161,8 +183,49 @@ class Feed:
             "announced": [str(p) for p in sorted(self.announced or set(), key=_order)],
             "confirmed": self.announced is not None,
             "updated": time.time(),
+            "bfd": self._bfd_status(),
+            "sessions": {self.peers.get(a, (a, False))[0]: {"address": a, "state": st, "detail": d,
+                                                            "since": at}
+                         for a, (st, d, at) in sorted(self._sessions.items())},
         })
         self._status_written, self._dirty = now, False
+
+    def _watch_sessions(self) -> None:
+        """Log BGP session changes (ExaBGP's neighbor-changes) and warn once about a session
+        that does not come up."""
+        now = self.clock()
+        current = dict(getattr(self.pipe, "sessions", {}))
+        for address, (state, detail, _at) in current.items():
+            if self._sessions.get(address, ("",))[0] != state:
+                name = self.peers.get(address, (address, False))[0]
+                self.log("session", peer=name, address=address, state=state, detail=detail)
+                self._dirty = True
+                if state == "up":
+                    self._warned.discard(address)
+                    self._waiting_since.pop(address, None)
+                else:
+                    self._waiting_since[address] = now
+        self._sessions = current
+        for address, (name, md5) in self.peers.items():
+            if current.get(address, ("",))[0] == "up" or address in self._warned:
+                continue
+            since = self._waiting_since.setdefault(address, now)
+            if now - since < self.settings.session_warn:
+                continue
+            self._warned.add(address)
+            hint = ("check the TCP-MD5 password on both ends: a mismatch drops every segment "
+                    "without an answer (the receiving kernel counts them: nstat TcpExtTCPMD5Failure)"
+                    if md5 else "check reachability, ASNs and the router's config")
+            self.log("session-not-established", peer=name, address=address,
+                     seconds=round(now - since, 1), md5=md5, hint=hint)
+
+    def _bfd_status(self) -> dict | None:
+        """Whether the BFD speaker runs. Its sessions are read live by whoever shows them
+        (``bgp status``, ``status``, the exporter): a control-socket query has no place in the
+        poll loop that withdraws the VIPs."""
+        if self.bfd is None:
+            return None
+        return {"running": self.bfd.running, "pid": self.bfd.proc.pid if self.bfd.proc else None}
 
     def run(self, stop: threading.Event) -> int:
         """Poll until stopped (SIGTERM), ExaBGP shuts down, or its pipe closes."""
@@ -183,6 +246,9 @@ class Feed:
         except BrokenPipeError:
             self.log("exabgp-gone", shutdown=False)
             return 0
+        finally:
+            if self.bfd is not None:
+                self.bfd.kill("feed exiting")
 
 
 def _order(prefix: Prefix) -> tuple[int, Prefix]:

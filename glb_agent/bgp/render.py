@@ -33,18 +33,23 @@ class Session:
     peer: BgpPeer
     local_address: str
     family: str
+    # TCP-MD5 password (from the peer's password_file or password_env) and where it came from.
+    password: str | None = None
+    password_origin: str = ""
 
 
 def director_sessions(loaded: LoadedConfig, director: Director) -> list[Session]:
     """This director's sessions; IPv6 peers without an address6 were refused by validation."""
     out = []
     for peer in director_peers(loaded, director):
+        password = loaded.peer_password(peer.name)
+        origin = peer.password_file or f"${peer.password_env}" if password else ""
         if peer.address.version == 6:
             if director.address6 is None:
                 raise InputError(f"director {director.name} has no address6 for IPv6 peer {peer.name}")
-            out.append(Session(peer, str(director.address6), "ipv6"))
+            out.append(Session(peer, str(director.address6), "ipv6", password, origin))
         else:
-            out.append(Session(peer, str(director.address), "ipv4"))
+            out.append(Session(peer, str(director.address), "ipv4", password, origin))
     return out
 
 

@@ -19,7 +19,7 @@ import jinja2
 from glb_agent.bgp.prefixes import fleet_prefixes
 from glb_agent.bgp.render import director_peers
 from glb_agent.config.load import LoadedConfig
-from glb_agent.config.model import BgpPeer
+from glb_agent.config.model import Bfd, BgpPeer
 from glb_agent.errors import InputError
 
 # glb_agent/routers is a symlink to the repository's bgp/ (installed as package data), so
@@ -75,6 +75,21 @@ def _directors(loaded: LoadedConfig, peers: dict[int, BgpPeer]) -> list[RouterDi
 
 
 @dataclass(frozen=True)
+class SessionSecurity:
+    """What one router peer entry asks of its sessions: BFD timers, TCP-MD5, GTSM."""
+
+    bfd: Bfd
+    password: str | None
+    ttl_security: bool
+
+
+def _security(loaded: LoadedConfig, router: Router) -> dict[int, SessionSecurity]:
+    bgp = loaded.config.bgp
+    return {v: SessionSecurity(bgp.bfd_for(p), loaded.peer_password(p.name), p.ttl_security)
+            for v, p in router.peers.items()}
+
+
+@dataclass(frozen=True)
 class Router:
     """The router's peer entries of glb.yml, at most one per IP version, one ASN."""
 
@@ -127,7 +142,9 @@ def render_bird_conf(loaded: LoadedConfig, peer: str | Sequence[str], *, log: st
     router = _router(loaded, peer, router_id)
     nets = _accept(loaded, accept)
     hold = cfg.bgp.hold_time
+    security = _security(loaded, router)
     return _env(template_dir).get_template("bird.conf.j2").render(
+        security=security, bfd_any=any(s.bfd.enabled for s in security.values()),
         router=router, router_id=router.router_id, log=log,
         accept=[(v, nets[v]) for v in router.versions], max_paths=max_paths,
         hold_time=hold, keepalive=cfg.bgp.effective_keepalive if hold else 0,
@@ -147,6 +164,7 @@ def render_frr_conf(loaded: LoadedConfig, peer: str | Sequence[str], *,
     nets = _accept(loaded, accept)
     hold = cfg.bgp.hold_time
     return _env(template_dir).get_template("frr.conf.j2").render(
+        security=_security(loaded, router),
         router=router, router_id=router.router_id,
         accept={v: nets[v] for v in router.versions}, max_paths=max_paths,
         hold_time=hold, keepalive=cfg.bgp.effective_keepalive if hold else 0,

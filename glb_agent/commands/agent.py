@@ -21,6 +21,7 @@ from glb_agent.agent.director import (
     running_pid,
     state_dir,
 )
+from glb_agent.bgp.bfd import sessions as bfd_sessions
 from glb_agent.commands import (
     add_config_argument,
     add_name_argument,
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "backends, rebuild and swap tables on health changes and on SIGHUP. systemd runs this.")
     add_config_argument(run)
     add_name_argument(run, "director")
-    add_pin_dir_argument(run, "/sys/fs/bpf/glb/director/<interface>")
+    add_pin_dir_argument(run, "director")
     add_xdp_mode_argument(run)
     run.add_argument("--health-file", type=Path, default=DEFAULT_HEALTH_FILE)
     run.add_argument("--metrics-port", type=int, default=9472, help="0 disables the exporter")
@@ -71,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _state_dir(p: argparse.ArgumentParser) -> None:
-    add_state_dir_argument(p, "$GLB_STATE_DIR or /run/glb/director", "the agent's status and pid files")
+    add_state_dir_argument(p, "director", "the agent's status and pid files")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -151,7 +152,9 @@ def _status(args: argparse.Namespace) -> int:
     with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
         bgp = json.loads((directory / "bgp-feed.json").read_text())
     pid = running_pid(directory)
-    doc = {"agent_pid": pid, "director": status, "bgp": bgp}
+    live = bfd_sessions(directory)  # now, from the BFD speaker's control socket; None: not running
+    doc = {"agent_pid": pid, "director": status, "bgp": bgp,
+           "bfd": None if live is None else [vars(x) | {"up": x.up} for x in live]}
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0 if pid and status else 1
@@ -164,12 +167,20 @@ def _status(args: argparse.Namespace) -> int:
     if bgp is not None:
         print(f"bgp: announced {', '.join(bgp.get('announced', [])) or 'nothing'}  "
               f"ready={bgp.get('ready')}  drained={bgp.get('drained')}")
+        for peer, sess in sorted((bgp.get("sessions") or {}).items()):
+            print(f"  bgp session {peer} ({sess.get('address')}): {sess.get('state')}")
+    if live is not None:
+        for x in live:
+            print(f"  bfd {x.address} on {x.interface}: {x.state} since {x.since} "
+                  f"(interval {x.interval}s, detect {x.timeout}s)")
+    elif bgp is not None and (bgp.get("bfd") or {}).get("running") is False:
+        print("  bfd: speaker not running (data plane not ready, or BFD off)")
     for svc in status["services"]:
         print(f"\nservice {svc['service']}")
         risk = svc.get("rows_at_risk", 0)
         rows = f"{svc.get('semantics', 'upstream')} rows" + (
             f", K={svc['candidates']}" if svc.get("semantics") == "candidates" else "")
-        print(f"  {rows}; rows at risk in the last change: {risk} ({risk / 65536:.2%})")
+        print(f"  {rows}; rows at risk in the last config change: {risk} ({risk / 65536:.2%})")
         print(f"  {'backend':<18}{'state':<10}{'health':<10}{'first':>9}{'second':>11}")
         for b in svc["backends"]:
             print(f"  {b['address']:<18}{b['state']:<10}{'up' if b['healthy'] else 'DOWN':<10}"

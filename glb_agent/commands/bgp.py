@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 from glb_agent.bgp.api import ExaBgpPipe
+from glb_agent.bgp.bfd import BfdDaemon, bfd_neighbors, render_bfd_conf
+from glb_agent.bgp.bfd import sessions as bfd_sessions
 from glb_agent.bgp.events import EventLog
 from glb_agent.bgp.feed import Feed, FeedSettings, stop_on_signals
 from glb_agent.bgp.prefixes import session_prefixes
@@ -43,9 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     feed.add_argument("--readiness", choices=MODES, default="auto",
                       help="auto: the data plane's check if installed, else 'xdp' (a program "
                            "is attached to the director interface)")
-    add_pin_dir_argument(feed, "/sys/fs/bpf/glb/director/<interface>")
+    add_pin_dir_argument(feed, "director")
     feed.add_argument("--interval", type=_positive, default=0.2, help="readiness poll seconds")
     feed.add_argument("--rise", type=int, default=2, help="ready polls in a row before announcing")
+    feed.add_argument("--session-warn", type=_positive, default=15.0, metavar="SECONDS",
+                      help="log session-not-established for a BGP session down this long")
+    feed.add_argument("--bfd", choices=("config", "off"), default="config",
+                      help="config: run the director's BFD speaker (BIRD) while the data plane is "
+                           "ready, for every peer with BFD enabled in glb.yml; off: never")
     _state_arg(feed)
     feed.set_defaults(func=run_feed)
 
@@ -74,6 +81,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     render.add_argument("--python", default=sys.executable,
                         help="interpreter that runs the feed (absolute path)")
     render.set_defaults(func=run_render)
+    router = bsub.add_parser(
+        "router", help="print the lab router's BIRD 2 (or FRR) config for bgp.peers entries",
+        description="The router side of the directors' sessions, from glb.yml: one BGP session per "
+                    "director and IP version, VIP-only import filter, ECMP, the fleet's hold time, "
+                    "BFD, TCP-MD5 and GTSM as configured. The namespace lab, the tests and the "
+                    "glb_lab_router role all render this one template (bgp/bird.conf.j2).")
+    add_config_argument(router)
+    router.add_argument("--peer", action="append", required=True,
+                        help="the router's bgp.peers name; repeat for its IPv6 entry")
+    router.add_argument("--format", choices=("bird", "frr"), default="bird")
+    router.add_argument("--router-id", default=None, help="default: the router's IPv4 peer address")
+    router.add_argument("--max-paths", type=int, default=16, help="most next hops in one ECMP route")
+    router.add_argument("--log", default="syslog",
+                        help="BIRD log target ('syslog', 'stderr' or a quoted file name)")
+    router.set_defaults(func=run_router)
     status = bsub.add_parser("status", help="print the feed's last confirmed state (JSON)")
     _state_arg(status)
     status.set_defaults(func=run_status)
@@ -85,7 +107,7 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 
 
 def _state_arg(p: argparse.ArgumentParser) -> None:
-    add_state_dir_argument(p, "$GLB_STATE_DIR or /run/glb/director", "drain flag and feed status directory")
+    add_state_dir_argument(p, "director", "drain flag and feed status directory")
 
 
 def _positive(text: str) -> float:
@@ -127,8 +149,15 @@ def run_feed(args: argparse.Namespace) -> int:
             reason="no BGP session of their IP version: IPv6 prefixes need an IPv6 peer and "
                    "the director's address6")
     neighbors: dict[int, list[str]] = {}
+    peers: dict[str, tuple[str, bool]] = {}
     for session in director_sessions(loaded, director):
         neighbors.setdefault(session.peer.address.version, []).append(str(session.peer.address))
+        peers[str(session.peer.address)] = (session.peer.name, session.password is not None)
+    bfd = None
+    conf = render_bfd_conf(loaded, director) if args.bfd == "config" else None
+    if conf is not None:
+        bfd = BfdDaemon(conf, directory, log)
+        log("bfd", peers=[n.peer for n in bfd_neighbors(loaded, director)], conf=str(bfd.conf))
     stop = threading.Event()
     stop_on_signals(stop)
     feed = Feed(
@@ -140,7 +169,9 @@ def run_feed(args: argparse.Namespace) -> int:
         status=FeedStatus(directory),
         log=log,
         neighbors=neighbors,
-        settings=FeedSettings(interval=args.interval, rise=args.rise),
+        settings=FeedSettings(interval=args.interval, rise=args.rise, session_warn=args.session_warn),
+        bfd=bfd,
+        peers=peers,
     )
     return feed.run(stop)
 
@@ -186,11 +217,29 @@ def run_undrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_router(args: argparse.Namespace) -> int:
+    from glb_agent.bgp.router import render_bird_conf, render_frr_conf
+
+    loaded = load_config(args.config)
+    if args.max_paths < 1:
+        raise InputError("--max-paths must be at least 1")
+    if args.format == "frr":
+        text = render_frr_conf(loaded, args.peer, max_paths=args.max_paths, router_id=args.router_id)
+    else:
+        text = render_bird_conf(loaded, args.peer, log=args.log, max_paths=args.max_paths,
+                                router_id=args.router_id)
+    print(text, end="")
+    return 0
+
+
 def run_status(args: argparse.Namespace) -> int:
     directory = state_dir(args.state_dir)
     current = FeedStatus(directory).read()
     drained = DrainState(directory).current()
+    live = bfd_sessions(directory)
     out = {"drained": drained is not None, "drain": drained, "feed": current,
-           "feed_running": bool(current) and pid_alive(current.get("pid"))}
+           "feed_running": bool(current) and pid_alive(current.get("pid")),
+           # Read now from the BFD speaker's control socket (null: not running).
+           "bfd_sessions": None if live is None else [vars(x) | {"up": x.up} for x in live]}
     print(json.dumps(out, indent=2, sort_keys=True))
     return 0

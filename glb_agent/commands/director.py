@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             add_xdp_mode_argument(a)
 
     add_host_actions(
-        sub, "director", "/sys/fs/bpf/glb/director/<interface>",
+        sub, "director",
         help="apply / stop / inspect this host's XDP director",
         description="Run the director side of GLB: XDP GUE encapsulation of VIP traffic towards "
                     "the proxies, with atomic table swaps and adoption across agent restarts.",

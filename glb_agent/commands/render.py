@@ -19,7 +19,7 @@ from glb_agent.config.tables import table_specs
 from glb_agent.render.director_conf import render_director_conf
 from glb_agent.table import upstream_bin, upstream_json
 from glb_agent.table.rendezvous import build_all
-from glb_agent.util.files import write_atomic
+from glb_agent.util.files import FILE_MODE, write_atomic
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--agent", help="absolute path of glb-agent on the director "
                    "(default: the one running now)")
     p.set_defaults(func=run)
+
+
+SECRET_FILES = {"exabgp.conf"}
+SECRET_FILE_MODE = 0o600
 
 
 def _agent_path(explicit: str | None) -> str:
@@ -74,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
         base = args.out if args.name else args.out / "directors" / name
         for fname, text in director_files(loaded, name, agent, config_path).items():
             outputs[base / fname] = text
-    changed = [str(path) for path, data in sorted(outputs.items()) if write_atomic(path, data)]
+    # exabgp.conf may carry TCP-MD5 passwords: only its owner (root) reads it.
+    changed = [str(path) for path, data in sorted(outputs.items())
+               if write_atomic(path, data, SECRET_FILE_MODE if path.name in SECRET_FILES else FILE_MODE)]
     for path in sorted(outputs):
         print(f"{'wrote ' if str(path) in changed else 'unchanged '}{path}")
     return 0

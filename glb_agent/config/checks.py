@@ -7,10 +7,19 @@ second occurrence, naming the first), so the loader can print ``file:line`` for 
 from __future__ import annotations
 
 import ipaddress
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from glb_agent.config.model import GlbConfig, PortRange
+from glb_agent.config.model import (
+    _PASSWORD_RE,
+    PASSWORD_CHARS,
+    TCP_MD5SIG_MAXKEYLEN,
+    BgpPeer,
+    GlbConfig,
+    PortRange,
+)
 from glb_agent.config.yamlsrc import Locator, PathElem
 from glb_agent.table.spec import UPSTREAM_MAX_BINDS
 
@@ -186,7 +195,94 @@ def all_issues(cfg: GlbConfig, loc: Locator, source: Path) -> list[Issue]:
         *check_bind_conflicts(cfg, loc),
         *check_secret_file(cfg, source),
         *check_bgp_sessions(cfg, loc),
+        *check_bgp_security(cfg, source),
+        *check_bfd(cfg),
     ]
+
+
+def password_problem(password: str) -> str | None:
+    """Why ``password`` cannot be a TCP-MD5 key written into ExaBGP, BIRD and FRR configs."""
+    if not password:
+        return "the password is empty"
+    if len(password.encode()) > TCP_MD5SIG_MAXKEYLEN:
+        return (f"the password is {len(password.encode())} bytes; "
+                f"TCP-MD5 keys are at most {TCP_MD5SIG_MAXKEYLEN}")
+    if not _PASSWORD_RE.match(password):
+        return f"the password may contain only {PASSWORD_CHARS} (it is written into three config grammars)"
+    return None
+
+
+def read_password_file(path: Path) -> str:
+    """The password in ``path`` (surrounding whitespace stripped); OSError if unreadable."""
+    return path.read_text(encoding="utf-8").strip()
+
+
+def peer_password(peer: BgpPeer, source: Path) -> tuple[str | None, str]:
+    """(password or None, where it comes from) for ``peer``; raises LookupError/OSError when
+    the file or variable it names is missing."""
+    if peer.password_file is not None:
+        path = source.parent / peer.password_file
+        return read_password_file(path), str(path)
+    if peer.password_env is not None:
+        value = os.environ.get(peer.password_env)
+        if value is None:
+            raise LookupError(f"environment variable {peer.password_env} is not set")
+        return value.strip(), f"${peer.password_env}"
+    return None, ""
+
+
+def check_bgp_security(cfg: GlbConfig, source: Path) -> Iterator[Issue]:
+    """Password files must exist and hold a key every config grammar can carry. Environment
+    variables are checked where configs are rendered (validate may run elsewhere)."""
+    for i, peer in enumerate(cfg.bgp.peers):
+        if peer.password_file is None:
+            continue
+        where = ("bgp", "peers", i, "password_file")
+        path = source.parent / peer.password_file
+        try:
+            password = read_password_file(path)
+        except OSError as exc:
+            yield (where, f"cannot read {path}: {exc.strerror}")
+            continue
+        problem = password_problem(password)
+        if problem:
+            yield (where, f"{path}: {problem}")
+
+
+def password_file_warnings(cfg: GlbConfig, source: Path) -> Iterator[Issue]:
+    """A password file others can read is legal (a fresh git checkout is 0644) but worth fixing."""
+    for i, peer in enumerate(cfg.bgp.peers):
+        if peer.password_file is None:
+            continue
+        path = source.parent / peer.password_file
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except OSError:
+            continue
+        if mode & 0o077:
+            yield (("bgp", "peers", i, "password_file"),
+                   f"{path} is readable by others (mode {mode:04o}); chmod 600 it")
+
+
+def check_bfd(cfg: GlbConfig) -> Iterator[Issue]:
+    """BFD that detects no faster than the hold time only adds packets: refuse it."""
+    hold_ms = cfg.bgp.hold_time * 1000
+    entries: list[tuple[tuple[PathElem, ...], object]] = [(("bgp", "bfd"), cfg.bgp.bfd)]
+    entries += [(("bgp", "peers", i, "bfd"), p.bfd) for i, p in enumerate(cfg.bgp.peers) if p.bfd is not None]
+    for where, bfd in entries:
+        if bfd.enabled and hold_ms and bfd.detect_ms >= hold_ms:  # type: ignore[attr-defined]
+            yield (where, f"BFD detection time {bfd.detect_ms} ms (interval_ms x multiplier) is not "  # type: ignore[attr-defined]
+                          f"shorter than hold_time {cfg.bgp.hold_time} s: lower it or disable BFD")
+    # The director's BFD speaker (BIRD) sets timers per interface, not per neighbor.
+    index = {p.name: i for i, p in enumerate(cfg.bgp.peers)}
+    for d, director in enumerate(cfg.directors):
+        enabled = [p for p in cfg.peers_of(director) if cfg.bgp.bfd_for(p).enabled]
+        for peer in enabled[1:]:
+            first = enabled[0]
+            if cfg.bgp.bfd_for(peer) != cfg.bgp.bfd_for(first):
+                yield (("bgp", "peers", index[peer.name], "bfd"),
+                       f"director {director.name} (directors[{d}]) runs BFD to {first.name} and {peer.name} "
+                       "with different timers; one director's BFD sessions share one interval and multiplier")
 
 
 def check_bgp_sessions(cfg: GlbConfig, loc: Locator) -> Iterator[Issue]:

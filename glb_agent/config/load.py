@@ -31,6 +31,26 @@ class LoadedConfig:
     # ``file:line: path: warning: message`` lines: legal but probably unintended settings.
     warnings: tuple[str, ...] = ()
 
+    def peer_password(self, name: str) -> str | None:
+        """The TCP-MD5 password of bgp.peers entry ``name`` (from its file or environment
+        variable), None without one. InputError names the YAML place when it cannot be read."""
+        for i, peer in enumerate(self.config.bgp.peers):
+            if peer.name != name:
+                continue
+            where = f"{self.source}: bgp.peers[{i}]"
+            try:
+                password, origin = checks.peer_password(peer, self.source)
+            except (LookupError, OSError) as exc:
+                why = getattr(exc, "strerror", None) or exc
+                raise InputError(f"{where}: password of peer {name}: {why}") from None
+            if password is None:
+                return None
+            problem = checks.password_problem(password)
+            if problem:
+                raise InputError(f"{where}: {origin}: {problem}")
+            return password
+        raise InputError(f"no BGP peer named {name!r} in {self.source}")
+
     @property
     def secret(self) -> bytes | None:
         fleet = self.config.fleet
@@ -110,5 +130,5 @@ def load_config(path: str | Path) -> LoadedConfig:
         lines = sorted({(loc.line_of(p), f"{loc.where(p)}: {format_path(p)}: {m}") for p, m in issues})
         raise ConfigError([m for _, m in lines])
     found = sorted({(loc.line_of(p), f"{loc.where(p)}: {format_path(p)}: warning: {m}")
-                    for p, m in checks.bgp_warnings(cfg)})
+                    for p, m in (*checks.bgp_warnings(cfg), *checks.password_file_warnings(cfg, source))})
     return LoadedConfig(cfg, source, tuple(m for _, m in found))

@@ -197,8 +197,9 @@ class HealthCheck(Strict):
     http: HttpCheck | None = None
     tcp: TcpCheck | None = None
     gue: GueCheck | None = None
-    interval: Seconds = Field(0.3, description="seconds between probes")
-    timeout: Seconds = Field(0.25, description="seconds before a probe counts as failed")
+    interval: Seconds = Field(0.1, description="seconds between probes (fall 3: a dead proxy's rows "
+                                               "move within 0.5 s)")
+    timeout: Seconds = Field(0.2, description="seconds before a probe counts as failed")
     rise: int = Field(2, ge=1, le=100, description="consecutive successes to become healthy")
     fall: int = Field(3, ge=1, le=100, description="consecutive failures to become unhealthy")
 
@@ -258,6 +259,45 @@ class Service(Strict):
         return HealthCheck.model_validate(self.healthcheck.model_dump() | changes)
 
 
+# BFD timers every router the templates target can run: FRR's per-neighbor form
+# (``neighbor X bfd MULT RX TX``, what bgpd reads from one config file) takes 50-60000 ms and
+# multipliers 2-255, BIRD 2 takes 1 ms-hours and 1-255, and 50 ms is the usual floor of
+# software BFD on vendor routers. Outside this window a router refuses the line or silently
+# runs something else, so validation refuses it up front.
+BFD_MIN_INTERVAL_MS = 50
+BFD_MAX_INTERVAL_MS = 60000
+BFD_MAX_MULTIPLIER = 255
+# RFC 2385 keys go through the TCP_MD5SIG socket option: at most TCP_MD5SIG_MAXKEYLEN bytes.
+TCP_MD5SIG_MAXKEYLEN = 80
+# A password is written into exabgp.conf, bird.conf and frr.conf: it must be one token in all
+# three grammars (no whitespace, quotes, comment, help or statement characters, no backslash).
+_PASSWORD_RE = re.compile(r"^[A-Za-z0-9%&()*+,\-./:<=>@\[\]^_|~]+$")
+PASSWORD_CHARS = "letters, digits and %&()*+,-./:<=>@[]^_|~"
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Bfd(Strict):
+    """BFD (RFC 5880/5881, single hop) between the directors and a router: the router drops
+    a director's paths after ``interval_ms x multiplier`` of silence, instead of the hold time."""
+
+    enabled: bool = Field(True, description="run BFD on these sessions (router: bfd on the BGP neighbor)")
+    interval_ms: int = Field(
+        100, ge=BFD_MIN_INTERVAL_MS, le=BFD_MAX_INTERVAL_MS, description="desired transmit and "
+        "required receive interval, milliseconds (both sides use the larger of their values)")
+    multiplier: int = Field(3, ge=2, le=BFD_MAX_MULTIPLIER,
+                            description="missed packets before the session is declared down")
+
+    @property
+    def detect_ms(self) -> int:
+        return self.interval_ms * self.multiplier
+
+
+def _check_password_env(value: str) -> str:
+    if not _ENV_RE.match(value):
+        raise ValueError(f"{value!r} is not an environment variable name")
+    return value
+
+
 class BgpPeer(Strict):
     """A router the directors peer with; an IPv6 address makes an IPv6 session (IPv6 VIPs)."""
 
@@ -268,6 +308,22 @@ class BgpPeer(Strict):
     )
     asn: Asn
     port: Port = 179
+    password_file: str | None = Field(
+        None, description="file holding the session's TCP-MD5 password (RFC 2385), relative to the YAML; "
+                          "never put the password itself in glb.yml")
+    password_env: Annotated[str, AfterValidator(_check_password_env)] | None = Field(
+        None, description="environment variable holding the TCP-MD5 password (read where configs "
+                          "are rendered)")
+    ttl_security: bool = Field(
+        False, description="GTSM (RFC 5082): send TTL 255 and accept only TTL 255, i.e. directly "
+                           "connected peers; the router needs the same setting")
+    bfd: Bfd | None = Field(None, description="BFD settings for this peer; default bgp.bfd")
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> BgpPeer:
+        if self.password_file is not None and self.password_env is not None:
+            raise ValueError("set password_file or password_env, not both")
+        return self
 
 
 class Bgp(Strict):
@@ -276,6 +332,7 @@ class Bgp(Strict):
     local_asn: Asn
     hold_time: int = Field(9, description="seconds; 0 disables keepalives (not recommended)")
     keepalive: int | None = Field(None, description="seconds; defaults to hold_time / 3")
+    bfd: Bfd = Field(default_factory=Bfd, description="BFD for every peer without its own bfd")
     peers: list[BgpPeer] = Field(min_length=1)
 
     @field_validator("hold_time")
@@ -296,6 +353,10 @@ class Bgp(Strict):
     @property
     def effective_keepalive(self) -> int:
         return self.keepalive if self.keepalive is not None else max(1, self.hold_time // 3)
+
+    def bfd_for(self, peer: BgpPeer) -> Bfd:
+        """The BFD settings of the session to ``peer``: its own, else the fleet's."""
+        return peer.bfd if peer.bfd is not None else self.bfd
 
 
 class Director(Strict):

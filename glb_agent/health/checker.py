@@ -190,26 +190,56 @@ class Checker:
         self._tasks[key] = asyncio.create_task(self._run(target), name=f"health-{key[0]}-{key[1]}")
 
     async def _run(self, target: Target) -> None:
-        key, interval = target.key, target.check.interval
+        """Start one probe per slot without waiting for the previous one: with a 100 ms
+        interval and a 200 ms timeout a black-holed backend still fails once per slot, so
+        ``fall`` failures take ``fall x interval + timeout``, not ``fall x timeout``. Results
+        are observed strictly in launch order (the rise/fall counts are about consecutive
+        probes), each as soon as it and every earlier one has finished."""
+        interval = target.check.interval
+        # Probes a backend may have in flight: every slot of one timeout, plus the current.
+        limit = int(target.check.timeout / interval) + 2
+        pending: deque[asyncio.Task] = deque()
         next_at = self.clock() + random.uniform(0, interval)
-        while True:
-            delay = next_at - self.clock()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            lag = self.clock() - next_at
-            if lag > interval * 0.1:
-                self.stats.late += 1
-            self.stats.max_lag = max(self.stats.max_lag, lag)
-            results = await probe_target(target, self._gue)
+        try:
+            while True:
+                delay = next_at - self.clock()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                lag = self.clock() - next_at
+                if lag > interval * 0.1:
+                    self.stats.late += 1
+                self.stats.max_lag = max(self.stats.max_lag, lag)
+                if len(pending) < limit:
+                    task = asyncio.create_task(probe_target(target, self._gue))
+                    pending.append(task)
+                    task.add_done_callback(lambda _t: self._collect(target, pending))
+                else:  # probes are not finishing even within their timeout: the loop is starved
+                    self.stats.overruns += 1
+                next_at += interval
+                now = self.clock()
+                if next_at < now:  # the loop was late past a whole slot: skip ahead, never burst
+                    self.stats.overruns += 1
+                    next_at = now
+        finally:
+            for task in pending:
+                task.cancel()
+
+    def _collect(self, target: Target, pending: deque[asyncio.Task]) -> None:
+        """Feed every finished probe at the head of ``pending`` to the state machine, in order."""
+        key = target.key
+        while pending and pending[0].done():
+            task = pending.popleft()
+            if task.cancelled() or key not in self._states:
+                continue
+            exc = task.exception()
+            if exc is not None:  # probe_target bounds and reports its own errors; never lose a slot
+                results: tuple[ProbeResult, ...] = (ProbeResult("probe", False, repr(exc), 0.0),)
+            else:
+                results = task.result()
             self.stats.probes += 1
             self.stats.last_results[key] = results
             self.stats.per_backend[key] = self.stats.per_backend.get(key, 0) + 1
             self._observe(target, results)
-            next_at += interval
-            now = self.clock()
-            if next_at < now:  # the probe overran its slot: skip ahead, never burst
-                self.stats.overruns += 1
-                next_at = now
 
     def _observe(self, target: Target, results: tuple[ProbeResult, ...]) -> None:
         ok = all(r.ok for r in results)

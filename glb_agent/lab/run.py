@@ -99,6 +99,7 @@ def start_router(loaded: LoadedConfig, p: Plan) -> None:
     d = RUN_DIR / p.router.name
     d.mkdir(parents=True, exist_ok=True)
     conf = d / "bird.conf"
+    conf.touch(mode=0o600)  # it holds the TCP-MD5 password
     conf.write_text(render_bird_conf(loaded, list(p.router_peers), log=f'"{d / "bird-events.log"}"'))
     _spawn(p.router.name, "bird", _nsenter(p.router.ns) + [
         _bin("bird") if shutil.which("bird") else "/usr/sbin/bird", "-f", "-c", str(conf),
@@ -137,6 +138,7 @@ def start_exabgp(config: Path, name: str, ns: str) -> None:
     feed = [_bin("glb-agent"), "bgp-feed", str(config), "--name", name,
             "--pin-dir", str(PIN_ROOT / name), "--state-dir", str(state)]
     conf = state / "exabgp.conf"
+    conf.touch(mode=0o600)  # it holds the TCP-MD5 password
     conf.write_text(render_exabgp_conf(load_config(config), name, feed))
     _spawn(name, "exabgp", _nsenter(ns) + [_bin("exabgp"), str(conf)],
            env={**EXABGP_ENV, "GLB_STATE_DIR": str(state)})
@@ -223,8 +225,15 @@ def lab_config(config: Path) -> Path:
     yaml = YAML()
     data = yaml.load(config.read_text(encoding="utf-8"))
     router = loaded.config.bgp.peers[0]
-    data["bgp"]["peers"].append({"name": f"{router.name}v6", "address": str(fabric_address6(router.address)),
-                                 "asn": router.asn})
+    for peer in data["bgp"]["peers"]:
+        # The copy lives in RUN_DIR: a password file relative to the original YAML stays findable.
+        if peer.get("password_file") and not Path(peer["password_file"]).is_absolute():
+            peer["password_file"] = str(config.parent / peer["password_file"])
+    v6 = {"name": f"{router.name}v6", "address": str(fabric_address6(router.address)), "asn": router.asn}
+    # The IPv6 end of the same router: same password, GTSM and BFD settings as its IPv4 end.
+    first = data["bgp"]["peers"][0]
+    v6.update({k: first[k] for k in ("password_file", "password_env", "ttl_security", "bfd") if k in first})
+    data["bgp"]["peers"].append(v6)
     for director in data["directors"]:
         if "address6" not in director:
             keys = list(director)

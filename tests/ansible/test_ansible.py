@@ -177,6 +177,8 @@ def _unreachable_inventory(tmp_path: Path, glb_text: str) -> Path:
     (tmp_path / "inv/group_vars/all").mkdir(parents=True)
     (tmp_path / "inv/hosts.yml").write_text(yaml.safe_dump(inv))
     (tmp_path / "inv/group_vars/all/glb.yml").write_text(glb_text)
+    # The lab's TCP-MD5 password file lives next to its glb.yml (password_file: bgp-r1.md5).
+    shutil.copy2(LAB_GLB.parent / "bgp-r1.md5", tmp_path / "inv/group_vars/all/bgp-r1.md5")
     return tmp_path / "inv"
 
 

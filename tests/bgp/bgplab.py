@@ -43,13 +43,14 @@ fleet:
 bgp:
   local_asn: 65100
   hold_time: {hold}
+  bfd: {{enabled: {bfd}}}
   peers:
     - name: r1
       address: 198.18.0.1
-      asn: 65000
+      asn: 65000{security}
     - name: r1v6
       address: "2001:db8:18::1"
-      asn: 65000
+      asn: 65000{security}
 directors:
   - name: d1
     address: 198.18.0.11
@@ -140,10 +141,22 @@ class BgpLab:
 
     @classmethod
     def create(cls, lab: Lab, tmp: Path, hold: int = 3, router: str = "bird",
-               feed_args: dict[str, list[str]] | None = None) -> BgpLab:
-        """``feed_args`` per director replace the default ``--readiness xdp``."""
+               feed_args: dict[str, list[str]] | None = None, bfd: bool = True,
+               password: str | None = None, router_password: str | None = None,
+               ttl_security: bool = False) -> BgpLab:
+        """``feed_args`` per director replace the default ``--readiness xdp``. ``password``
+        is the TCP-MD5 key of both router entries (from a 0600 file next to glb.yml);
+        ``router_password`` gives the router another one (a misconfigured router)."""
         config = tmp / "glb.yml"
-        config.write_text(CONFIG.format(hold=hold))
+        security = ""
+        if password is not None:
+            secret = tmp / "bgp.md5"
+            secret.write_text(password + "\n")
+            secret.chmod(0o600)
+            security += "\n      password_file: bgp.md5"
+        if ttl_security:
+            security += "\n      ttl_security: true"
+        config.write_text(CONFIG.format(hold=hold, bfd=str(bfd).lower(), security=security))
         self = cls(lab, tmp, config)
         self.router = lab.ns("r")
         sh("ip", "link", "add", "br0", "type", "bridge", ns=self.router)
@@ -163,14 +176,23 @@ class BgpLab:
                        *(feed_args or {}).get(name, ["--readiness", "xdp"])]
             conf.write_text(render_exabgp_conf(loaded, name, command))
             self.directors[name] = Director(name, ns, state, conf, tmp / f"exabgp-{name}.log")
+        router_loaded = loaded
+        if router_password is not None:
+            other = tmp / "router"
+            other.mkdir()
+            (other / "bgp.md5").write_text(router_password + "\n")
+            (other / "bgp.md5").chmod(0o600)
+            (other / "glb.yml").write_text(config.read_text())
+            router_loaded = load_config(other / "glb.yml")
         if router == "frr":
-            self._start_frr(loaded)
+            self._start_frr(router_loaded)
         else:
-            self._start_bird(loaded)
+            self._start_bird(router_loaded)
         return self
 
     def _start_bird(self, loaded) -> None:
         conf = self.tmp / "bird.conf"
+        conf.touch(mode=0o600)  # may hold the TCP-MD5 password
         conf.write_text(render_bird_conf(loaded, ROUTER_PEERS, connect_retry=1, error_wait_max=2))
         self.lab.start("bird", "-f", "-c", str(conf), "-s", str(self.tmp / "bird.ctl"),
                        "-P", str(self.tmp / "bird.pid"), ns=self.router,
@@ -185,8 +207,10 @@ class BgpLab:
         run = Path(tempfile.mkdtemp(prefix="glbt-frr-"))
         self.cleanup.append(run)
         conf = run / "frr.conf"
+        conf.touch(mode=0o600)  # may hold the TCP-MD5 password
         conf.write_text(render_frr_conf(loaded, ROUTER_PEERS, connect_retry=1))
         (run / "zebra.conf").write_text("")
+        (run / "bfdd.conf").write_text("")
         shutil.chown(run, "frr", "frr")
         for path in run.iterdir():
             shutil.chown(path, "frr", "frr")
@@ -196,6 +220,9 @@ class BgpLab:
         self.lab.start(f"{FRR}/zebra", *common, "-i", str(run / "zebra.pid"),
                        "-f", str(run / "zebra.conf"), ns=self.router, stdout=log, stderr=log)
         wait_until(lambda: (run / "zserv.api").exists(), 10, what="zebra's socket")
+        # bfdd runs the sessions bgpd asks for with "neighbor ... bfd".
+        self.lab.start(f"{FRR}/bfdd", *common, "-i", str(run / "bfdd.pid"), "-f", str(run / "bfdd.conf"),
+                       "--bfdctl", str(run / "bfdd.sock"), ns=self.router, stdout=log, stderr=log)
         self.lab.start(f"{FRR}/bgpd", *common, "-i", str(run / "bgpd.pid"), "-f", str(conf),
                        ns=self.router, stdout=log, stderr=log)
 
@@ -248,6 +275,67 @@ class BgpLab:
         parts = [f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
                  for p in [self.tmp / "bird.log", self.tmp / "frr.log", *(d.log for d in self.directors.values())] if p.exists()]
         return "\n".join(parts)
+
+    def power_off(self, director: str) -> None:
+        """The director "loses power" behind the switch: the bridge drops every frame to and
+        from its port (bridge-family nftables in the router namespace, whose br0 is the
+        switch), so the router sees no link change, no FIN, no NOTIFICATION."""
+        port = f"r-{director}"
+        rules = (f"table bridge glbt_power {{\n"
+                 f"  chain pre {{ type filter hook prerouting priority -300; iifname \"{port}\" drop; }}\n"
+                 f"  chain post {{ type filter hook postrouting priority 300; oifname \"{port}\" drop; }}\n"
+                 f"}}\n")
+        subprocess.run(["ip", "netns", "exec", self.router, "nft", "-f", "-"], input=rules, text=True,
+                       check=True, timeout=10)
+
+    def power_on(self) -> None:
+        sh("nft", "delete", "table", "bridge", "glbt_power", ns=self.router)
+
+    def router_bfd(self) -> dict[str, str]:
+        """The router's BFD sessions: peer address -> state (BIRD or FRR)."""
+        if self.frr_dir is None:
+            out = subprocess.run(["birdc", "-s", str(self.tmp / "bird.ctl"), "show", "bfd", "sessions"],
+                                 capture_output=True, text=True, timeout=10).stdout
+            from glb_agent.bgp.bfd import parse_sessions
+
+            return {x.address: x.state for x in parse_sessions(out)}
+        out = self.vtysh("show bfd peers json")
+        try:
+            return {p["peer"]: p["status"] for p in json.loads(out or "[]")}
+        except ValueError:
+            return {}
+
+    def _bird_protocol(self, address: str) -> str:
+        names = {**{v: f"d_{k}" for k, v in DIRECTOR_IPS.items()}, **{v: f"d_{k}_v6" for k, v in DIRECTOR_IPS6.items()}}
+        return subprocess.run(["birdc", "-s", str(self.tmp / "bird.ctl"), "show", "protocols", "all",
+                               names[address]], capture_output=True, text=True, timeout=10).stdout
+
+    def _frr_neighbor(self, address: str) -> dict:
+        try:
+            return json.loads(self.vtysh(f"show bgp neighbors {address} json")).get(address, {})
+        except ValueError:
+            return {}
+
+    def bgp_established(self, address: str) -> bool:
+        """Is the router's BGP session to ``address`` established?"""
+        if self.frr_dir is None:
+            return "Established" in self._bird_protocol(address)
+        return self._frr_neighbor(address).get("bgpState") == "Established"
+
+    def bgp_resets(self, address: str) -> tuple[int, str]:
+        """(times the router's session to ``address`` was reset, the last reason) -- BIRD
+        keeps only the last error, so it counts 0 or 1."""
+        if self.frr_dir is None:
+            last = next((line.split(":", 1)[1].strip() for line in self._bird_protocol(address).splitlines()
+                         if "Last error:" in line), "")
+            return (1 if last else 0), last
+        info = self._frr_neighbor(address)
+        return int(info.get("connectionsDropped", 0)), str(info.get("lastResetDueTo", ""))
+
+    def vtysh(self, command: str) -> str:
+        assert self.frr_dir is not None
+        return subprocess.run(["vtysh", "--vty_socket", str(self.frr_dir), "-c", command],
+                              capture_output=True, text=True, timeout=10).stdout
 
     def bird_paths(self, prefix: str) -> set[str]:
         """Next hops of every path BIRD holds for ``prefix`` (its RIB, not the kernel)."""

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from glb_agent.config import load_config
-from glb_agent.config.tables import table_specs
 from tests.bgp.bgplab import DIRECTOR_IPS, BgpLab, wait_until
 from tests.support.netns import Lab
 
@@ -49,11 +48,11 @@ def real_lab(netlab: Lab, tmp_path: Path) -> Iterator[tuple[BgpLab, object, Path
 
 def test_real_director_readiness_gates_the_announcement(real_lab) -> None:
     from glb_agent.dataplane.director import XdpDirector
-    from glb_agent.table.rendezvous import build_rows
+    from glb_agent.dataplane.director_config import director_tables
 
     lab, settings, netns = real_lab
     loaded = load_config(lab.config)
-    tables = [(spec, build_rows(spec)) for spec in table_specs(loaded)]
+    tables = director_tables(loaded)  # the rows as the director agent hands them to the loader
     lab.attach_xdp("d2")
     for name in lab.directors:
         lab.start_exabgp(name)

@@ -21,7 +21,7 @@ from tests.bgp.bgplab import CONFIG
 EXABGP = Path(sys.executable).parent / "exabgp"
 FEED = [sys.executable, "-m", "glb_agent.cli", "bgp-feed", "--config", "/etc/glb/glb.yml", "--director", "d1"]
 
-TWO_PEERS = CONFIG.format(hold=6).replace(
+TWO_PEERS = CONFIG.format(hold=6, bfd="true", security="").replace(
     "      asn: 65000\n",
     "      asn: 65000\n    - name: r2\n      address: 198.18.1.1\n      asn: 65001\n      port: 1179\n", 1,
 ).replace("    address: 198.18.0.12\n", "    address: 198.18.0.12\n    router_id: 192.0.2.12\n    bgp_peers: [r2]\n")
@@ -189,3 +189,40 @@ def test_frr_parses_rendered_config_and_rejects_a_broken_one(tmp_path: Path) -> 
     text = render_frr_conf(loaded(tmp_path), ["r1", "r1v6"])
     assert dry_run(text).strip() == ""
     assert "No such command" in dry_run(text.replace("maximum-paths 16", "maximum-pathz 16"))
+
+
+SECURE = CONFIG.format(hold=9, bfd="true", security="\n      password_env: GLB_TEST_MD5\n      ttl_security: true")
+
+
+def test_password_gtsm_and_bfd_reach_every_config_and_each_parser_accepts_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from glb_agent.bgp.bfd import render_bfd_conf
+    from glb_agent.config.hosts import this_director
+
+    monkeypatch.setenv("GLB_TEST_MD5", "s3cret/md5.key")
+    cfg = loaded(tmp_path, SECURE)
+    exa = render_exabgp_conf(cfg, "d1", FEED)
+    assert exa.count('md5-password "s3cret/md5.key";') == 2 and exa.count("incoming-ttl 255;") == 2
+    assert "neighbor-changes;" in exa
+    checked = exabgp_validate(exa, tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    bird = render_bird_conf(cfg, ["r1", "r1v6"])
+    assert bird.count('password "s3cret/md5.key";') == 2 and bird.count("ttl security on;") == 2
+    assert "protocol bfd glb_bfd" in bird and bird.count("multiplier 3; };") == 2
+    frr = render_frr_conf(cfg, ["r1", "r1v6"])
+    assert " neighbor GLB password s3cret/md5.key\n" in frr and " neighbor GLB6 ttl-security hops 1\n" in frr
+    assert " neighbor GLB bfd 3 100 100\n" in frr
+    director = render_bfd_conf(cfg, this_director(cfg, "d1", strict=True))
+    assert director is not None
+    assert "neighbor 198.18.0.1 local 198.18.0.11;" in director
+    assert "neighbor 2001:db8:18::1 local 2001:db8:18::11;" in director
+    for name, text in (("bird.conf", bird), ("bfd.conf", director)):
+        (tmp_path / name).write_text(text)
+        if shutil.which("bird"):
+            parsed = subprocess.run(["bird", "-p", "-c", str(tmp_path / name)], capture_output=True, text=True,
+                                    timeout=30)
+            assert parsed.returncode == 0, parsed.stderr + text
+    # Without the variable: a clear error naming the peer, nothing rendered.
+    monkeypatch.delenv("GLB_TEST_MD5")
+    with pytest.raises(InputError, match=r"bgp.peers\[0\]: password of peer r1: environment variable GLB_TEST_MD5"):
+        render_exabgp_conf(cfg, "d1", FEED)

@@ -12,7 +12,7 @@ import pytest
 from glb_agent.cli import main
 from tests.bgp.bgplab import CONFIG
 
-GOOD = CONFIG.format(hold=9)
+GOOD = CONFIG.format(hold=9, bfd="true", security="")
 
 
 def replace(old: str, new: str) -> str:
@@ -127,3 +127,59 @@ def test_good_document_has_no_warnings(tmp_path: Path, capsys: pytest.CaptureFix
     path.write_text(GOOD)
     assert main(["validate", "--strict", str(path)]) == 0
     assert capsys.readouterr().err == ""
+
+
+R1 = "    - name: r1\n      address: 198.18.0.1\n      asn: 65000\n"
+# BFD and session-security rules: (text, message, password files to create next to glb.yml).
+SECURITY_CASES: dict[str, tuple[str, str, dict[str, str]]] = {
+    "bfd_interval_too_fast_for_routers": (
+        replace("  bfd: {enabled: true}\n", "  bfd: {enabled: true, interval_ms: 20}  #!\n"),
+        "greater than or equal to 50", {}),
+    "bfd_multiplier_one": (
+        replace("  bfd: {enabled: true}\n", "  bfd: {enabled: true, multiplier: 1}  #!\n"),
+        "greater than or equal to 2", {}),
+    "bfd_not_faster_than_hold_time": (
+        replace("  bfd: {enabled: true}\n", "  bfd: {enabled: true, interval_ms: 3000}  #!\n"),
+        "not shorter than hold_time 9 s", {}),
+    "bfd_timers_differ_on_one_director": (
+        replace('      address: "2001:db8:18::1"\n      asn: 65000\n',
+                '      address: "2001:db8:18::1"\n      asn: 65000\n      bfd: {interval_ms: 200}  #!\n'),
+        "with different timers", {}),
+    "password_file_missing": (
+        replace(R1, R1 + "      password_file: nothere.md5  #!\n"), "cannot read", {}),
+    "password_with_a_space": (
+        replace(R1, R1 + "      password_file: bgp.md5  #!\n"), "may contain only", {"bgp.md5": "two words\n"}),
+    "password_too_long": (
+        replace(R1, R1 + "      password_file: bgp.md5  #!\n"), "at most 80", {"bgp.md5": "x" * 81}),
+    "password_file_and_env": (
+        replace(R1, "    - name: r1  #!\n      address: 198.18.0.1\n      asn: 65000\n"
+                    "      password_file: bgp.md5\n      password_env: GLB_R1\n"),
+        "not both", {"bgp.md5": "secret-1\n"}),
+    "password_env_not_a_name": (
+        replace(R1, R1 + "      password_env: 1-bad  #!\n"), "not an environment variable name", {}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SECURITY_CASES))
+def test_bad_bfd_or_password_is_rejected_at_its_line(name: str, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    text, fragment, files = SECURITY_CASES[name]
+    for fname, content in files.items():
+        (tmp_path / fname).write_text(content)
+        (tmp_path / fname).chmod(0o600)
+    rc, line = _validate_marked(text, tmp_path)
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert fragment in err, err
+    assert f"glb.yml:{line}:" in err, err
+
+
+def test_password_file_readable_by_others_is_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "bgp.md5").write_text("secret-1\n")
+    (tmp_path / "bgp.md5").chmod(0o644)
+    rc, line = _validate_marked(replace(R1, R1 + "      password_file: bgp.md5  #!\n"), tmp_path)
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert f"glb.yml:{line}: " in err and "chmod 600" in err, err
+    (tmp_path / "bgp.md5").chmod(0o600)
+    assert main(["validate", "--strict", str(tmp_path / "glb.yml")]) == 0

@@ -130,3 +130,23 @@ def test_source_mac_defaults_to_the_port(pair: tuple, tmp_path: Path) -> None:
     assert len(got.forwarded) == 1
     assert got.forwarded[0][:6] == bytes.fromhex(GW_MAC.replace(":", ""))
     assert got.forwarded[0][6:12] != bytes.fromhex(SRC_MAC.replace(":", "")), "net_pcap's MAC, not the option's"
+
+
+def test_fuzzer_corpus_same_bytes_and_counters_as_xdp(pair: tuple) -> None:
+    """20,000 frames of the differential fuzzer's director generator (tests/fuzz, structure-aware
+    generation and mutation) for the same binds, fixed seed."""
+    from tests.fuzz.gen_director import DirectorGen
+
+    xdp, work, conf, table = pair
+    gen = DirectorGen([spec for spec, _ in TABLES])
+    frames = [f for f in (gen.make(1616, i)[1] for i in range(20000)) if 14 <= len(f) <= corpus.MAX_FRAME]
+    before = xdp.counters()
+    want_tx, want_pass, _actions = _expected(xdp, frames)
+    after = xdp.counters()
+    got = run_pcap(work, frames, conf, table, names=NAMES, src_mac=SRC_MAC, mtu=1500, timeout=300)
+    assert got.returncode == 0, got.stderr
+    assert len(frames) > 19000 and len(want_tx) > 5000 and len(want_pass) > 1000
+    assert got.forwarded == want_tx, _first_difference(want_tx, got.forwarded)
+    assert got.passed == want_pass, _first_difference(want_pass, got.passed)
+    for name, cells in after.items():
+        assert got.stats["counters"][name] == {k: v - before[name][k] for k, v in cells.items()}, name

@@ -83,6 +83,10 @@ def test_bad_table_file_exits_2(tmp_path: Path, files: tuple[Path, Path], damage
     ('{"outbound_gateway_mac": "02:00:00:00:00:01", "outbound_src_ip": "2001:db8::1"}', "outbound_src_ip"),
     ('{"outbound_gateway_mac": "02:00:00:00:00:01", "outbound_src_ip": "198.18.0.11", "hash_fields": {"src_ip": true}}',
      "hash_fields.src_ip"),
+    ('{"outbound_gateway_mac": "02:00:00:00:00:01", "outbound_src_ip": "198.18.0.11", "table_names": ["web"]}',
+     "table names: give 2"),
+    ('{"outbound_gateway_mac": "02:00:00:00:00:01", "outbound_src_ip": "198.18.0.11", "table_names": ["a,b", "c"]}',
+     "table_names[0]"),
 ])
 def test_bad_director_conf_exits_2(tmp_path: Path, files: tuple[Path, Path], text: str, message: str) -> None:
     conf, table = files

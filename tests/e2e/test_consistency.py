@@ -30,7 +30,9 @@ N_CONNS = 200
 VIP = "203.0.113.10"
 AGENT = str(Path(sys.executable).with_name("glb-agent"))
 
-BASE = (Path(__file__).resolve().parents[2] / "inventories/lab/group_vars/all/glb.yml").read_text()
+LAB_YML = Path(__file__).resolve().parents[2] / "inventories/lab/group_vars/all/glb.yml"
+# Written to tmp below: the lab's TCP-MD5 password file must stay findable from there.
+BASE = LAB_YML.read_text().replace("password_file: bgp-r1.md5", f"password_file: {LAB_YML.parent}/bgp-r1.md5")
 # The e2e fleet: the lab plus a third director and a fourth proxy that join later.
 FLEET = BASE.replace(
     '''  - name: d2

@@ -19,7 +19,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_render_writes_every_file_mode_0644(tmp_path: Path) -> None:
+def test_render_writes_every_file_mode_0644_and_exabgp_conf_0600(tmp_path: Path) -> None:
     assert main(["render", str(LAB), "--out", str(tmp_path)]) == 0
     files = snapshot(tmp_path)
     assert set(files) == {
@@ -28,7 +28,9 @@ def test_render_writes_every_file_mode_0644(tmp_path: Path) -> None:
         "directors/d2/director.conf", "directors/d2/exabgp.conf",
     }
     for name in files:
-        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
+        # exabgp.conf may hold TCP-MD5 passwords (the lab's does): owner only.
+        want = 0o600 if name.endswith("exabgp.conf") else 0o644
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == want, name
     conf = json.loads(files["directors/d2/director.conf"])
     assert conf["outbound_src_ip"] == "198.18.0.12"
     assert conf["hash_fields"] == {"src_addr": True, "dst_addr": False, "src_port": False, "dst_port": False}

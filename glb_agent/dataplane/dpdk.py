@@ -1,0 +1,236 @@
+"""The DPDK director (dpdk/, build/dpdk/glb-director-dpdk) driven like the XDP one.
+
+Same surface as ``XdpDirector`` (``start``, ``update_tables``, ``counters``, ``close``,
+``stop``) so the director agent can hold either. The difference is that the data plane is a
+separate process, fed through files rather than maps:
+
+* ``update_tables`` writes ``director.conf`` (upstream's JSON plus ``table_names``) and
+  ``forwarding_table.bin`` (upstream format v2) atomically into the state directory, then
+  starts the process (first time) or sends it SIGHUP, and waits until the stats file shows
+  the new generation. The process builds the complete table set and swaps it under RCU.
+  A bad file never becomes live: the process keeps its last good set and says so.
+* ``counters`` and readiness come from the process's stats file (the same per-service,
+  per-reason cells as ``DirectorState.counters``), so status and metrics need nothing else.
+* The process runs in its own session, so ``close`` (agent restart) leaves it forwarding,
+  and ``start`` adopts it again through its pid file; ``stop`` ends it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from glb_agent.dataplane.director import DirectorSettings, Tables
+from glb_agent.errors import GlbError, InputError
+from glb_agent.table import upstream_bin
+from glb_agent.util.files import write_atomic
+
+REPO_BINARY = Path(__file__).resolve().parents[2] / "build" / "dpdk" / "glb-director-dpdk"
+HASH_FIELDS = ("src_addr", "dst_addr", "src_port", "dst_port")
+
+
+@dataclass(frozen=True)
+class DpdkOptions:
+    """How the DPDK process is run: its EAL options (lcores, memory, the port's --vdev or PCI
+    address), which port forwards, the af_xdp interface whose steering maps follow the binds,
+    and the directory for its files (tables, stats, pid, log)."""
+
+    eal_args: tuple[str, ...]
+    state_dir: Path
+    port: int = 0
+    host_port: int | None = None
+    steer_interface: str | None = None
+    binary: Path = REPO_BINARY
+    stats_interval_ms: int = 200
+    timeout: float = 30.0  # for a start or a reload to show in the stats file
+
+
+class DpdkDirector:
+    """One DPDK director process for one forwarding port."""
+
+    def __init__(self, settings: DirectorSettings, options: DpdkOptions) -> None:
+        self.settings = settings
+        self.options = options
+        self.dir = Path(options.state_dir)
+        self.conf = self.dir / "director.conf"
+        self.table = self.dir / "forwarding_table.bin"
+        self.stats_path = self.dir / "stats.json"
+        self.pid_path = self.dir / "pid"
+        self.log_path = self.dir / "director.log"
+        self.pid: int | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> str:
+        """"adopted" when our process is already running, else "pending": the process starts
+        with the first table set (it refuses to run without one)."""
+        pid = self._running_pid()
+        if pid is not None:
+            self.pid = pid
+            return "adopted"
+        return "pending"
+
+    def update_tables(self, tables: Tables) -> int:
+        """Make exactly ``tables`` live; returns the generation the process reports."""
+        if self.settings.alt_hash_fields:
+            raise InputError("fleet.alt_hash_fields (hash-field migration) is not supported by the DPDK "
+                             "director yet")
+        specs, rows = [], []
+        for spec, table_rows in tables:
+            if table_rows is None or not spec.backends:
+                raise InputError(f"table {spec.name!r} has no backends: the DPDK director's table "
+                                 "file (upstream format) cannot carry it")
+            specs.append(spec)
+            rows.append(table_rows)
+        if not specs:
+            raise InputError("the DPDK director needs at least one table")
+        conf = self._conf_text([s.name for s in specs])
+        blob = upstream_bin.encode(specs, rows)  # validates before anything is written
+        self.dir.mkdir(parents=True, exist_ok=True)
+        changed = write_atomic(self.conf, conf)
+        changed = write_atomic(self.table, blob) or changed
+        pid = self._running_pid()
+        if pid is None:
+            return self._spawn()
+        self.pid = pid
+        before = self.stats()
+        if not changed and before.get("loaded"):
+            return int(before["generation"])
+        want = int(before.get("generation", 0)) + 1
+        errors = int(before.get("reload_errors", 0))
+        os.kill(pid, signal.SIGHUP)
+        st = self._wait(lambda s: s.get("generation", 0) >= want or s.get("reload_errors", 0) > errors)
+        if st.get("generation", 0) < want:
+            raise GlbError(f"DPDK director refused the new tables: {st.get('last_error')}")
+        return int(st["generation"])
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        return dict(self.stats().get("counters", {}))
+
+    def stats(self) -> dict:
+        try:
+            return json.loads(self.stats_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def ready(self) -> tuple[bool, str]:
+        """Forwarding with a loaded table set, and its stats are fresh (for the BGP feed)."""
+        pid = self._running_pid()
+        if pid is None:
+            return False, "DPDK director not running"
+        st = self.stats()
+        if st.get("pid") != pid or not st.get("loaded"):
+            return False, "DPDK director has no table loaded yet"
+        age = time.time() - float(st.get("updated", 0))
+        if age > max(3.0, 5 * self.options.stats_interval_ms / 1000):
+            return False, f"DPDK director stats are {age:.1f} s old (stuck?)"
+        return True, f"DPDK director pid {pid} forwarding generation {st['generation']}"
+
+    def close(self) -> None:
+        """Let go; the process keeps forwarding (a restarted agent adopts it)."""
+        self.pid = None
+
+    def stop(self) -> bool:
+        """End the process; True if one was running."""
+        pid = self._running_pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.options.timeout
+        while self._alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self._alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        self.pid_path.unlink(missing_ok=True)
+        self.pid = None
+        return True
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _conf_text(self, names: Sequence[str]) -> str:
+        s = self.settings
+        return json.dumps({
+            "outbound_gateway_mac": s.gateway_mac,
+            "outbound_src_ip": str(s.source_ip),
+            "hash_fields": {f: f in s.hash_fields for f in HASH_FIELDS},
+            "table_names": list(names),
+        }, indent=2) + "\n"
+
+    def command(self) -> list[str]:
+        o = self.options
+        cmd = [str(o.binary), *o.eal_args, "--", "--config", str(self.conf), "--table", str(self.table),
+               "--port", str(o.port), "--stats", str(self.stats_path),
+               "--stats-interval-ms", str(o.stats_interval_ms)]
+        if o.host_port is not None:
+            cmd += ["--host-port", str(o.host_port)]
+        if o.steer_interface:
+            cmd += ["--xdp-steer", o.steer_interface]
+        if self.settings.mtu:
+            cmd += ["--mtu", str(self.settings.mtu)]
+        return cmd
+
+    def _spawn(self) -> int:
+        self.stats_path.unlink(missing_ok=True)
+        with open(self.log_path, "ab") as log:
+            proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    start_new_session=True)
+        self.pid = proc.pid
+        write_atomic(self.pid_path, f"{proc.pid}\n")
+        deadline = time.monotonic() + self.options.timeout
+        while time.monotonic() < deadline:
+            rc = proc.poll()
+            if rc is not None:
+                self.pid_path.unlink(missing_ok=True)
+                raise GlbError(f"DPDK director exited {rc}: {self._log_tail()}")
+            st = self.stats()
+            if st.get("pid") == proc.pid and st.get("loaded"):
+                return int(st["generation"])
+            time.sleep(0.05)
+        raise GlbError(f"DPDK director did not report a loaded table within {self.options.timeout:.0f} s")
+
+    def _wait(self, pred) -> dict:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + self.options.timeout
+        while time.monotonic() < deadline:
+            st = self.stats()
+            if st and pred(st):
+                return st
+            if self.pid is not None and not self._alive(self.pid):
+                raise GlbError(f"DPDK director exited: {self._log_tail()}")
+            time.sleep(0.05)
+        raise GlbError("DPDK director did not report the reload in time")
+
+    def _running_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if not self._alive(pid):
+            return None
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            return None
+        return pid if Path(exe).name == self.options.binary.name else None
+
+    @staticmethod
+    def _alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().split(")")[-1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_path.read_text().strip().splitlines()[-1]
+        except (OSError, IndexError):
+            return "(no output)"
