@@ -573,5 +573,6 @@ void glb_dp_tables_free(struct glb_dp_tables *t)
 	free(t->binds6);
 	free(t->rows);
 	free(t->names);
+	free(t->stats);
 	free(t);
 }
