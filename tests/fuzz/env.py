@@ -45,12 +45,7 @@ class XdpRunner:
         self._counters = counters
 
     def run(self, frame: bytes) -> tuple[int, bytes]:
-        if self.ingress_ifindex:
-            from tests.proxy.support import run_on
-
-            r = run_on(self.prog_fd, frame, self.ingress_ifindex)
-        else:
-            r = testrun.run(self.prog_fd, frame)
+        r = testrun.run(self.prog_fd, frame, ingress_ifindex=self.ingress_ifindex)
         return r.action, r.packet
 
     def counters(self) -> dict[str, int]:
