@@ -12,7 +12,8 @@
   namespace holds exactly the sockets the model is told about: a listener on each VIP's
   port 80 and three established connections per family from the local client address;
   tcp_syncookies is 1 and no SYN ever reaches the listeners, so no cookie check succeeds.
-  Frames are run as received on px0, so a forward to a neighbour on px0 is XDP_TX.
+  Frames are run as received on px0, so a forward to a neighbour on px0 is XDP_TX;
+  ``proxy-redirect`` runs them as received on lo, so forwards are redirects.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from glb_agent.dataplane.bpfcore import testrun
 from tests.fuzz.harness import Target
 from tests.fuzz.model import Outcome
 
+LOOPBACK = 1  # ifindex of lo in every namespace
 PROXY_VIP_PORT = 80
 PROXY_CLOSED_PORT = 81
 PREFIX4, PREFIX6 = "203.0.113.128/25", "2001:db8:300::/64"
@@ -45,12 +47,7 @@ class XdpRunner:
         self._counters = counters
 
     def run(self, frame: bytes) -> tuple[int, bytes]:
-        if self.ingress_ifindex:
-            from tests.proxy.support import run_on
-
-            r = run_on(self.prog_fd, frame, self.ingress_ifindex)
-        else:
-            r = testrun.run(self.prog_fd, frame)
+        r = testrun.run(self.prog_fd, frame, ingress_ifindex=self.ingress_ifindex)
         return r.action, r.packet
 
     def counters(self) -> dict[str, int]:
@@ -118,8 +115,10 @@ def _connect(fam: int, client: str, vip: str, listener: socket.socket, keep: lis
 
 
 @contextlib.contextmanager
-def proxy_target() -> Iterator[Target]:
-    """The proxy program in a fresh proxy-host namespace, with the thread inside it."""
+def proxy_target(name: str = "proxy") -> Iterator[Target]:
+    """The proxy program in a fresh proxy-host namespace. ``proxy`` runs frames as received
+    on px0 (forwards are XDP_TX); ``proxy-redirect`` as received on lo, so the same forwards
+    leave through another interface than they came in on (XDP_REDIRECT)."""
     from glb_agent.dataplane.proxy import ProxyDataplane, ProxySettings
     from tests.fuzz.gen_proxy import ProxyGen, ProxyWorld
     from tests.fuzz.proxy_model import DIRECTOR_ROLE, PROXY_ROLE, ProxyHostModel, ProxyModel
@@ -185,9 +184,10 @@ def proxy_target() -> Iterator[Target]:
                 neighbours={world.peer: bytes.fromhex(PEER_MAC.replace(":", ""))},
                 local={world.proxy, world.vip4, packed(CLIENT4)},
                 gateway_mac=bytes.fromhex(PEER_MAC.replace(":", "")),
+                received_on_egress=name == "proxy",
             )
-            runner = XdpRunner(prog_fd, dp.counters, ingress_ifindex=ifindex)
-            yield Target("proxy", ProxyGen(world), ProxyModel(host), runner, _proxy_expect,
+            runner = XdpRunner(prog_fd, dp.counters, ingress_ifindex=ifindex if name == "proxy" else LOOPBACK)
+            yield Target(name, ProxyGen(world), ProxyModel(host), runner, _proxy_expect,
                          scope=lambda: netns(ns))
         finally:
             for s in sockets:
@@ -201,12 +201,13 @@ def proxy_target() -> Iterator[Target]:
 
 @contextlib.contextmanager
 def target(name: str) -> Iterator[Target]:
-    if name == "proxy":
-        with proxy_target() as t:
+    if name in PROXY_VARIANTS:
+        with proxy_target(name) as t:
             yield t
     else:
         with director_target(name) as t:
             yield t
 
 
-TARGETS = (*DIRECTOR_VARIANTS, "proxy")
+PROXY_VARIANTS = ("proxy", "proxy-redirect")
+TARGETS = (*DIRECTOR_VARIANTS, *PROXY_VARIANTS)
