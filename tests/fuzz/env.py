@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import os
 import secrets
@@ -64,9 +65,12 @@ def _proxy_expect(o: Outcome) -> list[tuple[str, int]]:
     return [("rx_gue", 1), (o.reason, 1)] if o.reason else []
 
 
-DIRECTOR_VARIANTS = {
-    "director": ("src_addr", "dst_addr"),
-    "director-ports": ("src_addr", "dst_addr", "src_port", "dst_port"),
+# name -> (hash fields, BuildOptions features). "director-v4" is the minimal build (no IPv6,
+# VLAN or ICMP code compiled in, a smaller MTU), so the #if branches are fuzzed too.
+DIRECTOR_VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
+    "director": (("src_addr", "dst_addr"), {}),
+    "director-ports": (("src_addr", "dst_addr", "src_port", "dst_port"), {}),
+    "director-v4": (("src_addr", "src_port"), {"ipv6": False, "vlan": False, "icmp": False, "mtu": 1400}),
 }
 
 
@@ -80,17 +84,22 @@ def director_target(name: str = "director") -> Iterator[Target]:
     from tests.fuzz.director_model import DirectorModel
     from tests.fuzz.gen_director import DirectorGen
 
-    fields = DIRECTOR_VARIANTS[name]
-    opts = BuildOptions(ipaddress.IPv4Address(SOURCE_IP), SRC_MAC, GW_MAC, fields, mtu=1500)
+    fields, features = DIRECTOR_VARIANTS[name]
+    opts = BuildOptions(ipaddress.IPv4Address(SOURCE_IP), SRC_MAC, GW_MAC, fields,
+                        **{"mtu": 1500, **features})  # type: ignore[arg-type]
     program = DirectorProgram(opts)
     state = DirectorState(program.map_fds, opts.max_tables, opts.max_binds)
     tables = standard_tables()
+    if not opts.ipv6:
+        tables = [(dataclasses.replace(spec, binds=tuple(b for b in spec.binds if b.network.version == 4)), rows)
+                  for spec, rows in tables]
     state.apply(compile_tables(tables, opts))
 
     def counters() -> dict[str, int]:
         return {f"{g}/{k}": v for g, cells in state.counters().items() for k, v in cells.items()}
 
-    model = DirectorModel(Director(SOURCE_IP, SRC_MAC, GW_MAC, fields), tables, mtu=opts.mtu)
+    model = DirectorModel(Director(SOURCE_IP, SRC_MAC, GW_MAC, fields), tables, mtu=opts.mtu,
+                          vlan=opts.vlan, ipv6=opts.ipv6, icmp=opts.icmp)
     try:
         yield Target(name, DirectorGen([spec for spec, _ in tables]), model,
                      XdpRunner(program.prog_fd, counters), _director_expect)

@@ -1,6 +1,7 @@
 """The differential fuzzer's CI budget: a fixed seed, >= 50,000 packets per program.
 
-Each program (the director in two hash builds, the proxy) runs the generated frames under
+Each program (the director in three builds: two hash field sets, and one without IPv6,
+VLAN and ICMP code; the proxy) runs the generated frames under
 BPF_PROG_TEST_RUN and must agree with its reference model on every verdict, every output
 byte and every counter. The run must also have reached every outcome the generator is
 meant to reach, so a generator that silently stopped producing, say, forwarded ICMP errors
@@ -44,5 +45,7 @@ def test_programs_agree_with_models(name: str) -> None:
     assert res.packets == CI_COUNT
     reached = {o.split(" ", 1)[1].rsplit("/", 1)[-1] for o in res.outcomes}
     want = PROXY_REASONS if name == "proxy" else DIRECTOR_REASONS
+    if name == "director-v4":
+        want = want - {"pass_icmp"}  # built without ICMP handling: ICMP is not a VIP's business
     assert want <= reached, f"never reached: {sorted(want - reached)}"
     assert set(t.gen.CATEGORIES) <= set(res.categories)  # type: ignore[attr-defined]
