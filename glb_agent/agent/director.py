@@ -83,7 +83,7 @@ class AgentOptions:
 
 
 def table_status(specs_rows, health: dict, at_risk: dict[str, int] | None = None) -> list[dict]:
-    """Per service: row semantics, rows at risk in the last change, and backends with state,
+    """Per service: row semantics, rows at risk in the last config change, and backends with state,
     health and share of rows where each is first (the destination) or second (first hop)."""
     out = []
     for spec, rows in specs_rows:
@@ -134,6 +134,10 @@ class DirectorAgent:
         self._swap_lock = asyncio.Lock()
         self._started = time.time()
         self._live: dict[str, tuple] = {}  # service -> (spec, send-order rows) in the data plane
+        # Rows the last config change (start or reload) put at risk: kept across the health
+        # swaps that follow it (which move unhealthy proxies to the end of rows, never out).
+        self._risk: dict[str, int] = {}
+        self._risk_config: LoadedConfig | None = None
 
     # --- tables ------------------------------------------------------------------------
 
@@ -145,9 +149,11 @@ class DirectorAgent:
         built = time.perf_counter() - t0
         self.generation = self.director.update_tables(for_dataplane(tables))
         now = time.time()
-        at_risk = rows_at_risk_since(self._live, tables)
+        if loaded is not self._risk_config:
+            self._risk = rows_at_risk_since(self._live, tables)
+            self._risk_config = loaded
         self._live = {spec.name: (spec, rows) for spec, rows in tables}
-        services = table_status(tables, health, at_risk)
+        services = table_status(tables, health, self._risk)
         self.builds = [
             TableBuild(svc["service"], built, now, rows_at_risk=svc["rows_at_risk"],
                        first_share={b["address"]: b["primary_share"] for b in svc["backends"]})

@@ -180,7 +180,7 @@ def _status(args: argparse.Namespace) -> int:
         risk = svc.get("rows_at_risk", 0)
         rows = f"{svc.get('semantics', 'upstream')} rows" + (
             f", K={svc['candidates']}" if svc.get("semantics") == "candidates" else "")
-        print(f"  {rows}; rows at risk in the last change: {risk} ({risk / 65536:.2%})")
+        print(f"  {rows}; rows at risk in the last config change: {risk} ({risk / 65536:.2%})")
         print(f"  {'backend':<18}{'state':<10}{'health':<10}{'first':>9}{'second':>11}")
         for b in svc["backends"]:
             print(f"  {b['address']:<18}{b['state']:<10}{'up' if b['healthy'] else 'DOWN':<10}"
