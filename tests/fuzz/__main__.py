@@ -32,7 +32,7 @@ class PcapCorpus:
 
 def _generator(name: str) -> object:
     """The generator alone (for corpus dumps): no program, no root."""
-    if name == "proxy":
+    if name.startswith("proxy"):
         from tests.fuzz.gen_proxy import ProxyGen, ProxyWorld
 
         b = bytes.fromhex
