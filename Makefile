@@ -1,7 +1,7 @@
 # The two commands a fresh machine needs (both install what they use; run as root):
 #   make lab    build the namespace lab (router, directors, proxies, client) and demo it
 #   make test   run the whole test suite
-.PHONY: lab lab-down test lint bench setup dpdk fuzz
+.PHONY: lab lab-down test lint bench setup dpdk fuzz e2e-rows
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -26,6 +26,14 @@ FUZZ_COUNT ?= 1000000
 FUZZ_TARGETS ?=
 fuzz: setup
 	nice -n 10 $(PY) -m tests.fuzz run --seed $(FUZZ_SEED) --count $(FUZZ_COUNT) $(FUZZ_TARGETS)
+
+# Issue 15's lab tests at full size: 1,000 long-lived connections through several proxies
+# changing at once and through an alt_hash_fields migration, each with its control, and two
+# of three proxies dead (CI runs them with GLB_E2E_CONNS=200). Holds the lab lock.
+E2E_CONNS ?= 1000
+e2e-rows: setup
+	GLB_E2E_CONNS=$(E2E_CONNS) flock /tmp/glb-lab.lock $(PY) -m pytest -s -p no:cacheprovider \
+		tests/e2e/test_dead_proxies.py tests/e2e/test_k_rows_churn.py tests/e2e/test_alt_hash_migration.py
 
 lint: setup
 	$(VENV)/bin/ruff check glb_agent tests bench

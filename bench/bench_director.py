@@ -31,7 +31,7 @@ and every case runs for both programs in the same rounds, so a change to the C i
 against its predecessor under identical load (cases of the other tree are suffixed ``@DIR``).
 
     sudo .venv/bin/python -m bench.bench_director [--calls 2000] [--rounds 7] [--instances 3] [--json]
-                                                  [--against DIR]
+                                                  [--against DIR] [--k-wide]
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ import json
 import os
 import statistics
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -63,15 +64,16 @@ DIR_MAC, CLIENT_MAC = "02:47:4c:00:00:11", "02:00:00:00:aa:01"
 VIP, VIP6 = "203.0.113.10", "2001:db8:100::10"
 
 
-def _tables() -> list[tuple[TableSpec, np.ndarray]]:
+def _tables(width: int = 2) -> list[tuple[TableSpec, np.ndarray]]:
     """One service like a real one (v4 + v6 VIP, 8 proxies) and seven decoy services whose
-    binds sort after it, so the bind scan is realistic but the hit is the first match."""
+    binds sort after it, so the bind scan is realistic but the hit is the first match.
+    Rows hold `width` proxies: the destination and width - 1 GUE hops."""
     rng = np.random.default_rng(1)
     backends = tuple(Backend(ipaddress.ip_address(f"198.18.0.{21 + i}")) for i in range(8))
 
     def rows() -> np.ndarray:
-        p = rng.integers(0, 8, 65536)
-        return np.stack([p, (p + rng.integers(1, 8, 65536)) % 8], axis=1)
+        # Send orders of `width` distinct backends (upstream: primary, secondary).
+        return np.argsort(rng.random((65536, 8)), axis=1)[:, :width]
 
     web = TableSpec("web", bytes(range(16)), bytes(16),
                     (Bind(ipaddress.ip_network(f"{VIP}/32"), "tcp", 80, 80),
@@ -106,26 +108,37 @@ def _compile_other(opts: BuildOptions, tree: Path) -> tuple[object, int, dict[st
     return bpf, fd, {name: bpf[name.encode()].map_fd for name in MAP_NAMES}
 
 
-def load_programs(instances: int, hash_fields: tuple[str, ...], against: Path | None = None
-                  ) -> tuple[list, dict[str, list[int]], list[int]]:
+# K-wide rows (issue 15), with --k-wide: (row_width, proxies per row) per suffix. The main
+# program ("") is the default build (K = 4) with upstream's two proxies per row: one hop.
+K_VARIANTS = {" [K=2]": (2, 2), " [K=4, 3 hops]": (4, 4)}
+
+
+def load_programs(instances: int, hash_fields: tuple[str, ...], against: Path | None = None,
+                  k_wide: bool = False) -> tuple[list, dict[str, list[int]], list[int]]:
     """``instances`` directors (own maps, same tables) and baselines; returns (keep-alive,
-    fds per tree ("" = this tree), baseline fds)."""
+    fds per program ("" = this tree's default build), baseline fds)."""
     opts = BuildOptions(ipaddress.IPv4Address("198.18.0.11"), DIR_MAC, "02:47:4c:00:00:01", hash_fields)
+    variants = {"": (opts, 2)}
+    if k_wide:
+        variants |= {name: (replace(opts, row_width=w), used) for name, (w, used) in K_VARIANTS.items()}
     keep: list = []
-    directors: dict[str, list[int]] = {"": []}
+    directors: dict[str, list[int]] = {name: [] for name in variants}
     if against is not None:
         directors[f"@{against}"] = []
     baselines = []
     for _ in range(instances):
-        program = DirectorProgram(opts)
-        DirectorState(program.map_fds, opts.max_tables, opts.max_binds).apply(compile_tables(_tables(), opts))
+        for name, (o, used) in variants.items():
+            program = DirectorProgram(o)
+            DirectorState(program.map_fds, o.max_tables, o.max_binds).apply(compile_tables(_tables(used), o))
+            keep.append(program)
+            directors[name].append(program.prog_fd)
         bpf, fd = load_macswap()
-        keep += [program, bpf]
-        directors[""].append(program.prog_fd)
+        keep.append(bpf)
         baselines.append(fd)
-        if against is not None:
-            other, other_fd, fds = _compile_other(opts, against)
-            DirectorState(fds, opts.max_tables, opts.max_binds).apply(compile_tables(_tables(), opts))
+        if against is not None:  # two-column rows: the same bytes as the old 8-byte rows
+            old = replace(opts, row_width=2)
+            other, other_fd, fds = _compile_other(old, against)
+            DirectorState(fds, old.max_tables, old.max_binds).apply(compile_tables(_tables(), old))
             keep.append(other)
             directors[f"@{against}"].append(other_fd)
     return keep, directors, baselines
@@ -142,13 +155,16 @@ def _check_verdicts(directors: list[int], packets: dict[str, bytes]) -> None:
 
 
 def run(calls: int, rounds: int, hash_fields: tuple[str, ...], instances: int = 3,
-        against: Path | None = None) -> dict:
-    keep, trees, baselines = load_programs(instances, hash_fields, against)
+        against: Path | None = None, k_wide: bool = False) -> dict:
+    keep, trees, baselines = load_programs(instances, hash_fields, against, k_wide)
     base = cases()
     for fds in trees.values():
         _check_verdicts(fds, base)
-    packets = {f"{name}{tree}": pkt for tree in trees for name, pkt in base.items()}
+    # K-wide variants run the headline case only.
+    packets = {f"{name}{tree}": pkt for tree in trees for name, pkt in base.items()
+               if tree not in K_VARIANTS or name == "v4 tcp hit"}
     directors = {f"{name}{tree}": trees[tree] for tree in trees for name in base}
+    directors = {name: fds for name, fds in directors.items() if name in packets}
     base_pkt = base["v4 tcp hit"]
     # per method: case -> per-round (ns, ratio); "macswap" -> per-round ns
     ns: dict[str, dict[str, list[float]]] = {m: {"macswap": [], **{n: [] for n in packets}}
@@ -216,10 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hash-fields", default="src_addr", help="comma-separated (default src_addr)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--against", type=Path, help="also time the director of this checkout (A/B)")
+    ap.add_argument("--k-wide", action="store_true",
+                    help="also time K=2 and K=4 with three hops (the default build is K=4, one hop)")
     args = ap.parse_args(argv)
     if args.calls < 10 or args.rounds < 1 or not 1 <= args.instances <= 16:
         ap.error("--calls >= 10, --rounds >= 1 and --instances 1-16")
-    result = run(args.calls, args.rounds, tuple(args.hash_fields.split(",")), args.instances, args.against)
+    result = run(args.calls, args.rounds, tuple(args.hash_fields.split(",")), args.instances, args.against,
+                 args.k_wide)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -17,7 +17,7 @@ Provider shapes (the contract with the other components):
   ``counters_from_director`` adapts ``DirectorDataPlane.counters()`` (dataplane/director.py).
 * health: ``() -> Mapping[(service, IPv4Address), bool]`` (``Checker.view``).
 * tables: ``() -> Iterable[TableBuild]`` -- last build time per service, rows at risk in
-  the last change and each backend's share of rows where it is first.
+  the last config change and each backend's share of rows where it is first.
 * bgp: ``() -> BgpState`` (``bgp_from_status_file`` reads the feed's status file, and the
   BFD speaker's sessions live through its control socket).
 """
@@ -65,7 +65,7 @@ class TableBuild:
     service: str
     seconds: float
     swapped_at: float | None = None  # unix time
-    rows_at_risk: int | None = None  # rows the last table change put at risk (table/diff.py)
+    rows_at_risk: int | None = None  # rows the last config change put at risk (table/diff.py)
     first_share: Mapping[str, float] = field(default_factory=dict)  # backend -> share of rows first
 
 
@@ -228,8 +228,9 @@ class GlbCollector(Collector):
         swapped = GaugeMetricFamily("glb_table_swap_timestamp_seconds",
                                     "unix time the current table went live", labels=["service"])
         risk = GaugeMetricFamily("glb_table_rows_at_risk",
-                                 "rows whose connection-holding proxy the last table change took out "
-                                 "of the row (second chance cannot reach it)", labels=["service"])
+                                 "rows whose connection-holding proxy the last config change (start, "
+                                 "reload) took out of the row (second chance cannot reach it)",
+                                 labels=["service"])
         first = GaugeMetricFamily("glb_backend_first_share",
                                   "share of the table's rows that send new flows to the backend first",
                                   labels=["service", "backend"])

@@ -15,7 +15,7 @@
 #include "glb_table.h"   /* struct glb_row, GLB_TABLE_ROWS */
 #include "glb_reasons.h" /* enum glb_reason: the counter cells */
 
-#define GLB_DIRECTOR_MAPS_VERSION 2
+#define GLB_DIRECTOR_MAPS_VERSION 3 /* 3: K-wide rows (struct glb_row) */
 
 #define GLB_GENERATIONS 2    /* double buffering: one generation live, one being written */
 

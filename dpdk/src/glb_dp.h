@@ -47,6 +47,10 @@ struct glb_dp_tables {
 	struct glb_bind6 *binds6;
 	struct glb_row *rows;     /* ntables << GLB_TABLE_ROW_BITS rows */
 	char (*names)[64];        /* ntables names, for the counters */
+	struct glb_stat *stats;   /* GLB_DP_STAT_CELLS per forwarding lcore (main.c attaches
+				   * them): a table set counts into its own cells, so a reload
+				   * that moves a service to another slot cannot mix its counts
+				   * with another's; retired sets are folded into per-name totals */
 };
 
 /* Counter cells of one lcore: [slot * GLB_NR_REASONS + reason], slot GLB_DP_MAX_TABLES is

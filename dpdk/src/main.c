@@ -86,11 +86,11 @@ struct options {
 	enum mode mode;
 };
 
-/* One forwarding lcore: its queue pair, RCU reader id, counters and port-level tallies.
- * Written only by its lcore; the main lcore reads it for the stats file. */
+/* One forwarding lcore: its queue pair, RCU reader id and port-level tallies (its counter
+ * cells belong to the table set, glb_dp_tables.stats). Written only by its lcore; the main
+ * lcore reads it for the stats file. */
 struct fwd_lcore {
 	unsigned int lcore, queue;
-	struct glb_stat *stats; /* GLB_DP_STAT_CELLS */
 	volatile uint64_t rx, tx, tx_failed, host_tx, host_tx_failed;
 	volatile int idle; /* --idle-exit-ms elapsed since its last packet, with its RX empty */
 } __rte_cache_aligned;
@@ -107,6 +107,14 @@ static volatile sig_atomic_t want_quit, want_reload, want_stats;
 static volatile int quit;
 static uint64_t reloads, reload_errors, generation;
 static char last_error[ERR_LEN];
+
+/* Counts of retired table sets, per service name ("_unmatched" too); main lcore only. */
+struct name_totals {
+	char name[64];
+	struct glb_stat cells[GLB_NR_REASONS];
+};
+static struct name_totals totals[2 * (GLB_DP_MAX_TABLES + 1)];
+static unsigned int ntotals;
 
 static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 static void die(const char *fmt, ...)
@@ -250,17 +258,74 @@ static void port_init(int port, unsigned int nq, struct rte_mempool *pool, const
 
 /* --- tables --- */
 
+static struct name_totals *totals_of(const char *name)
+{
+	unsigned int i;
+
+	for (i = 0; i < ntotals; i++)
+		if (!strcmp(totals[i].name, name))
+			return &totals[i];
+	if (ntotals == RTE_DIM(totals)) /* names that were live long ago make room */
+		ntotals = 0;
+	memset(&totals[ntotals], 0, sizeof(totals[ntotals]));
+	snprintf(totals[ntotals].name, sizeof(totals[ntotals].name), "%s", name);
+	return &totals[ntotals++];
+}
+
+static const char *slot_name(const struct glb_dp_tables *t, __u32 slot)
+{
+	return slot < t->ntables ? t->names[slot] : "_unmatched";
+}
+
+static __u32 slot_cell(const struct glb_dp_tables *t, __u32 slot)
+{
+	return slot < t->ntables ? slot : GLB_DP_MAX_TABLES;
+}
+
+/* Gives a table set its counter cells, one block per forwarding lcore. */
+static void attach_stats(struct glb_dp_tables *t)
+{
+	t->stats = aligned_alloc(RTE_CACHE_LINE_SIZE, sizeof(struct glb_stat) * GLB_DP_STAT_CELLS * nfwd);
+	if (!t->stats)
+		die("cannot allocate counters");
+	memset(t->stats, 0, sizeof(struct glb_stat) * GLB_DP_STAT_CELLS * nfwd);
+}
+
+/* Adds a retired table set's final counts to the per-name totals. */
+static void fold_stats(const struct glb_dp_tables *t)
+{
+	__u32 slot, r;
+	unsigned int i;
+
+	for (slot = 0; slot <= t->ntables; slot++) {
+		struct name_totals *tot = totals_of(slot_name(t, slot));
+
+		for (i = 0; i < nfwd; i++)
+			for (r = 0; r < GLB_NR_REASONS; r++) {
+				const struct glb_stat *c =
+					&t->stats[(size_t)i * GLB_DP_STAT_CELLS + slot_cell(t, slot) * GLB_NR_REASONS + r];
+
+				tot->cells[r].packets += c->packets;
+				tot->cells[r].bytes += c->bytes;
+			}
+	}
+}
+
 static void publish(struct glb_dp_tables *next)
 {
 	const struct glb_dp_tables *old = live;
 
+	attach_stats(next);
 	next->generation = ++generation;
 	__atomic_store_n(&live, next, __ATOMIC_RELEASE);
 	/* Every reader reports a quiescent state between bursts; once all have, none holds
 	 * `old` any more. The calling thread (the main lcore, a reader too when it forwards)
 	 * reports its own state first, so a single lcore does not wait for itself. */
-	rte_rcu_qsbr_synchronize(rcu, nfwd && fwd[0].lcore == rte_lcore_id() ? 0 : RTE_QSBR_THRID_INVALID);
-	glb_dp_tables_free((struct glb_dp_tables *)old);
+	if (old) {
+		rte_rcu_qsbr_synchronize(rcu, nfwd && fwd[0].lcore == rte_lcore_id() ? 0 : RTE_QSBR_THRID_INVALID);
+		fold_stats(old); /* final: no lcore writes its cells any more */
+		glb_dp_tables_free((struct glb_dp_tables *)old);
+	}
 }
 
 /* The VIP networks of a table set, for the af_xdp steering program. */
@@ -308,6 +373,8 @@ static void reload(void)
 
 /* --- stats --- */
 
+/* Per live service (and "_unmatched"): its totals from retired table sets plus the live
+ * set's cells, summed over the lcores; the shape of the XDP director's counters(). */
 static json_t *counters_json(const struct glb_dp_tables *t)
 {
 	json_t *all = json_object();
@@ -315,23 +382,26 @@ static json_t *counters_json(const struct glb_dp_tables *t)
 	unsigned int i;
 
 	for (slot = 0; slot <= t->ntables; slot++) {
-		__u32 cell = slot < t->ntables ? slot : GLB_DP_MAX_TABLES;
+		const struct name_totals *tot = totals_of(slot_name(t, slot));
 		json_t *cells = json_object();
 
 		for (r = 0; r < GLB_NR_REASONS; r++) {
-			uint64_t p = 0, b = 0;
+			uint64_t p = tot->cells[r].packets, b = tot->cells[r].bytes;
 			char key[64];
 
 			for (i = 0; i < nfwd; i++) {
-				p += __atomic_load_n(&fwd[i].stats[cell * GLB_NR_REASONS + r].packets, __ATOMIC_RELAXED);
-				b += __atomic_load_n(&fwd[i].stats[cell * GLB_NR_REASONS + r].bytes, __ATOMIC_RELAXED);
+				const struct glb_stat *c =
+					&t->stats[(size_t)i * GLB_DP_STAT_CELLS + slot_cell(t, slot) * GLB_NR_REASONS + r];
+
+				p += __atomic_load_n(&c->packets, __ATOMIC_RELAXED);
+				b += __atomic_load_n(&c->bytes, __ATOMIC_RELAXED);
 			}
 			snprintf(key, sizeof(key), "%s_packets", glb_dp_reason_names[r]);
 			json_object_set_new(cells, key, json_integer((json_int_t)p));
 			snprintf(key, sizeof(key), "%s_bytes", glb_dp_reason_names[r]);
 			json_object_set_new(cells, key, json_integer((json_int_t)b));
 		}
-		json_object_set_new(all, slot < t->ntables ? t->names[slot] : "_unmatched", cells);
+		json_object_set_new(all, slot_name(t, slot), cells);
 	}
 	return all;
 }
@@ -450,13 +520,13 @@ static int fwd_loop(void *arg)
 	unsigned int id = (unsigned int)(f - fwd);
 	int is_main = f->lcore == rte_get_main_lcore();
 
-	glb_dp_stats = f->stats;
 	rte_rcu_qsbr_thread_register(rcu, id);
 	rte_rcu_qsbr_thread_online(rcu, id);
 	while (!quit) {
 		unsigned int n, ntx = 0, npass = 0;
 
 		glb_dp_cur = __atomic_load_n(&live, __ATOMIC_ACQUIRE);
+		glb_dp_stats = glb_dp_cur->stats + (size_t)id * GLB_DP_STAT_CELLS;
 		n = rte_eth_rx_burst((uint16_t)opt.port, (uint16_t)f->queue, m, (uint16_t)opt.burst);
 		if (n) {
 			f->rx += n;
@@ -508,28 +578,42 @@ static void chores(void)
 
 /* --- in-memory bench: the same burst processed over and over, no port in the loop --- */
 
-static void bench_mem(struct rte_mempool *pool)
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Each burst is timed alone (TSC around the processing only; restoring the packets the
+ * previous pass rewrote is outside the window) and a round reports the median burst, so a
+ * preemption on a shared machine spoils one burst, not the figure. Modes alternate per round. */
+static void bench_mem(void)
 {
 	struct rte_mbuf *m[MAX_BURST];
 	__u8 head[MAX_BURST][128];
 	uint16_t off[MAX_BURST], len[MAX_BURST];
 	unsigned int n = 0, i, round;
+	uint32_t *cycles;
 	uint64_t t0;
 
-	(void)pool;
 	t0 = rte_get_tsc_cycles();
 	while (n < opt.burst && rte_get_tsc_cycles() - t0 < 5 * rte_get_tsc_hz())
 		n += rte_eth_rx_burst((uint16_t)opt.port, 0, m + n, (uint16_t)(opt.burst - n));
 	if (!n)
 		die("--bench-mem: no packet received on port %d within 5 s", opt.port);
+	cycles = malloc(sizeof(*cycles) * opt.bench_bursts);
+	if (!cycles)
+		die("--bench-mem: out of memory");
 	for (i = 0; i < n; i++) {
 		off[i] = m[i]->data_off;
 		len[i] = m[i]->data_len;
 		memcpy(head[i], rte_pktmbuf_mtod(m[i], void *), RTE_MIN(len[i], 128));
 	}
-	glb_dp_stats = fwd[0].stats;
 	glb_dp_cur = live;
-	printf("{\"packets_per_burst\": %u, \"bursts\": %lu, \"rounds\": [", n, opt.bench_bursts);
+	glb_dp_stats = live->stats;
+	printf("{\"packets_per_burst\": %u, \"bursts\": %lu, \"tsc_hz\": %" PRIu64 ", \"rounds\": [", n,
+	       opt.bench_bursts, rte_get_tsc_hz());
 	for (round = 0; round < 10; round++) {
 		enum mode modes[2] = { MODE_MACSWAP, MODE_DIRECTOR };
 		double ns[2];
@@ -539,32 +623,31 @@ static void bench_mem(struct rte_mempool *pool)
 			struct xdp_md x[MAX_BURST];
 			__u8 verdict[MAX_BURST];
 			unsigned long b;
-			uint64_t start, reset = 0, r0;
 
-			start = rte_rdtsc_precise();
 			for (b = 0; b < opt.bench_bursts; b++) {
-				/* Undo the previous pass: the frame start and the bytes the encap overwrote.
-				 * Both modes pay it; it is timed separately and subtracted. */
-				r0 = rte_rdtsc();
+				uint64_t start;
+
 				for (i = 0; i < n; i++) {
 					m[i]->data_off = off[i];
 					m[i]->data_len = len[i];
 					memcpy(rte_pktmbuf_mtod(m[i], void *), head[i], RTE_MIN(len[i], 128));
 				}
 				to_xdp(m, x, n);
-				reset += rte_rdtsc() - r0;
+				start = rte_rdtsc_precise();
 				if (modes[k] == MODE_MACSWAP)
 					macswap(x, verdict, n);
 				else
 					glb_dp_burst[live->hash_variant](x, verdict, n);
+				cycles[b] = (uint32_t)(rte_rdtsc_precise() - start);
 			}
-			ns[k] = (double)(rte_rdtsc_precise() - start - reset) * 1e9 / rte_get_tsc_hz() /
-				((double)opt.bench_bursts * n);
+			qsort(cycles, opt.bench_bursts, sizeof(*cycles), cmp_u32);
+			ns[k] = (double)cycles[opt.bench_bursts / 2] * 1e9 / (double)rte_get_tsc_hz() / n;
 		}
 		printf("%s{\"macswap_ns\": %.3f, \"director_ns\": %.3f}", round ? ", " : "", ns[0], ns[1]);
 	}
 	printf("]}\n");
 	fflush(stdout);
+	free(cycles);
 	rte_pktmbuf_free_bulk(m, n);
 }
 
@@ -607,11 +690,6 @@ int main(int argc, char **argv)
 		fwd[nfwd].queue = 0;
 		nfwd = 1;
 	}
-	for (i = 0; i < nfwd; i++) {
-		fwd[i].stats = rte_zmalloc("glb_stats", sizeof(struct glb_stat) * GLB_DP_STAT_CELLS, RTE_CACHE_LINE_SIZE);
-		if (!fwd[i].stats)
-			die("cannot allocate counters (EAL memory: give -m or hugepages)");
-	}
 	sz = rte_rcu_qsbr_get_memsize(nfwd);
 	rcu = rte_zmalloc("glb_rcu", sz, RTE_CACHE_LINE_SIZE);
 	if (!rcu || rte_rcu_qsbr_init(rcu, nfwd))
@@ -642,8 +720,7 @@ int main(int argc, char **argv)
 	first = glb_dp_tables_load(opt.conf, opt.table, &host, err, sizeof(err));
 	if (!first)
 		die("%s", err);
-	first->generation = ++generation;
-	live = first;
+	publish(first);
 
 	port_init(opt.port, nfwd, pool, "forwarding");
 	if (opt.host_port >= 0)
@@ -655,7 +732,7 @@ int main(int argc, char **argv)
 		" (%u tables), mtu %u\n", opt.port, info.driver_name, nfwd, generation, first->ntables, host.mtu);
 
 	if (opt.bench_bursts) {
-		bench_mem(pool);
+		bench_mem();
 		quit = 1;
 	} else if (fwd[0].lcore == rte_get_main_lcore()) {
 		fwd_loop(&fwd[0]);

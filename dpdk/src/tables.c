@@ -538,8 +538,8 @@ struct glb_dp_tables *glb_dp_tables_load(const char *conf_path, const char *bin_
 				free(addrs);
 				goto bad;
 			}
-			row->primary = addrs[p];
-			row->secondary = addrs[s];
+			row->addr[0] = addrs[p];
+			row->addr[1] = addrs[s];
 		}
 		off += (size_t)GLB_TABLE_ROWS * 8;
 		free(addrs);
@@ -573,5 +573,6 @@ void glb_dp_tables_free(struct glb_dp_tables *t)
 	free(t->binds6);
 	free(t->rows);
 	free(t->names);
+	free(t->stats);
 	free(t);
 }

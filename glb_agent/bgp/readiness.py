@@ -15,7 +15,6 @@ from functools import partial
 from pathlib import Path
 
 from glb_agent.dataplane.bpfcore.xdp import attached
-from glb_agent.dataplane.director import director_ready
 from glb_agent.errors import GlbError, InputError
 from glb_agent.util import paths
 
@@ -43,6 +42,10 @@ def resolve(mode: str, interface: str, pin_dir: Path | None = None) -> tuple[Rea
         raise InputError(f"unknown readiness mode {mode!r} (expected one of {', '.join(MODES)})")
     if mode == "xdp":
         return partial(xdp_ready, interface, pin_dir), "xdp"
+    # Imported here: the director loader pulls in numpy and the table code, which a feed
+    # in ``xdp`` mode (restarted by ExaBGP at any time) should not wait for.
+    from glb_agent.dataplane.director import director_ready
+
     return partial(director_ready, interface, pin_dir), "dataplane"
 
 

@@ -12,6 +12,8 @@ import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from glb_agent.util import paths
+
 Handler = Callable[[argparse.Namespace], int]
 
 XDP_MODES = ("auto", "native", "generic")
@@ -42,16 +44,21 @@ def add_xdp_mode_argument(parser: argparse.ArgumentParser) -> None:
                         help="auto: native (driver) mode, falling back to generic (SKB) mode")
 
 
-def add_pin_dir_argument(parser: argparse.ArgumentParser, default: str) -> None:
+def add_pin_dir_argument(parser: argparse.ArgumentParser, kind: paths.DataPlaneKind) -> None:
+    """``--pin-dir``; None selects the convention of ``glb_agent.util.paths``."""
+    default = paths.PIN_ROOT / kind / "<interface>"
     parser.add_argument("--pin-dir", type=Path, default=None,
-                        help=f"bpffs directory of the data plane's pins (default {default})")
+                        help=f"bpffs directory of the {kind} data plane's pins (default {default})")
 
 
-def add_state_dir_argument(parser: argparse.ArgumentParser, default: str, what: str) -> None:
+def add_state_dir_argument(parser: argparse.ArgumentParser, kind: paths.DataPlaneKind, what: str) -> None:
+    """``--state-dir``; None selects ``paths.director_state_dir()`` / ``paths.proxy_state_dir()``."""
+    default = (f"${paths.STATE_DIR_ENV} or {paths.STATE_ROOT / 'director'}" if kind == "director"
+               else str(paths.STATE_ROOT / "proxy"))
     parser.add_argument("--state-dir", type=Path, default=None, help=f"{what} (default {default})")
 
 
-def add_host_actions(sub: argparse._SubParsersAction, command: str, pin_default: str, *, help: str,
+def add_host_actions(sub: argparse._SubParsersAction, command: paths.DataPlaneKind, *, help: str,
                      description: str, actions: Sequence[tuple[str, Handler, str, Sequence[str]]],
                      extra: Callable[[str, argparse.ArgumentParser], None]) -> None:
     """``glb-agent director|proxy apply|stop|status``: one verb set for both data planes.
@@ -68,7 +75,7 @@ def add_host_actions(sub: argparse._SubParsersAction, command: str, pin_default:
         a = subs.add_parser(name, aliases=list(aliases), help=text + note, description=text + note)
         add_config_argument(a)
         add_name_argument(a, command)
-        add_pin_dir_argument(a, pin_default)
+        add_pin_dir_argument(a, command)
         extra(name, a)
         a.add_argument("--json", action="store_true", help="machine-readable output")
         a.set_defaults(func=func)

@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "backends, rebuild and swap tables on health changes and on SIGHUP. systemd runs this.")
     add_config_argument(run)
     add_name_argument(run, "director")
-    add_pin_dir_argument(run, "/sys/fs/bpf/glb/director/<interface>")
+    add_pin_dir_argument(run, "director")
     add_xdp_mode_argument(run)
     run.add_argument("--health-file", type=Path, default=DEFAULT_HEALTH_FILE)
     run.add_argument("--metrics-port", type=int, default=9472, help="0 disables the exporter")
@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _state_dir(p: argparse.ArgumentParser) -> None:
-    add_state_dir_argument(p, "$GLB_STATE_DIR or /run/glb/director", "the agent's status and pid files")
+    add_state_dir_argument(p, "director", "the agent's status and pid files")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -180,7 +180,7 @@ def _status(args: argparse.Namespace) -> int:
         risk = svc.get("rows_at_risk", 0)
         rows = f"{svc.get('semantics', 'upstream')} rows" + (
             f", K={svc['candidates']}" if svc.get("semantics") == "candidates" else "")
-        print(f"  {rows}; rows at risk in the last change: {risk} ({risk / 65536:.2%})")
+        print(f"  {rows}; rows at risk in the last config change: {risk} ({risk / 65536:.2%})")
         print(f"  {'backend':<18}{'state':<10}{'health':<10}{'first':>9}{'second':>11}")
         for b in svc["backends"]:
             print(f"  {b['address']:<18}{b['state']:<10}{'up' if b['healthy'] else 'DOWN':<10}"

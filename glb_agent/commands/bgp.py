@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     feed.add_argument("--readiness", choices=MODES, default="auto",
                       help="auto: the data plane's check if installed, else 'xdp' (a program "
                            "is attached to the director interface)")
-    add_pin_dir_argument(feed, "/sys/fs/bpf/glb/director/<interface>")
+    add_pin_dir_argument(feed, "director")
     feed.add_argument("--interval", type=_positive, default=0.2, help="readiness poll seconds")
     feed.add_argument("--rise", type=int, default=2, help="ready polls in a row before announcing")
     feed.add_argument("--session-warn", type=_positive, default=15.0, metavar="SECONDS",
@@ -107,7 +107,7 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 
 
 def _state_arg(p: argparse.ArgumentParser) -> None:
-    add_state_dir_argument(p, "$GLB_STATE_DIR or /run/glb/director", "drain flag and feed status directory")
+    add_state_dir_argument(p, "director", "drain flag and feed status directory")
 
 
 def _positive(text: str) -> float:
@@ -141,6 +141,13 @@ def run_feed(args: argparse.Namespace) -> int:
     director = this_director(loaded, args.name, strict=True)  # never announce as someone else
     check, kind = resolve(args.readiness, director.interface, args.pin_dir)
     directory = state_dir(args.state_dir)
+    if director.dataplane == "dpdk" and args.readiness in ("auto", "dataplane"):
+        # The DPDK director's readiness: its process runs with a loaded table (stats file).
+        from glb_agent.dataplane.director_config import director_settings
+        from glb_agent.dataplane.dpdk import DpdkDirector, dpdk_options
+
+        settings = director_settings(loaded, director.name, resolve=False)
+        check, kind = DpdkDirector(settings, dpdk_options(director, directory)).ready, "dpdk"
     log = EventLog(director.name)
     log("readiness", check=kind, interface=director.interface)
     prefixes, skipped = session_prefixes(loaded.config, director)

@@ -19,11 +19,11 @@ from glb_agent.proxy.host import DEFAULT_STATE_DIR, ProxyHost
 
 def register(sub: argparse._SubParsersAction) -> None:
     def extra(_action: str, a: argparse.ArgumentParser) -> None:
-        add_state_dir_argument(a, str(DEFAULT_STATE_DIR), "where apply records its changes")
+        add_state_dir_argument(a, "proxy", "where apply records its changes")
         add_xdp_mode_argument(a)  # stop and status check the attachment mode too
 
     add_host_actions(
-        sub, "proxy", "/sys/fs/bpf/glb/proxy/<interface>",
+        sub, "proxy",
         help="set up / tear down / inspect this host's GUE decap (XDP) and VIPs",
         description="Run the proxy side of GLB on this host: eBPF GUE decapsulation with "
                     "second-chance forwarding, VIPs on loopback, ARP and rp_filter sysctls.",

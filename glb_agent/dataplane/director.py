@@ -38,7 +38,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -88,6 +88,7 @@ def _legacy_meta(pin_dir: Path) -> dict:
     return read_meta_map(pin_dir / LEGACY_META)
 
 
+@runtime_checkable
 class DirectorDataPlane(Protocol):
     """What the director agent needs from a director data plane (XDP here, DPDK later).
 
@@ -116,8 +117,8 @@ class DirectorSettings:
 
     ``mtu`` defaults to the interface's MTU (packets that would exceed it once
     encapsulated are dropped and counted rather than sent to die silently on the wire).
-    ``max_tables``/``max_binds`` size the maps (each table slot costs 1 MiB: two
-    generations of 65,536 eight-byte rows).
+    ``max_tables``/``max_binds`` size the maps (each table slot costs 2 x 65,536 rows of
+    4 x ``row_width`` bytes: 2 MiB with the default four entries).
     """
 
     interface: str
@@ -134,6 +135,7 @@ class DirectorSettings:
     vlan: bool = True
     icmp: bool = True
     xdp_mode: XdpMode = "auto"
+    row_width: int = 4  # entries per forwarding row (send order); 2 = upstream's two columns
     meta: dict = field(default_factory=dict, compare=False)  # free-form, stored in bookkeeping
 
     def __post_init__(self) -> None:
@@ -161,7 +163,8 @@ class DirectorSettings:
         return BuildOptions(source_ip=self.source_ip, src_mac=src_mac, gateway_mac=self.gateway_mac,
                             hash_fields=self.hash_fields, alt_hash_fields=self.alt_hash_fields,
                             mtu=mtu, max_tables=self.max_tables,
-                            max_binds=self.max_binds, ipv6=self.ipv6, vlan=self.vlan, icmp=self.icmp)
+                            max_binds=self.max_binds, ipv6=self.ipv6, vlan=self.vlan, icmp=self.icmp,
+                            row_width=self.row_width)
 
 
 # --- interfaces (through sockets, so they resolve in the caller's network namespace) -------

@@ -62,6 +62,7 @@ def director_settings(loaded: LoadedConfig, name: str | None = None, *, pin_dir:
         gateway_mac=gateway,
         hash_fields=tuple(loaded.config.fleet.hash_fields),
         alt_hash_fields=tuple(loaded.config.fleet.alt_hash_fields or ()),
+        row_width=row_width(loaded),
         pin_dir=pin_dir,  # type: ignore[arg-type]  # None -> default
         xdp_mode=xdp_mode,
         meta={"director": d.name, "fleet": loaded.config.fleet.name},
@@ -81,13 +82,31 @@ def table_rows(loaded: LoadedConfig, health: HealthView | None = None
     return [(s, built.get(s.name)) for s in specs]
 
 
+def dataplane_row_width() -> int:
+    """The widest send order compile_tables takes: ``director_maps.ROW_WIDTH_MAX`` once the
+    director program reads K-wide rows (destination + GUE hops, W <= 8), else upstream's 2."""
+    from glb_agent.dataplane import director_maps
+
+    return int(getattr(director_maps, "ROW_WIDTH_MAX", 2))
+
+
 def for_dataplane(tables: list[tuple[TableSpec, np.ndarray | None]]
                   ) -> list[tuple[TableSpec, np.ndarray | None]]:
-    """The rows as compile_tables takes them. Until the director program reads K-wide rows,
-    the first two of each send order (what upstream's two columns hold)."""
+    """The rows as compile_tables takes them: the send orders as they are, (65536, W) backend
+    indices padded with -1, when the program reads K-wide rows; until then the first two of
+    each send order (what upstream's two columns hold)."""
     from glb_agent.table.send_order import two_columns
 
-    return [(s, None if rows is None else two_columns(rows)) for s, rows in tables]
+    width = dataplane_row_width()
+    if width <= 2:
+        return [(s, None if rows is None else two_columns(rows)) for s, rows in tables]
+    return [(s, None if rows is None else rows[:, :width]) for s, rows in tables]
+
+
+def row_width(loaded: LoadedConfig) -> int:
+    """Entries per forwarding row the director is built for: K, or upstream's two columns."""
+    fleet = loaded.config.fleet
+    return 2 if fleet.table_semantics == "upstream" else fleet.table_candidates
 
 
 def director_tables(loaded: LoadedConfig, health: HealthView | None = None

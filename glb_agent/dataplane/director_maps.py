@@ -28,10 +28,13 @@ BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"  # glb_agent/bpf -> rep
 DIRECTOR_C = BPF_DIR / "director.c"
 INCLUDE_DIR = BPF_DIR / "include"
 
-MAPS_VERSION = 2  # GLB_DIRECTOR_MAPS_VERSION in director_defs.h
+MAPS_VERSION = 3  # GLB_DIRECTOR_MAPS_VERSION in director_defs.h
 META_BYTES = 32768
 HASH_FIELDS = ("src_addr", "dst_addr", "src_port", "dst_port")  # upstream's fixed order
-GUE_OVERHEAD = 40  # outer IPv4 + UDP + GUE with one hop
+GUE_BASE = 36  # outer IPv4 + UDP + GUE base + GLB private data, before the hop list
+GUE_OVERHEAD = GUE_BASE + 4  # ... with one hop (upstream's packet)
+GUE_MAX_HOPS = 8  # GLB_GUE_MAX_HOPS in glb_gue.h
+MAX_ROW_WIDTH = 8  # GLB_ROW_WIDTH range in glb_table.h: 2..8
 
 REASONS = director_reasons()  # enum glb_reason in bpf/include/glb_reasons.h, in index order
 UNMATCHED = "_unmatched"  # counters of traffic no bind matched (not a valid service name)
@@ -41,7 +44,7 @@ BIND4 = struct.Struct("<4s4sBBHHH4Q")  # struct glb_bind4
 BIND6 = struct.Struct("<16s16sBBHHH4Q")  # struct glb_bind6
 CTL = struct.Struct("<II")  # struct glb_ctl
 STAT = struct.Struct("<QQ")  # struct glb_stat
-ROW_DTYPE = np.dtype([("primary", ">u4"), ("secondary", ">u4")])  # struct glb_row (wire order)
+ROW_DTYPE = np.dtype(">u4")  # struct glb_row: row_width IPv4 addresses (wire order), 0 = unused
 _PROTO = {"tcp": 6, "udp": 17}
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
@@ -61,6 +64,12 @@ class BuildOptions:
     ipv6: bool = True
     vlan: bool = True
     icmp: bool = True
+    row_width: int = 4  # entries per row (K): the destination, then up to K - 1 hops
+
+    def max_hops(self) -> int:
+        """Most hops a packet carries: the row after its destination, and while hash fields
+        migrate the whole row under the old fields too."""
+        return self.row_width - 1 + (self.row_width if self.alt_hash_fields else 0)
 
     def validate(self) -> None:
         for name in ("src_mac", "gateway_mac"):
@@ -73,19 +82,19 @@ class BuildOptions:
             raise InputError(f"source_ip {self.source_ip!r} must be an IPv4 address (outer header)")
         if self.source_ip.is_unspecified or self.source_ip.is_multicast:
             raise InputError(f"source_ip {self.source_ip} cannot be a packet source")
-        unknown = [f for f in self.hash_fields if f not in HASH_FIELDS]
-        if unknown or not self.hash_fields or len(set(self.hash_fields)) != len(self.hash_fields):
-            raise InputError(f"hash_fields {list(self.hash_fields)!r}: give one or more distinct "
-                             f"fields of {', '.join(HASH_FIELDS)}")
-        if self.alt_hash_fields:
-            bad = [f for f in self.alt_hash_fields if f not in HASH_FIELDS]
-            if bad or len(set(self.alt_hash_fields)) != len(self.alt_hash_fields):
-                raise InputError(f"alt_hash_fields {list(self.alt_hash_fields)!r}: give distinct "
+        for name in ("hash_fields", "alt_hash_fields"):
+            fields = getattr(self, name)
+            unknown = [f for f in fields if f not in HASH_FIELDS]
+            if unknown or len(set(fields)) != len(fields) or (not fields and name == "hash_fields"):
+                raise InputError(f"{name} {list(fields)!r}: give one or more distinct "
                                  f"fields of {', '.join(HASH_FIELDS)}")
-            # Until the program hashes both ways, refuse rather than silently hash one way
-            # and break every connection the migration was meant to keep.
-            raise InputError("alt_hash_fields: this director program does not hash both ways yet "
-                             "(issue 15, data plane); remove fleet.alt_hash_fields")
+        if self.alt_hash_fields and set(self.alt_hash_fields) == set(self.hash_fields):
+            raise InputError("alt_hash_fields equals hash_fields: nothing to migrate")
+        if not (isinstance(self.row_width, int) and 2 <= self.row_width <= MAX_ROW_WIDTH):
+            raise InputError(f"row_width {self.row_width!r} out of range 2-{MAX_ROW_WIDTH}")
+        if self.max_hops() > GUE_MAX_HOPS:
+            raise InputError(f"row_width {self.row_width} with alt_hash_fields makes {self.max_hops()} "
+                             f"hops; a GUE hop list holds at most {GUE_MAX_HOPS}")
         if not 68 + GUE_OVERHEAD <= self.mtu <= 65535:
             raise InputError(f"mtu {self.mtu} out of range {68 + GUE_OVERHEAD}-65535")
         if not 1 <= self.max_tables <= 256:
@@ -118,13 +127,18 @@ class BuildOptions:
             f"-DGLB_ICMP={int(self.icmp)}",
         ]
         flags += [f"-DGLB_HASH_{f.upper()}={int(f in self.hash_fields)}" for f in HASH_FIELDS]
+        flags.append(f"-DGLB_ROW_WIDTH={self.row_width}")
+        if self.alt_hash_fields:
+            flags.append("-DGLB_ALT_HASH=1")
+            flags += [f"-DGLB_ALT_HASH_{f.upper()}={int(f in self.alt_hash_fields)}" for f in HASH_FIELDS]
         if pin_dir is not None:
             flags.append(f'-DGLB_PIN_DIR="{pin_dir}"')
         return flags
 
     def maps_signature(self) -> str:
         """Changes only when the maps' shapes change (then pinned maps cannot be reused)."""
-        return _digest(f"maps-v{MAPS_VERSION}/{self.max_tables}/{self.max_binds}/{META_BYTES}")
+        return _digest(f"maps-v{MAPS_VERSION}/{self.max_tables}/{self.max_binds}/{META_BYTES}/"
+                       f"{self.row_width}")
 
     def program_signature(self, pin_dir: Path | None) -> str:
         """Changes when the program would differ: its sources or any compile flag."""
@@ -148,7 +162,7 @@ class CompiledTables:
     names: tuple[str, ...]
     binds4: list[tuple[Bind, int, TableSpec]]  # (bind, table index in names, spec)
     binds6: list[tuple[Bind, int, TableSpec]]
-    rows: list[np.ndarray]  # per table: ROW_DTYPE array of TABLE_ROWS (IPv4 wire order)
+    rows: list[np.ndarray]  # per table: ROW_DTYPE (TABLE_ROWS, row_width) addresses, 0 = unused
     digests: tuple[str, ...]  # per table: digest of its rows
 
 
@@ -170,7 +184,7 @@ def _overlap(a: Bind, b: Bind) -> bool:
     return a.network.overlaps(b.network)
 
 
-def _validate_spec(spec: TableSpec, rows: np.ndarray | None, where: str) -> np.ndarray:
+def _validate_spec(spec: TableSpec, rows: np.ndarray | None, where: str, width: int) -> np.ndarray:
     if not isinstance(spec, TableSpec):
         raise InputError(f"{where}: expected a TableSpec, got {type(spec).__name__}")
     if not isinstance(spec.hash_key, (bytes, bytearray)) or len(spec.hash_key) != 16:
@@ -191,19 +205,28 @@ def _validate_spec(spec: TableSpec, rows: np.ndarray | None, where: str) -> np.n
         if backend.ip.is_unspecified:
             raise InputError(f"{where}: backends[{i}] 0.0.0.0 is not a proxy address")
     if not spec.backends:
-        return np.zeros(TABLE_ROWS, dtype=ROW_DTYPE)  # no backend: the program drops, counted
+        return np.zeros((TABLE_ROWS, width), dtype=ROW_DTYPE)  # no backend: dropped, counted
     if rows is None:
         raise InputError(f"{where}: rows are required for a table with backends")
-    arr = np.asarray(rows)
-    if arr.shape != (TABLE_ROWS, 2) or not np.issubdtype(arr.dtype, np.integer):
-        raise InputError(f"{where}: rows must be an integer array of shape ({TABLE_ROWS}, 2), "
-                         f"got {arr.dtype} {arr.shape}")
-    if arr.min() < 0 or arr.max() >= len(spec.backends):
-        raise InputError(f"{where}: rows refer to backend indices outside 0-{len(spec.backends) - 1}")
-    ips = np.array([int(b.ip) for b in spec.backends], dtype=np.uint32)
-    out = np.empty(TABLE_ROWS, dtype=ROW_DTYPE)
-    out["primary"] = ips[arr[:, 0]]
-    out["secondary"] = ips[arr[:, 1]]
+    return pack_rows(np.asarray(rows), np.array([int(b.ip) for b in spec.backends], dtype=np.uint32),
+                     width, where)
+
+
+def pack_rows(arr: np.ndarray, ips: np.ndarray, width: int, where: str) -> np.ndarray:
+    """Send-order rows (TABLE_ROWS, W <= width) of backend indices, -1 padding at the end,
+    as struct glb_row: the backends' IPv4 addresses in wire order, 0 where unused."""
+    if (arr.ndim != 2 or arr.shape[0] != TABLE_ROWS or not 1 <= arr.shape[1] <= width
+            or not np.issubdtype(arr.dtype, np.integer)):
+        raise InputError(f"{where}: rows must be an integer array of shape ({TABLE_ROWS}, 1-{width}) "
+                         f"(the director's row width), got {arr.dtype} {arr.shape}")
+    if arr.min() < -1 or arr.max() >= len(ips):
+        raise InputError(f"{where}: rows refer to backend indices outside 0-{len(ips) - 1}")
+    unused = arr < 0
+    if unused[:, 0].any() or (unused[:, :-1] & ~unused[:, 1:]).any():
+        bad = int(np.flatnonzero(unused[:, 0] | (unused[:, :-1] & ~unused[:, 1:]).any(axis=1))[0])
+        raise InputError(f"{where}: row {bad}: -1 only pads the end of a row, after the destination")
+    out = np.zeros((TABLE_ROWS, width), dtype=ROW_DTYPE)
+    out[:, :arr.shape[1]] = np.where(unused, 0, ips[np.where(unused, 0, arr)])
     return out
 
 
@@ -222,7 +245,7 @@ def compile_tables(tables: Sequence[tuple[TableSpec, np.ndarray | None]], opts: 
             raise InputError(f"tables[{t}]: expected a (TableSpec, rows) pair")
         spec, table_rows = item
         where = f"table {getattr(spec, 'name', t)!r}"
-        rows.append(_validate_spec(spec, table_rows, where))
+        rows.append(_validate_spec(spec, table_rows, where, opts.row_width))
         if not spec.name or spec.name in names:
             raise InputError(f"{where}: table names must be non-empty and unique")
         names.append(spec.name)

@@ -41,6 +41,7 @@ def summarize(spec: TableSpec, rows: np.ndarray, index: int, show_rows: int = 0)
         "seed": spec.seed.hex() if spec.seed else None,
         "semantics": spec.semantics,
         "candidates": spec.candidates,
+        "width": spec.width if spec.backends else 0,
         "binds": [bind_text(b) for b in spec.binds],
         "backends": [
             {
@@ -70,7 +71,9 @@ def render_text(doc: dict[str, Any], spec: TableSpec) -> str:
     lines.append(f"  hash_key {doc['hash_key']}")
     lines.append(f"  seed     {doc['seed'] or '(not stored in binary tables)'}")
     if doc["semantics"] == "candidates":
-        lines.append(f"  rows     {doc['candidates']} candidates, sent to the first usable one")
+        k = doc["candidates"]
+        capped = f" (K={k}, capped by the backends)" if doc["width"] < k else ""
+        lines.append(f"  rows     {doc['width']} candidates each{capped}, sent to the first usable one")
     lines.extend(f"  bind {b}" for b in doc["binds"])
     width = max((len(b["ip"]) for b in doc["backends"]), default=2)
     lines.append(

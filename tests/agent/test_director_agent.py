@@ -122,6 +122,20 @@ def test_agent_swaps_tables_on_health_and_apply(env) -> None:
     assert st["swapped_at"] > swapped and backend(st, "198.18.0.21")["state"] == "draining"
     assert backend(st, "198.18.0.21")["primary_share"] == 0.0
 
+    # an edit that puts rows at risk (p2 removed while it takes every new flow): refused,
+    # nothing changes; with --force it goes live and status counts the rows it put at risk
+    swapped = st["swapped_at"]
+    cfg.write_text(CONFIG.replace("P1STATE", "draining").replace("      - {address: 198.18.0.22}\n", ""))
+    refused = subprocess.run([AGENT, "apply", "--config", str(cfg), "--state-dir", str(state)],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "rows at risk" in refused.stderr, refused.stdout + refused.stderr
+    assert status(state)["swapped_at"] == swapped
+    forced = subprocess.run([AGENT, "apply", "--config", str(cfg), "--state-dir", str(state), "--force"],
+                            capture_output=True, text=True, timeout=60)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    st = status(state)
+    assert st["services"][0]["rows_at_risk"] == 65536 and st["swapped_at"] > swapped, st
+
     # a bad YAML: exit 2, the agent keeps the last good tables
     swapped = st["swapped_at"]
     cfg.write_text(CONFIG.replace("P1STATE", "retired"))

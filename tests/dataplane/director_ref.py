@@ -33,8 +33,12 @@ class Table:
     rows: np.ndarray
 
     def hops(self, pkt_hash: int) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
-        primary, secondary = self.rows[pkt_hash & 0xFFFF]
+        primary, secondary = self.rows[pkt_hash & 0xFFFF][:2]
         return self.spec.backends[int(primary)].ip, self.spec.backends[int(secondary)].ip
+
+    def send_order(self, pkt_hash: int) -> list[bytes]:
+        """The row of ``pkt_hash``: destination first, then the GUE hops (-1 pads)."""
+        return [self.spec.backends[int(i)].ip.packed for i in self.rows[pkt_hash & 0xFFFF] if int(i) >= 0]
 
 
 @dataclass(frozen=True)
@@ -85,14 +89,14 @@ class Director:
               ) -> bytes:
         """The frame the director must send for ``frame`` (Ethernet in, Ethernet out)."""
         h = self.pkt_hash(table, flow)
-        primary, secondary = table.hops(h)
-        return self.encap_hops(frame, h, hint, primary.packed, secondary.packed, vlan_tci=vlan_tci)
+        return self.encap_hops(frame, h, hint, *table.send_order(h), vlan_tci=vlan_tci)
 
-    def encap_hops(self, frame: bytes, h: int, hint: int, primary: bytes, secondary: bytes, *,
+    def encap_hops(self, frame: bytes, h: int, hint: int, primary: bytes, *hops: bytes,
                    vlan_tci: int | None = None) -> bytes:
-        """``frame`` encapsulated towards ``primary`` with ``secondary`` as the GUE hop, for
-        packet hash ``h`` and upstream's flow ``hint``; everything after the L2 header (trailing
-        bytes beyond the IP length included) travels as the inner packet."""
+        """``frame`` encapsulated towards ``primary`` with ``hops`` as the GUE hop list (upstream:
+        the secondary alone), for packet hash ``h`` and upstream's flow ``hint``; everything
+        after the L2 header (trailing bytes beyond the IP length included) travels as the
+        inner packet."""
         l2 = 18 if vlan_tci is not None else 14
         inner = frame[l2:]
         version = inner[0] >> 4
@@ -106,10 +110,11 @@ class Director:
         if vlan_tci is not None:
             eth += struct.pack(">HH", 0x8100, vlan_tci)
         eth += struct.pack(">H", 0x0800)
-        ip_wo_csum = struct.pack(">BBHHHBBH4s4s", 0x45, 0, inner_len + 40, 0, 0x4000, 64, 17, 0,
+        outer = 36 + 4 * len(hops)  # IPv4 + UDP + GUE base + private data + hop list
+        ip_wo_csum = struct.pack(">BBHHHBBH4s4s", 0x45, 0, inner_len + outer, 0, 0x4000, 64, 17, 0,
                                  ipaddress.ip_address(self.source_ip).packed, primary)
         csum = ones_complement_checksum(ip_wo_csum)
         ip = ip_wo_csum[:10] + struct.pack(">H", csum) + ip_wo_csum[12:]
-        udp = struct.pack(">HHHH", 0x8000 | ((h ^ hint) & 0x7FFF), GUE_PORT, inner_len + 20, 0)
-        gue = struct.pack(">BBH", 2, gue_proto, 0) + struct.pack(">HBB", 0, 0, 1) + secondary
+        udp = struct.pack(">HHHH", 0x8000 | ((h ^ hint) & 0x7FFF), GUE_PORT, inner_len + outer - 20, 0)
+        gue = struct.pack(">BBH", 1 + len(hops), gue_proto, 0) + struct.pack(">HBB", 0, 0, len(hops)) + b"".join(hops)
         return eth + ip + udp + gue + inner

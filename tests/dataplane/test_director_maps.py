@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,6 +76,26 @@ def test_outer_checksum_constant_gives_valid_headers() -> None:
         assert ones_complement_checksum(hdr) == 0
 
 
+def test_k_wide_rows_pack_the_send_order() -> None:
+    rows = np.tile(np.array([2, 0, -1, -1], dtype=np.int32), (65536, 1))
+    rows[7] = [3, 1, 0, 2]
+    packed = compile_tables([(WEB, rows)], OPTS).rows[0]
+    ip = [int(b.ip) for b in WEB.backends]
+    assert packed.shape == (65536, 4) and packed.dtype == np.dtype(">u4")
+    assert list(packed[0]) == [ip[2], ip[0], 0, 0] and list(packed[7]) == [ip[3], ip[1], ip[0], ip[2]]
+    assert packed[7].tobytes() == b"".join(b.ip.packed for b in (WEB.backends[i] for i in (3, 1, 0, 2)))
+    # Upstream's two columns in a K=4 build: the same two addresses, then zeros.
+    two = compile_tables([(WEB, make_rows(4, 1))], OPTS).rows[0]
+    assert (two[:, 2:] == 0).all() and (two[:, 1] != 0).all()
+
+
+def test_row_width_and_alt_hash_become_flags() -> None:
+    assert "-DGLB_ROW_WIDTH=4" in OPTS.cflags(None) and "-DGLB_ALT_HASH=1" not in OPTS.cflags(None)
+    alt = replace(OPTS, hash_fields=("src_addr", "src_port"), alt_hash_fields=("src_addr",)).cflags(None)
+    assert "-DGLB_ALT_HASH=1" in alt and "-DGLB_ALT_HASH_SRC_ADDR=1" in alt and "-DGLB_ALT_HASH_SRC_PORT=0" in alt
+    assert OPTS.maps_signature() != replace(OPTS, row_width=2).maps_signature()
+
+
 def test_hash_fields_become_flags() -> None:
     flags = OPTS.cflags(None)
     assert "-DGLB_HASH_SRC_ADDR=1" in flags and "-DGLB_HASH_DST_PORT=0" in flags
@@ -100,6 +121,11 @@ def test_signatures_track_what_matters() -> None:
     ({"source_ip": ipaddress.IPv4Address("0.0.0.0")}, "source"),
     ({"mtu": 100}, "mtu"),
     ({"max_tables": 0}, "max_tables"),
+    ({"row_width": 1}, "row_width"),
+    ({"row_width": 9}, "row_width"),
+    ({"row_width": 5, "alt_hash_fields": ("src_port",)}, "hops"),  # 4 + 5 hops > 8
+    ({"alt_hash_fields": ("src_addr",)}, "nothing to migrate"),
+    ({"alt_hash_fields": ("vlan",)}, "distinct"),
 ])
 def test_bad_options(change: dict, match: str) -> None:
     with pytest.raises(InputError, match=match):
@@ -134,9 +160,9 @@ def test_compiled_tables_sorted_and_fragment_safety() -> None:
     assert not web80[3] & BIND_FRAG_OK, "the /28 of another table overlaps web's VIP for TCP"
     assert dns[3] & BIND_FRAG_OK
     assert web80[7:11] == sip_prefix(bytes(WEB.hash_key))
-    assert c.rows[3]["primary"].max() == 0, "no backends: primary 0 marks the table empty"
+    assert c.rows[3][:, 0].max() == 0, "no backends: destination 0 marks the table empty"
     ips = {int(b.ip) for b in WEB.backends}
-    assert set(c.rows[0]["primary"].astype(int)) == ips
+    assert set(c.rows[0][:, 0].astype(int)) == ips
     b6 = pack_binds(c.binds6, [0, 1, 2, 3], 6, OPTS.max_binds)
     assert BIND6.unpack_from(b6, 0)[2] != 0
 
@@ -145,6 +171,9 @@ def test_compiled_tables_sorted_and_fragment_safety() -> None:
     (lambda: [(replace(WEB, backends=(Backend(ipaddress.ip_address("2001:db8::1")),)), np.zeros((65536, 2)))],
      "IPv4"),
     (lambda: [(WEB, np.zeros((100, 2), dtype=np.uint32))], "shape"),
+    (lambda: [(WEB, np.zeros((65536, 5), dtype=np.int32))], "shape"),  # wider than row_width 4
+    (lambda: [(WEB, np.full((65536, 2), -1, dtype=np.int32))], "pads the end"),
+    (lambda: [(WEB, np.tile(np.array([0, -1, 1], dtype=np.int32), (65536, 1)))], "pads the end"),
     (lambda: [(WEB, np.full((65536, 2), 4, dtype=np.uint32))], "outside"),
     (lambda: [(WEB, np.zeros((65536, 2), dtype=np.float32))], "integer"),
     (lambda: [(WEB, None)], "rows are required"),
@@ -180,3 +209,12 @@ def test_meta_round_trip() -> None:
     assert decode_meta(bytes(64)) == {}
     with pytest.raises(InputError):
         encode_meta({"x": "y" * 40000})
+
+
+def test_the_xdp_director_is_a_director_data_plane() -> None:
+    """The agent holds a DirectorDataPlane; the XDP loader must stay one (DPDK is next)."""
+    from glb_agent.dataplane.director import DirectorDataPlane, XdpDirector
+
+    d = XdpDirector(DirectorSettings("eth0", ipaddress.IPv4Address("198.18.0.11"), "02:47:4c:00:00:01"))
+    assert isinstance(d, DirectorDataPlane)
+    assert d.pin_dir == d.pinned.pin_dir == Path("/sys/fs/bpf/glb/director/eth0")

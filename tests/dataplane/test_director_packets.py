@@ -12,6 +12,7 @@ import ipaddress
 import random
 import struct
 
+import numpy as np
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_NOP, IPOption_RR, fragment
 from scapy.layers.inet6 import (
@@ -29,7 +30,7 @@ from scapy.packet import Raw
 from glb_agent.dataplane.bpfcore import testrun
 from glb_agent.dataplane.bpfcore.testrun import XDP_DROP, XDP_PASS, XDP_TX
 from tests.dataplane.conftest import DNS, RANGE, WEB, Loaded, make_rows, standard_tables
-from tests.dataplane.director_ref import Flow, ones_complement_checksum
+from tests.dataplane.director_ref import Director, Flow, ones_complement_checksum
 
 pytestmark = pytest.mark.bpf
 
@@ -429,3 +430,103 @@ def test_table_rows_change_with_a_swap(director: Loaded) -> None:
                 assert_forwarded(director, frame, "web", Flow(c, VIP, 5, 80), hint=5)
     finally:
         director.load(standard_tables())
+
+
+# --- K-wide rows (issue 15): the send order becomes the hop list ------------------------------
+
+def _director(hash_fields: tuple[str, ...], row_width: int, alt_hash_fields: tuple[str, ...] = ()) -> Loaded:
+    from glb_agent.dataplane.director import DirectorProgram, DirectorState
+    from glb_agent.dataplane.director_maps import BuildOptions
+    from tests.dataplane.conftest import GW_MAC, SOURCE_IP, SRC_MAC
+
+    opts = BuildOptions(ipaddress.IPv4Address(SOURCE_IP), SRC_MAC, GW_MAC, hash_fields, mtu=1500,
+                        row_width=row_width, alt_hash_fields=alt_hash_fields)
+    program = DirectorProgram(opts)
+    state = DirectorState(program.map_fds, opts.max_tables, opts.max_binds)
+    return Loaded(program, state, Director(SOURCE_IP, SRC_MAC, GW_MAC, hash_fields), {})
+
+
+@pytest.fixture(scope="module")
+def director_k4(director: Loaded) -> Loaded:
+    """Rows of four: the destination and up to three hops (``director`` checks bpf is here)."""
+    return _director(("src_addr",), 4)
+
+
+def _k_rows(n_backends: int, used: np.ndarray, seed: int) -> np.ndarray:
+    """Rows of distinct backends in random order, row r using used[r] entries, -1 after."""
+    rng = np.random.default_rng(seed)
+    rows = np.argsort(rng.random((65536, n_backends)), axis=1)[:, :4].astype(np.int32)
+    rows[np.arange(4)[None, :] >= used[:, None]] = -1
+    return rows
+
+
+@pytest.mark.parametrize("fam", [4, 6])
+def test_k_wide_rows_send_to_the_first_and_list_the_rest_as_hops(director_k4: Loaded, fam: int) -> None:
+    used = np.random.default_rng(5).integers(1, 5, 65536)  # 1-4 entries: 0-3 hops
+    director_k4.load([(WEB, _k_rows(4, used, 6)), (DNS, make_rows(2, 2))])
+    table = director_k4.tables["web"]
+    rng = random.Random(11)
+    seen = set()
+    for _ in range(80):
+        if fam == 4:
+            client = str(ipaddress.IPv4Address(rng.getrandbits(32) | 0x01000000))
+            frame = bytes(eth() / IP(src=client, dst=VIP) / TCP(sport=1234, dport=80, flags="A"))
+            vip = VIP
+        else:
+            client = str(ipaddress.IPv6Address((0x20010DB8 << 96) | rng.getrandbits(64)))
+            frame = bytes(eth() / IPv6(src=client, dst=VIP6) / TCP(sport=1234, dport=80, flags="A"))
+            vip = VIP6
+        out = assert_forwarded(director_k4, frame, "web", Flow(client, vip, 1234, 80), hint=1234)
+        order = table.send_order(director_k4.ref.pkt_hash(table, Flow(client, vip, 1234, 80)))
+        assert out[30:34] == order[0] and out[14 + 20 + 8 + 7] == len(order) - 1  # dest, hop_count
+        seen.add(len(order) - 1)
+    assert seen == {0, 1, 2, 3}, "every hop count 0-3 must have been exercised"
+
+
+def test_k_wide_mtu_counts_four_bytes_per_hop(director_k4: Loaded) -> None:
+    """A packet that fits with one hop but not with three is dropped as too big."""
+    used = np.full(65536, 4)
+    director_k4.load([(WEB, _k_rows(4, used, 7)), (DNS, make_rows(2, 2))])
+    inner_len = 1500 - 40  # fits exactly with one hop (40 bytes), 8 bytes over with three
+    frame = bytes(eth() / IP(src="198.51.100.7", dst=VIP) / TCP(sport=1, dport=80) / Raw(b"x" * (inner_len - 40)))
+    before = counters(director_k4)["web"]["drop_too_big_packets"]
+    assert_untouched(director_k4, frame, XDP_DROP)
+    assert counters(director_k4)["web"]["drop_too_big_packets"] == before + 1
+    frame = bytes(eth() / IP(src="198.51.100.7", dst=VIP) / TCP(sport=1, dport=80) / Raw(b"x" * (inner_len - 48)))
+    assert_forwarded(director_k4, frame, "web", Flow("198.51.100.7", VIP, 1, 80), hint=1)
+
+
+def test_upstream_alt_hash_fields_migration_vector(director: Loaded) -> None:
+    """Upstream's test_director_hash_fields migration case, same fixture and packet: hash on
+    (src_addr, src_port) while migrating from (src_addr): destination = first of the new
+    row, hops = the rest of it, then the whole old row. Upstream expects the route
+    [1.2.3.4, 2.3.4.5, 3.4.5.6, 2.3.4.5]: hop_count 3. (Upstream's addresses; the packet
+    only exists in memory under BPF_PROG_TEST_RUN.)"""
+    from glb_agent.table.rendezvous import build_rows
+    from glb_agent.table.spec import Backend, Bind, TableSpec
+
+    key = bytes.fromhex("12345678901234561234567890123456")
+    spec = TableSpec("upstream", key, bytes.fromhex("34567890123456783456789012345678"),
+                     (Bind(ipaddress.ip_network("1.1.1.1/32"), "tcp", 80, 80),),
+                     tuple(Backend(ipaddress.ip_address(a)) for a in ("1.2.3.4", "2.3.4.5", "3.4.5.6")))
+    d = _director(("src_addr", "src_port"), 2, alt_hash_fields=("src_addr",))
+    d.load([(spec, build_rows(spec))])
+    table = d.tables["upstream"]
+    expected = {45678: ["1.2.3.4", "2.3.4.5", "3.4.5.6", "2.3.4.5"],
+                45679: ["1.2.3.4", "3.4.5.6", "3.4.5.6", "2.3.4.5"],
+                45680: ["2.3.4.5", "3.4.5.6", "3.4.5.6", "2.3.4.5"]}
+    for sport, route in expected.items():
+        frame = bytes(eth() / IP(src="10.11.12.13", dst="1.1.1.1") / TCP(sport=sport, dport=80))
+        res = run(d, frame)
+        assert res.action == XDP_TX
+        out = Ether(res.packet)
+        gue = bytes(out[UDP].payload)
+        hops = [str(ipaddress.IPv4Address(gue[8 + 4 * i:12 + 4 * i])) for i in range(gue[7])]
+        assert [out[IP].dst, *hops] == route
+        assert (gue[0], gue[6], gue[7]) == (4, 0, 3)  # hlen 1 + 3 hops, next_hop 0, hop_count 3
+        # Whole frame: new-fields hash for the row and the UDP source port, old-fields row after.
+        new = d.ref.pkt_hash(table, Flow("10.11.12.13", "1.1.1.1", sport, 80))
+        old = Director("198.18.0.11", "02:47:4c:00:00:11", "02:47:4c:00:00:01", ("src_addr",)).pkt_hash(
+            table, Flow("10.11.12.13", "1.1.1.1", sport, 80))
+        hops_b = table.send_order(new)[1:] + table.send_order(old)
+        assert res.packet == d.ref.encap_hops(frame, new, sport, table.send_order(new)[0], *hops_b)

@@ -57,11 +57,15 @@ def test_lifecycle(director: DpdkDirector, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="'empty' has no backends"):
         director.update_tables([(WEB, make_rows(4, 5)), (EMPTY, None)])
     assert director.stats()["generation"] == 2
+    # The services swap slots: each keeps its own counts (retired table sets fold by name).
+    assert director.update_tables([(DNS, make_rows(2, 2)), (WEB, make_rows(4, 5))]) == 3
+    c = director.counters()
+    assert c["web"]["forwarded_packets"] == 10 and c["dns"]["forwarded_packets"] == 0
 
     again = DpdkDirector(director.settings, director.options)  # a restarted agent
     assert again.start() == "adopted"
     assert again.counters()["web"]["forwarded_packets"] == 10
-    assert again.update_tables([(DNS, make_rows(2, 2))]) == 3
+    assert again.update_tables([(DNS, make_rows(2, 2))]) == 4
     assert set(again.counters()) == {"dns", "_unmatched"}
 
     assert director.stop() is True

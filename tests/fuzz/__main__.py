@@ -3,6 +3,7 @@
     python -m tests.fuzz run [TARGET ...] [--seed S] [--count N] [--start I]
     python -m tests.fuzz run TARGET --seed S --index I          # replay one packet
     python -m tests.fuzz dump TARGET --seed S --count N --out corpus.pcap   # no root needed
+    python -m tests.fuzz run TARGET --pcap corpus.pcap          # a saved corpus instead
 
 Defaults come from FUZZ_SEED, FUZZ_COUNT and FUZZ_TARGETS. Exit status: 0 when every packet
 agreed with the model, 1 on any mismatch (each printed with a reproducer), 2 on bad usage.
@@ -15,12 +16,23 @@ import os
 import sys
 from pathlib import Path
 
-from tests.fuzz.packets import pcap_bytes
+from tests.fuzz.packets import pcap_bytes, read_pcap
+
+
+class PcapCorpus:
+    """Frames of a pcap file in place of a generator (``--pcap``): packet ``i`` is frame ``i``,
+    whatever the seed, so reproducers keep working on a saved or captured corpus."""
+
+    def __init__(self, path: Path) -> None:
+        self.frames = read_pcap(path.read_bytes())
+
+    def make(self, seed: int, index: int) -> tuple[str, bytes, list[str]]:
+        return "pcap", self.frames[index], []
 
 
 def _generator(name: str) -> object:
     """The generator alone (for corpus dumps): no program, no root."""
-    if name == "proxy":
+    if name.startswith("proxy"):
         from tests.fuzz.gen_proxy import ProxyGen, ProxyWorld
 
         b = bytes.fromhex
@@ -49,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--count", type=int, default=int(os.environ.get("FUZZ_COUNT", "1000000")))
     run.add_argument("--start", type=int, default=0, help="first packet index")
     run.add_argument("--index", type=int, help="replay this one packet and explain it")
+    run.add_argument("--pcap", type=Path, help="run the frames of this pcap instead of generating them")
     run.add_argument("--chunk", type=int, default=2048, help="packets per counter comparison")
     run.add_argument("--keep", type=int, default=10, help="mismatches printed per target")
     dump = sub.add_parser("dump", help="write the generated frames as a pcap (the corpus)")
@@ -82,12 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for name in args.targets:
         with target(name) as t:
+            count = args.count
+            if args.pcap:
+                t.gen = PcapCorpus(args.pcap)
+                count = min(count, len(t.gen.frames) - args.start)
             if args.index is not None:
                 text = replay(t, args.seed, args.index)
                 print(text)
                 failed |= text.endswith("MISMATCH")
                 continue
-            res = fuzz(t, args.seed, args.count, start=args.start, chunk=args.chunk, keep=args.keep,
+            res = fuzz(t, args.seed, count, start=args.start, chunk=args.chunk, keep=args.keep,
                        progress=lambda s: print(s, file=sys.stderr, flush=True))
             for m in res.mismatches:
                 print(m.report())

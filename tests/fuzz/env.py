@@ -12,12 +12,14 @@
   namespace holds exactly the sockets the model is told about: a listener on each VIP's
   port 80 and three established connections per family from the local client address;
   tcp_syncookies is 1 and no SYN ever reaches the listeners, so no cookie check succeeds.
-  Frames are run as received on px0, so a forward to a neighbour on px0 is XDP_TX.
+  Frames are run as received on px0, so a forward to a neighbour on px0 is XDP_TX;
+  ``proxy-redirect`` runs them as received on lo, so forwards are redirects.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import os
 import secrets
@@ -26,10 +28,13 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from glb_agent.dataplane.bpfcore import testrun
 from tests.fuzz.harness import Target
 from tests.fuzz.model import Outcome
 
+LOOPBACK = 1  # ifindex of lo in every namespace
 PROXY_VIP_PORT = 80
 PROXY_CLOSED_PORT = 81
 PREFIX4, PREFIX6 = "203.0.113.128/25", "2001:db8:300::/64"
@@ -44,12 +49,7 @@ class XdpRunner:
         self._counters = counters
 
     def run(self, frame: bytes) -> tuple[int, bytes]:
-        if self.ingress_ifindex:
-            from tests.proxy.support import run_on
-
-            r = run_on(self.prog_fd, frame, self.ingress_ifindex)
-        else:
-            r = testrun.run(self.prog_fd, frame)
+        r = testrun.run(self.prog_fd, frame, ingress_ifindex=self.ingress_ifindex)
         return r.action, r.packet
 
     def counters(self) -> dict[str, int]:
@@ -64,10 +64,27 @@ def _proxy_expect(o: Outcome) -> list[tuple[str, int]]:
     return [("rx_gue", 1), (o.reason, 1)] if o.reason else []
 
 
-DIRECTOR_VARIANTS = {
-    "director": ("src_addr", "dst_addr"),
-    "director-ports": ("src_addr", "dst_addr", "src_port", "dst_port"),
+# name -> (hash fields, BuildOptions features; "wide_rows": fill K-wide rows of 1..K used
+# entries instead of the tests' (primary, secondary) pairs). Between them the variants cover
+# upstream's row shape in the default 4-wide build and in a 2-wide one, variable rows with
+# and without a hash-field migration, and the minimal build (no IPv6, VLAN or ICMP code).
+DIRECTOR_VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
+    "director": (("src_addr", "dst_addr"), {}),
+    "director-ports": (("src_addr", "dst_addr", "src_port", "dst_port"), {"row_width": 2}),
+    "director-v4": (("src_addr", "src_port"), {"ipv6": False, "vlan": False, "icmp": False, "mtu": 1400,
+                                               "row_width": 8, "wide_rows": True}),
+    "director-k": (("src_addr", "dst_addr"), {"alt_hash_fields": ("src_addr",), "wide_rows": True}),
 }
+
+
+def wide_rows(n_backends: int, seed: int, width: int) -> np.ndarray:
+    """Send-order rows of 1..width distinct backends each, -1 padding the end."""
+    rng = np.random.default_rng(seed)
+    first = rng.integers(0, n_backends, 65536)
+    used = rng.integers(1, min(width, n_backends) + 1, 65536)
+    rows = (first[:, None] + np.arange(width)[None, :]) % n_backends
+    rows[np.arange(width)[None, :] >= used[:, None]] = -1
+    return rows.astype(np.int64)
 
 
 @contextlib.contextmanager
@@ -80,17 +97,27 @@ def director_target(name: str = "director") -> Iterator[Target]:
     from tests.fuzz.director_model import DirectorModel
     from tests.fuzz.gen_director import DirectorGen
 
-    fields = DIRECTOR_VARIANTS[name]
-    opts = BuildOptions(ipaddress.IPv4Address(SOURCE_IP), SRC_MAC, GW_MAC, fields, mtu=1500)
+    fields, features = DIRECTOR_VARIANTS[name]
+    features = dict(features)
+    wide = features.pop("wide_rows", False)
+    opts = BuildOptions(ipaddress.IPv4Address(SOURCE_IP), SRC_MAC, GW_MAC, fields,
+                        **{"mtu": 1500, **features})  # type: ignore[arg-type]
     program = DirectorProgram(opts)
     state = DirectorState(program.map_fds, opts.max_tables, opts.max_binds)
     tables = standard_tables()
+    if wide:
+        tables = [(spec, None if rows is None else wide_rows(len(spec.backends), i, opts.row_width))
+                  for i, (spec, rows) in enumerate(tables)]
+    if not opts.ipv6:
+        tables = [(dataclasses.replace(spec, binds=tuple(b for b in spec.binds if b.network.version == 4)), rows)
+                  for spec, rows in tables]
     state.apply(compile_tables(tables, opts))
 
     def counters() -> dict[str, int]:
         return {f"{g}/{k}": v for g, cells in state.counters().items() for k, v in cells.items()}
 
-    model = DirectorModel(Director(SOURCE_IP, SRC_MAC, GW_MAC, fields), tables, mtu=opts.mtu)
+    model = DirectorModel(Director(SOURCE_IP, SRC_MAC, GW_MAC, fields), tables, mtu=opts.mtu,
+                          vlan=opts.vlan, ipv6=opts.ipv6, icmp=opts.icmp, alt_hash_fields=opts.alt_hash_fields)
     try:
         yield Target(name, DirectorGen([spec for spec, _ in tables]), model,
                      XdpRunner(program.prog_fd, counters), _director_expect)
@@ -109,8 +136,10 @@ def _connect(fam: int, client: str, vip: str, listener: socket.socket, keep: lis
 
 
 @contextlib.contextmanager
-def proxy_target() -> Iterator[Target]:
-    """The proxy program in a fresh proxy-host namespace, with the thread inside it."""
+def proxy_target(name: str = "proxy") -> Iterator[Target]:
+    """The proxy program in a fresh proxy-host namespace. ``proxy`` runs frames as received
+    on px0 (forwards are XDP_TX); ``proxy-redirect`` as received on lo, so the same forwards
+    leave through another interface than they came in on (XDP_REDIRECT)."""
     from glb_agent.dataplane.proxy import ProxyDataplane, ProxySettings
     from tests.fuzz.gen_proxy import ProxyGen, ProxyWorld
     from tests.fuzz.proxy_model import DIRECTOR_ROLE, PROXY_ROLE, ProxyHostModel, ProxyModel
@@ -176,9 +205,10 @@ def proxy_target() -> Iterator[Target]:
                 neighbours={world.peer: bytes.fromhex(PEER_MAC.replace(":", ""))},
                 local={world.proxy, world.vip4, packed(CLIENT4)},
                 gateway_mac=bytes.fromhex(PEER_MAC.replace(":", "")),
+                received_on_egress=name == "proxy",
             )
-            runner = XdpRunner(prog_fd, dp.counters, ingress_ifindex=ifindex)
-            yield Target("proxy", ProxyGen(world), ProxyModel(host), runner, _proxy_expect,
+            runner = XdpRunner(prog_fd, dp.counters, ingress_ifindex=ifindex if name == "proxy" else LOOPBACK)
+            yield Target(name, ProxyGen(world), ProxyModel(host), runner, _proxy_expect,
                          scope=lambda: netns(ns))
         finally:
             for s in sockets:
@@ -192,12 +222,13 @@ def proxy_target() -> Iterator[Target]:
 
 @contextlib.contextmanager
 def target(name: str) -> Iterator[Target]:
-    if name == "proxy":
-        with proxy_target() as t:
+    if name in PROXY_VARIANTS:
+        with proxy_target(name) as t:
             yield t
     else:
         with director_target(name) as t:
             yield t
 
 
-TARGETS = (*DIRECTOR_VARIANTS, "proxy")
+PROXY_VARIANTS = ("proxy", "proxy-redirect")
+TARGETS = (*DIRECTOR_VARIANTS, *PROXY_VARIANTS)

@@ -67,6 +67,9 @@ class DirectorGen:
                 self.targets[n.version].append(Target(n.version, int(n.network_address), n.prefixlen,
                                                       6 if b.proto == "tcp" else 17, b.port_start,
                                                       b.port_end))
+        for fam, (net, plen) in ((4, OTHER4), (6, OTHER6)):
+            if not self.targets[fam]:  # a family without binds (a director built without IPv6)
+                self.targets[fam] = [Target(fam, net, plen, proto, 0, 65535) for proto in (6, 17)]
         self.mutate_p = mutate_p
         self._cats = tuple(self.CATEGORIES)
         self._weights = tuple(self.CATEGORIES.values())

@@ -22,7 +22,7 @@ import ipaddress
 import struct
 from dataclasses import dataclass, field
 
-from tests.fuzz.model import XDP_DROP, XDP_PASS, XDP_TX, Outcome
+from tests.fuzz.model import XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, Outcome
 
 DIRECTOR_ROLE, PROXY_ROLE = 1, 2
 MAX_HOPS = 8
@@ -62,6 +62,9 @@ class ProxyHostModel:
     local: set[bytes] = field(default_factory=set)
     gateway_mac: bytes | None = None  # default route's neighbour
     mtu: int = 1500
+    # Frames arrive on the interface the next hops are reached through (forward: XDP_TX), or
+    # on another one (XDP_REDIRECT). Every route here leaves through that one interface.
+    received_on_egress: bool = True
 
     def dst_ok(self, addr: bytes) -> bool:
         a = ipaddress.ip_address(addr)
@@ -151,7 +154,10 @@ class ProxyModel:
         dmac = h.route(hop)
         if dmac is None or tot > h.mtu:
             return self._drop(frame, "drop_fwd_fib")
-        return Outcome(XDP_TX, self._forwarded(frame, u, g, hop, dmac), "forwarded_tx")
+        out = self._forwarded(frame, u, g, hop, dmac)
+        if h.received_on_egress:
+            return Outcome(XDP_TX, out, "forwarded_tx")
+        return Outcome(XDP_REDIRECT, out, "forwarded_redirect")
 
     def _forwarded(self, frame: bytes, u: int, g: int, hop: bytes, dmac: bytes) -> bytes:
         """The documented rewrite: new MACs, src = us, dst = hop, TTL 64, next_hop + 1, the

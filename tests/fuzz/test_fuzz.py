@@ -1,6 +1,8 @@
 """The differential fuzzer's CI budget: a fixed seed, >= 50,000 packets per program.
 
-Each program (the director in two hash builds, the proxy) runs the generated frames under
+Each program (the director in four builds: hash field sets, row widths and shapes, a
+hash-field migration, one without IPv6, VLAN and ICMP code; the proxy, with frames received
+on the forwarding interface or not) runs the generated frames under
 BPF_PROG_TEST_RUN and must agree with its reference model on every verdict, every output
 byte and every counter. The run must also have reached every outcome the generator is
 meant to reach, so a generator that silently stopped producing, say, forwarded ICMP errors
@@ -29,7 +31,7 @@ PROXY_REASONS = {
     "accept_udp", "accept_icmp", "accept_fragment", "forwarded_tx", "drop_sender", "drop_sender_role",
     "drop_outer", "drop_gue_version", "drop_gue_proto", "drop_gue_length", "drop_gue_private",
     "drop_gue_next_hop", "drop_inner", "drop_inner_dst", "drop_inner_proto", "drop_fwd_fib",
-}  # request/time-wait/syncookie sockets, redirects and decap failures are tests/proxy's job
+}  # request/time-wait/syncookie sockets and decap failures are tests/proxy's job
 
 
 @pytest.mark.parametrize("name", TARGETS)
@@ -43,6 +45,10 @@ def test_programs_agree_with_models(name: str) -> None:
     assert res.mismatch_count == 0, "\n".join(m.report() for m in res.mismatches)
     assert res.packets == CI_COUNT
     reached = {o.split(" ", 1)[1].rsplit("/", 1)[-1] for o in res.outcomes}
-    want = PROXY_REASONS if name == "proxy" else DIRECTOR_REASONS
+    want = PROXY_REASONS if name.startswith("proxy") else DIRECTOR_REASONS
+    if name == "proxy-redirect":  # received on lo: the same forwards leave through px0
+        want = want - {"forwarded_tx"} | {"forwarded_redirect"}
+    if name == "director-v4":
+        want = want - {"pass_icmp"}  # built without ICMP handling: ICMP is not a VIP's business
     assert want <= reached, f"never reached: {sorted(want - reached)}"
     assert set(t.gen.CATEGORIES) <= set(res.categories)  # type: ignore[attr-defined]

@@ -44,7 +44,8 @@ def test_scrape_reads_every_provider_at_scrape_time(tmp_path: Path) -> None:
     collector = GlbCollector(
         counters=lambda: counters_from_mapping(raw),
         health=lambda: health,
-        tables=lambda: [TableBuild("web", 0.042, swapped_at=1_700_000_000.0)],
+        tables=lambda: [TableBuild("web", 0.042, swapped_at=1_700_000_000.0, rows_at_risk=12,
+                                   first_share={str(A): 0.25, str(B): 0.75})],
         bgp=bgp_from_status_file(status, ["203.0.113.10/32", "203.0.113.11/32"], drain_file=drain),
     )
     with Exporter(collector, port=0) as exp:
@@ -59,6 +60,8 @@ def test_scrape_reads_every_provider_at_scrape_time(tmp_path: Path) -> None:
         assert m[("glb_backend_healthy", (("backend", str(A)), ("service", "web")))] == 1
         assert m[("glb_backend_healthy", (("backend", str(B)), ("service", "web")))] == 0
         assert m[("glb_table_generation_seconds", (("service", "web"),))] == pytest.approx(0.042)
+        assert m[("glb_table_rows_at_risk", (("service", "web"),))] == 12
+        assert m[("glb_backend_first_share", (("backend", str(B)), ("service", "web")))] == 0.75
         assert m[("glb_bgp_prefix_announced", (("prefix", "203.0.113.10/32"),))] == 1
         assert m[("glb_bgp_prefix_announced", (("prefix", "203.0.113.11/32"),))] == 0
         assert m[("glb_bgp_dataplane_ready", ())] == 1

@@ -67,6 +67,22 @@ def decide(host: ProxyHost, frame: bytes, ingress: int = 0) -> tuple[testrun.Run
     return res, d.changed
 
 
+def assert_forwarded_tx(host: ProxyHost, frame: bytes, next_hop: int = 1) -> None:
+    """Second chance out of the receiving interface: XDP_TX, the frame rewritten for the
+    next hop (check_forwarded), and exactly rx_gue + forwarded_tx counted."""
+    res, changed = decide(host, frame, host.ifindex)
+    assert res.action == XDP_TX, res.action_name
+    check_forwarded(host, frame, res, next_hop=next_hop)
+    assert changed == {"rx_gue": 1, "forwarded_tx": 1}
+
+
+def assert_accepted(host: ProxyHost, frame: bytes, inner: bytes, counter: str) -> None:
+    """Taken here: decapsulated (assert_decapsulated), exactly rx_gue + ``counter`` counted."""
+    res, changed = decide(host, frame)
+    assert_decapsulated(res, frame, inner)
+    assert changed == {"rx_gue": 1, counter: 1}
+
+
 def assert_decapsulated(res: testrun.RunResult, frame: bytes, inner: bytes) -> None:
     """XDP_PASS of exactly Ethernet (same MACs, inner ethertype) + the original inner packet."""
     assert res.action == XDP_PASS, res.action_name
@@ -107,9 +123,7 @@ def test_peer_proxy_may_only_forward(proxy_host: ProxyHost) -> None:
     assert res.action == XDP_DROP
     assert changed == {"rx_gue": 1, "drop_sender_role": 1}
     forwarded = gue_frame(syn, src=PEER, dst=PROXY, hops=[PROXY], next_hop=1)
-    res, changed = decide(proxy_host, forwarded)
-    assert_decapsulated(res, forwarded, syn)
-    assert changed == {"rx_gue": 1, "accept_syn": 1}
+    assert_accepted(proxy_host, forwarded, syn, "accept_syn")
 
 
 # -- GUE validation ----------------------------------------------------------------------------
@@ -185,9 +199,7 @@ def test_malformed_is_dropped(proxy_host: ProxyHost, frame: bytes, counter: str)
 
 def test_max_hops_is_valid(proxy_host: ProxyHost) -> None:
     frame = gue_frame(SYN4, src=DIRECTOR, dst=PROXY, hops=[PEER] * 8, next_hop=8)
-    res, changed = decide(proxy_host, frame)
-    assert_decapsulated(res, frame, SYN4)
-    assert changed == {"rx_gue": 1, "accept_syn": 1}
+    assert_accepted(proxy_host, frame, SYN4, "accept_syn")
 
 
 # -- SYN, UDP, ICMP, fragments: accepted on the first proxy ------------------------------------
@@ -250,10 +262,7 @@ def check_forwarded(host: ProxyHost, frame: bytes, res: testrun.RunResult, next_
 ], ids=["v4", "v6"])
 def test_unknown_connection_goes_to_next_hop(proxy_host: ProxyHost, inner: bytes) -> None:
     frame = gue_frame(inner, src=DIRECTOR, dst=PROXY, hops=[PEER])
-    res, changed = decide(proxy_host, frame, proxy_host.ifindex)
-    assert res.action == XDP_TX, res.action_name
-    check_forwarded(proxy_host, frame, res, next_hop=1)
-    assert changed == {"rx_gue": 1, "forwarded_tx": 1}
+    assert_forwarded_tx(proxy_host, frame)
 
 
 def test_forward_through_other_interface_is_a_redirect(proxy_host: ProxyHost) -> None:
@@ -283,10 +292,7 @@ def test_forward_keeps_a_udp_checksum_valid(proxy_host: ProxyHost) -> None:
 def test_second_hop_in_the_list_is_used(proxy_host: ProxyHost) -> None:
     frame = gue_frame(tcp_packet("192.0.2.66", VIP4, 4446, 80), src=PEER, dst=PROXY,
                       hops=[PROXY, PEER], next_hop=1)
-    res, changed = decide(proxy_host, frame, proxy_host.ifindex)
-    assert res.action == XDP_TX
-    check_forwarded(proxy_host, frame, res, next_hop=2)
-    assert changed == {"rx_gue": 1, "forwarded_tx": 1}
+    assert_forwarded_tx(proxy_host, frame, next_hop=2)
 
 
 @pytest.mark.parametrize("inner", [
@@ -296,17 +302,13 @@ def test_second_hop_in_the_list_is_used(proxy_host: ProxyHost) -> None:
 def test_no_hops_left_is_accepted_as_last_resort(proxy_host: ProxyHost, inner: bytes) -> None:
     for hops, next_hop in (([], 0), ([PEER], 1)):
         frame = gue_frame(inner, src=DIRECTOR, dst=PROXY, hops=hops, next_hop=next_hop)
-        res, changed = decide(proxy_host, frame)
-        assert_decapsulated(res, frame, inner)
-        assert changed == {"rx_gue": 1, "accept_last_resort": 1}
+        assert_accepted(proxy_host, frame, inner, "accept_last_resort")
 
 
 def test_next_hop_equal_to_self_is_taken_here(proxy_host: ProxyHost) -> None:
     inner = tcp_packet("192.0.2.66", VIP4, 4448, 80)
     frame = gue_frame(inner, src=DIRECTOR, dst=PROXY, hops=[PROXY])
-    res, changed = decide(proxy_host, frame)
-    assert_decapsulated(res, frame, inner)
-    assert changed == {"rx_gue": 1, "accept_self_hop": 1}
+    assert_accepted(proxy_host, frame, inner, "accept_self_hop")
 
 
 def test_unresolved_next_hop_is_dropped_not_reset(proxy_host: ProxyHost) -> None:
@@ -350,9 +352,7 @@ def test_established_connection_is_accepted(proxy_host: ProxyHost, sockets: dict
     client, vip = (CLIENT4, VIP4) if fam == "4" else (CLIENT6, VIP6)
     inner = tcp_packet(client, vip, _client_port(sockets[f"cli{fam}"]), 8080, payload=b"data")
     frame = gue_frame(inner, src=DIRECTOR, dst=PROXY, hops=[PEER])
-    res, changed = decide(proxy_host, frame)
-    assert_decapsulated(res, frame, inner)
-    assert changed == {"rx_gue": 1, "accept_established": 1}
+    assert_accepted(proxy_host, frame, inner, "accept_established")
 
 
 @pytest.mark.parametrize("fam", ["4", "6"])
@@ -360,9 +360,7 @@ def test_listener_alone_is_not_a_known_connection(proxy_host: ProxyHost, sockets
     """An ACK to a listening port with no connection and no valid cookie is someone else's."""
     client, vip = ("192.0.2.70", VIP4) if fam == "4" else ("2001:db8:300::70", VIP6)
     frame = gue_frame(tcp_packet(client, vip, 5555, 8083), src=DIRECTOR, dst=PROXY, hops=[PEER])
-    res, changed = decide(proxy_host, frame, proxy_host.ifindex)
-    assert res.action == XDP_TX
-    assert changed == {"rx_gue": 1, "forwarded_tx": 1}
+    assert_forwarded_tx(proxy_host, frame)
 
 
 def _send_raw_syn(src: str, dst: str, sport: int, dport: int, isn: int) -> None:
@@ -474,9 +472,7 @@ def test_pmtu_error_of_known_connection_is_accepted(proxy_host: ProxyHost, socke
     port = _client_port(sockets[f"cli{fam}"])
     inner = (_frag_needed(CLIENT4, VIP4, port, 8080) if fam == "4" else _ptb6(CLIENT6, VIP6, port, 8080))
     frame = gue_frame(inner, src=DIRECTOR, dst=PROXY, hops=[PEER])
-    res, changed = decide(proxy_host, frame)
-    assert_decapsulated(res, frame, inner)
-    assert changed == {"rx_gue": 1, "accept_ptb_known": 1}
+    assert_accepted(proxy_host, frame, inner, "accept_ptb_known")
 
 
 @pytest.mark.parametrize("fam", ["4", "6"])
@@ -484,23 +480,17 @@ def test_pmtu_error_of_unknown_connection_goes_to_next_hop(proxy_host: ProxyHost
     inner = (_frag_needed("192.0.2.73", VIP4, 7000, 8080) if fam == "4"
              else _ptb6("2001:db8:300::73", VIP6, 7000, 8080))
     frame = gue_frame(inner, src=DIRECTOR, dst=PROXY, hops=[PEER])
-    res, changed = decide(proxy_host, frame, proxy_host.ifindex)
-    assert res.action == XDP_TX
-    assert changed == {"rx_gue": 1, "forwarded_tx": 1}
+    assert_forwarded_tx(proxy_host, frame)
     # The same error with no hop left is taken here.
     frame = gue_frame(inner, src=DIRECTOR, dst=PROXY, hops=[PEER], next_hop=1)
-    res, changed = decide(proxy_host, frame)
-    assert_decapsulated(res, frame, inner)
-    assert changed == {"rx_gue": 1, "accept_last_resort": 1}
+    assert_accepted(proxy_host, frame, inner, "accept_last_resort")
 
 
 def test_pmtu_error_about_udp_is_plain_icmp(proxy_host: ProxyHost) -> None:
     quoted = IPerror(src=VIP4, dst="192.0.2.74", proto=17) / UDP(sport=53, dport=5000)
     inner = bytes(IP(src="192.0.2.1", dst=VIP4) / ICMP(type=3, code=4) / bytes(quoted)[:28])
     frame = gue_frame(inner, src=DIRECTOR, dst=PROXY, hops=[PEER])
-    res, changed = decide(proxy_host, frame)
-    assert_decapsulated(res, frame, inner)
-    assert changed == {"rx_gue": 1, "accept_icmp": 1}
+    assert_accepted(proxy_host, frame, inner, "accept_icmp")
 
 
 def test_forwarding_disabled_on_loopback_is_reported(proxy_host: ProxyHost) -> None:

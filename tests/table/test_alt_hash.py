@@ -11,7 +11,6 @@ import pytest
 from glb_agent.cli import main
 from glb_agent.config import load_config
 from glb_agent.dataplane.director_config import director_settings
-from glb_agent.errors import InputError
 
 from .test_risk import write_yaml
 
@@ -34,10 +33,15 @@ def test_settings_carry_both_field_sets(migrating: Path) -> None:
     assert settings != dataclasses.replace(settings, alt_hash_fields=())
 
 
-def test_the_program_refuses_what_it_cannot_hash_yet(migrating: Path) -> None:
+def test_the_program_is_built_to_hash_both_ways(migrating: Path) -> None:
+    # The director program hashes with both field sets (bpf/director.c, GLB_ALT_HASH);
+    # tests/dataplane/test_director_packets.py checks upstream's migration vector.
     settings = director_settings(load_config(migrating), "d1", resolve=False)
-    with pytest.raises(InputError, match="alt_hash_fields"):
-        settings.build_options("02:00:00:00:00:02", 1500).validate()
+    opts = settings.build_options("02:00:00:00:00:02", 1500)
+    opts.validate()
+    flags = opts.cflags(None)
+    assert {"-DGLB_ALT_HASH=1", "-DGLB_ALT_HASH_SRC_ADDR=1", "-DGLB_ALT_HASH_SRC_PORT=0"} <= set(flags)
+    assert "-DGLB_ROW_WIDTH=4" in flags  # table_candidates' default K
 
 
 def test_director_conf_has_upstreams_alt_hash_fields(migrating: Path, tmp_path: Path) -> None:
