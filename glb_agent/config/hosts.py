@@ -34,7 +34,7 @@ def _where(cfg: ConfigLike) -> str:
 
 
 def _resolve(cfg: ConfigLike, role: str, plural: str, hosts: Sequence[H],
-             addresses: Callable[[H], Sequence[object]], name: str | None, strict: bool,
+             addresses: Callable[[H], Sequence[IPAddress | None]], name: str | None, strict: bool,
              local: frozenset[IPAddress] | None) -> H:
     if name is not None:
         for h in hosts:
@@ -45,7 +45,7 @@ def _resolve(cfg: ConfigLike, role: str, plural: str, hosts: Sequence[H],
     if not hosts:
         raise InputError(f"no {plural} configured{_where(cfg)}")
     here = local_addresses() if local is None else local
-    matches = [h for h in hosts if any_local(addresses(h), here)]  # type: ignore[arg-type]
+    matches = [h for h in hosts if any_local(addresses(h), here)]
     if len(matches) == 1:
         return matches[0]
     if not matches and not strict:

@@ -83,11 +83,11 @@ def table_rows(loaded: LoadedConfig, health: HealthView | None = None
 
 
 def dataplane_row_width() -> int:
-    """The widest send order compile_tables takes: ``director_maps.MAX_ROW_WIDTH`` once the
+    """The widest send order compile_tables takes: ``director_maps.ROW_WIDTH_MAX`` once the
     director program reads K-wide rows (destination + GUE hops, W <= 8), else upstream's 2."""
     from glb_agent.dataplane import director_maps
 
-    return int(getattr(director_maps, "MAX_ROW_WIDTH", 2))
+    return int(getattr(director_maps, "ROW_WIDTH_MAX", 2))
 
 
 def for_dataplane(tables: list[tuple[TableSpec, np.ndarray | None]]

@@ -45,8 +45,10 @@ BestOf = Callable[[np.ndarray, np.ndarray], "np.ndarray | None"]
 
 
 def health_arrays(spec: TableSpec) -> tuple[np.ndarray, np.ndarray]:
-    """(healthy, usable) per backend index."""
-    healthy = np.array([b.healthy for b in spec.backends], dtype=bool)
+    """(healthy, usable) per backend index; an inactive backend is neither (it is in no
+    row, so it can be no row's destination either)."""
+    available = np.array([b.state != "inactive" for b in spec.backends], dtype=bool)
+    healthy = available & np.array([b.healthy for b in spec.backends], dtype=bool)
     usable = healthy & np.array([b.state in USABLE_STATES for b in spec.backends], dtype=bool)
     return healthy, usable
 

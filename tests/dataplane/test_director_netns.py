@@ -300,6 +300,7 @@ def test_director_pinned_by_an_older_release_is_taken_over_without_a_gap(
             new.close()
         time.sleep(0.2)
     assert len(sink.wait_for(len(streamed))) == len(streamed), "no packet lost across the takeover"
+    print(f"\nMEASURED legacy director takeover: {len(streamed)} datagrams streamed through it, 0 lost")
     with netns(net.director):
         again = XdpDirector(replace(settings, pin_dir=None))
         assert again.start() == "adopted"

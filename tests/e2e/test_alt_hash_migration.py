@@ -4,7 +4,9 @@ list carries the candidates under both and connections hashed the old way surviv
 second chance. Control: the same switch without alt_hash_fields breaks connections.
 
 Long-lived connections (glb_agent.lab.conns) from the lab's client through both directors;
-needs the director program that hashes both ways (issue 15 data plane).
+needs the director program that hashes both ways (issue 15 data plane). Rows are two wide
+(``table_candidates: 2``, the hop list of upstream's migration vector: 1 + 2 hops): with the
+lab's three proxies, K=3 rows would hold every proxy and the control could not break.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def _program_hashes_both_ways(cfg: Path) -> bool:
 
 
 def migrate(tmp: Path, with_alt: bool) -> tuple[dict, list[dict]]:
-    base = k.fleet_text()
+    base = k.set_fleet_keys(k.fleet_text(), table_candidates="2")
     cfg = tmp / f"alt-{with_alt}.yml"
     cfg.write_text(base)
     lab.up(cfg)

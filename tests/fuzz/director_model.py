@@ -5,7 +5,9 @@ It shares nothing with the loader's packing code (director_maps): binds are matc
 the TableSpecs the test wrote ("most specific first: longest prefix, then narrowest port
 range"), the fragment rule is evaluated from its definition (every overlapping bind of the
 protocol uses the same table), the hash is the pure-Python SipHash and the outer headers
-come from tests/dataplane/director_ref.py.
+come from tests/dataplane/director_ref.py. Rows are send orders (destination, then the GUE
+hops; K-wide, -1 padding); while hash fields migrate (alt_hash_fields) the old fields' whole
+row follows as further hops, as upstream's alt_hash_fields.
 """
 
 from __future__ import annotations
@@ -34,8 +36,7 @@ _U16 = struct.Struct("!H")
 class _Table:
     name: str
     key: bytes
-    primaries: list[bytes]
-    secondaries: list[bytes]
+    rows: list[list[bytes]]  # per row: the send order (destination, then the GUE hops); [] = none
 
 
 @dataclass
@@ -66,17 +67,18 @@ class DirectorModel:
     """Predicts verdict, output frame and counter cell of the director for any frame."""
 
     def __init__(self, ref: Director, tables: list[tuple[TableSpec, np.ndarray | None]], *, mtu: int = 1500,
-                 vlan: bool = True, ipv6: bool = True, icmp: bool = True) -> None:
+                 vlan: bool = True, ipv6: bool = True, icmp: bool = True,
+                 alt_hash_fields: tuple[str, ...] = ()) -> None:
         self.ref = ref
         self.fields = ref.hash_fields
+        self.alt_fields = alt_hash_fields
         self.uses_ports = "src_port" in self.fields or "dst_port" in self.fields
         self.mtu, self.vlan, self.ipv6, self.icmp = mtu, vlan, ipv6, icmp
         self.binds: dict[int, list[_Bind]] = {4: [], 6: []}
         for spec, rows in tables:
             ips = [b.ip.packed for b in spec.backends]
-            prim = [ips[int(p)] for p in rows[:, 0]] if rows is not None and ips else []
-            sec = [ips[int(s)] for s in rows[:, 1]] if rows is not None and ips else []
-            t = _Table(spec.name, bytes(spec.hash_key), prim, sec)
+            send = [[ips[i] for i in r if i >= 0] for r in rows.tolist()] if rows is not None and ips else []
+            t = _Table(spec.name, bytes(spec.hash_key), send)
             for b in spec.binds:
                 n = b.network
                 self.binds[n.version].append(_Bind(int(n.network_address), int(n.netmask), n.prefixlen,
@@ -130,12 +132,17 @@ class DirectorModel:
         t = b.table
         if f.fragment and (self.uses_ports or not b.frag_ok):
             return Outcome(XDP_DROP, frame, "drop_fragment", t.name)
-        if not t.primaries:
-            return Outcome(XDP_DROP, frame, "drop_no_backend", t.name)
-        if inner_len + 40 > self.mtu:
-            return Outcome(XDP_DROP, frame, "drop_too_big", t.name)
         h = siphash24_int(t.key, hash_message(self.fields, f.src, f.dst, f.sport, f.dport)) & 0xFFFF
-        out = self.ref.encap_hops(frame, h, f.hint, t.primaries[h], t.secondaries[h], vlan_tci=tci)
+        send = t.rows[h] if t.rows else []
+        if not send:
+            return Outcome(XDP_DROP, frame, "drop_no_backend", t.name)
+        hops = send[1:]
+        if self.alt_fields:  # hash fields migrating: the old fields' whole row follows as hops
+            old = siphash24_int(t.key, hash_message(self.alt_fields, f.src, f.dst, f.sport, f.dport)) & 0xFFFF
+            hops = hops + t.rows[old]
+        if inner_len + 36 + 4 * len(hops) > self.mtu:  # outer IPv4 + UDP + GUE + hop list
+            return Outcome(XDP_DROP, frame, "drop_too_big", t.name)
+        out = self.ref.encap_hops(frame, h, f.hint, send[0], *hops, vlan_tci=tci)
         return Outcome(XDP_TX, out, "forwarded", t.name)
 
     # -- parsing ---------------------------------------------------------------------------

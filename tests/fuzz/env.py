@@ -28,6 +28,8 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from glb_agent.dataplane.bpfcore import testrun
 from tests.fuzz.harness import Target
 from tests.fuzz.model import Outcome
@@ -62,13 +64,27 @@ def _proxy_expect(o: Outcome) -> list[tuple[str, int]]:
     return [("rx_gue", 1), (o.reason, 1)] if o.reason else []
 
 
-# name -> (hash fields, BuildOptions features). "director-v4" is the minimal build (no IPv6,
-# VLAN or ICMP code compiled in, a smaller MTU), so the #if branches are fuzzed too.
+# name -> (hash fields, BuildOptions features; "wide_rows": fill K-wide rows of 1..K used
+# entries instead of the tests' (primary, secondary) pairs). Between them the variants cover
+# upstream's row shape in the default 4-wide build and in a 2-wide one, variable rows with
+# and without a hash-field migration, and the minimal build (no IPv6, VLAN or ICMP code).
 DIRECTOR_VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
     "director": (("src_addr", "dst_addr"), {}),
-    "director-ports": (("src_addr", "dst_addr", "src_port", "dst_port"), {}),
-    "director-v4": (("src_addr", "src_port"), {"ipv6": False, "vlan": False, "icmp": False, "mtu": 1400}),
+    "director-ports": (("src_addr", "dst_addr", "src_port", "dst_port"), {"row_width": 2}),
+    "director-v4": (("src_addr", "src_port"), {"ipv6": False, "vlan": False, "icmp": False, "mtu": 1400,
+                                               "row_width": 8, "wide_rows": True}),
+    "director-k": (("src_addr", "dst_addr"), {"alt_hash_fields": ("src_addr",), "wide_rows": True}),
 }
+
+
+def wide_rows(n_backends: int, seed: int, width: int) -> np.ndarray:
+    """Send-order rows of 1..width distinct backends each, -1 padding the end."""
+    rng = np.random.default_rng(seed)
+    first = rng.integers(0, n_backends, 65536)
+    used = rng.integers(1, min(width, n_backends) + 1, 65536)
+    rows = (first[:, None] + np.arange(width)[None, :]) % n_backends
+    rows[np.arange(width)[None, :] >= used[:, None]] = -1
+    return rows.astype(np.int64)
 
 
 @contextlib.contextmanager
@@ -82,11 +98,16 @@ def director_target(name: str = "director") -> Iterator[Target]:
     from tests.fuzz.gen_director import DirectorGen
 
     fields, features = DIRECTOR_VARIANTS[name]
+    features = dict(features)
+    wide = features.pop("wide_rows", False)
     opts = BuildOptions(ipaddress.IPv4Address(SOURCE_IP), SRC_MAC, GW_MAC, fields,
                         **{"mtu": 1500, **features})  # type: ignore[arg-type]
     program = DirectorProgram(opts)
     state = DirectorState(program.map_fds, opts.max_tables, opts.max_binds)
     tables = standard_tables()
+    if wide:
+        tables = [(spec, None if rows is None else wide_rows(len(spec.backends), i, opts.row_width))
+                  for i, (spec, rows) in enumerate(tables)]
     if not opts.ipv6:
         tables = [(dataclasses.replace(spec, binds=tuple(b for b in spec.binds if b.network.version == 4)), rows)
                   for spec, rows in tables]
@@ -96,7 +117,7 @@ def director_target(name: str = "director") -> Iterator[Target]:
         return {f"{g}/{k}": v for g, cells in state.counters().items() for k, v in cells.items()}
 
     model = DirectorModel(Director(SOURCE_IP, SRC_MAC, GW_MAC, fields), tables, mtu=opts.mtu,
-                          vlan=opts.vlan, ipv6=opts.ipv6, icmp=opts.icmp)
+                          vlan=opts.vlan, ipv6=opts.ipv6, icmp=opts.icmp, alt_hash_fields=opts.alt_hash_fields)
     try:
         yield Target(name, DirectorGen([spec for spec, _ in tables]), model,
                      XdpRunner(program.prog_fd, counters), _director_expect)

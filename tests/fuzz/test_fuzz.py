@@ -1,7 +1,8 @@
 """The differential fuzzer's CI budget: a fixed seed, >= 50,000 packets per program.
 
-Each program (the director in three builds: two hash field sets, and one without IPv6,
-VLAN and ICMP code; the proxy, with frames received on the forwarding interface or not) runs the generated frames under
+Each program (the director in four builds: hash field sets, row widths and shapes, a
+hash-field migration, one without IPv6, VLAN and ICMP code; the proxy, with frames received
+on the forwarding interface or not) runs the generated frames under
 BPF_PROG_TEST_RUN and must agree with its reference model on every verdict, every output
 byte and every counter. The run must also have reached every outcome the generator is
 meant to reach, so a generator that silently stopped producing, say, forwarded ICMP errors

@@ -127,6 +127,15 @@ def test_nothing_healthy_keeps_the_rank_order() -> None:
     assert np.array_equal(build_rows(t), ranked_rows(t).astype(np.int32))
 
 
+def test_an_inactive_healthy_backend_is_no_fallback() -> None:
+    # found by hypothesis: every available backend is unhealthy, the one healthy backend is
+    # inactive; it must not be sent to (it is in no row), the rank order stands
+    t = table(*(Backend(v4(i), healthy=False) for i in range(4)), Backend(v4(4), "inactive"), k=2)
+    rows = build_rows(t)
+    assert not (rows == 4).any()
+    assert np.array_equal(rows, ranked_rows(dataclasses.replace(t, backends=t.backends[:4])).astype(np.int32))
+
+
 def test_k_is_capped_by_the_available_backends() -> None:
     t = table(*plain(3), Backend(v4(3), "inactive"), k=8)
     assert build_rows(t).shape == (TABLE_ROWS, 3)
