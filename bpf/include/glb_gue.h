@@ -16,6 +16,10 @@
 #define GLB_GUE_PORT 19523 /* 'L' 'B' + 1, as upstream */
 #define GLB_GUE_MAX_HOPS 8 /* bounded so verifier-friendly loops and header sizes stay small */
 #define GLB_IPV4_TTL 64
+/* Outer UDP source port, as upstream: GLB_GUE_SPORT_BASE | ((hash ^ hint) & GLB_GUE_SPORT_MASK),
+ * so ECMP/RSS on the path to the proxy spreads flows like the director did. */
+#define GLB_GUE_SPORT_BASE 0x8000
+#define GLB_GUE_SPORT_MASK 0x7fff
 
 /* GUE base header (draft-ietf-intarea-gue), version 0, C bit 0. */
 struct glb_gue_base {
