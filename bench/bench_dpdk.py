@@ -179,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args(argv)
     why = dpdk_unavailable()
-    if why:
-        print(f"bench_dpdk: cannot run: {why}", file=sys.stderr)
-        return 2
+    if why:  # `make bench` runs every bench: a host without DPDK skips this one
+        print(f"bench_dpdk: skipped: {why}", file=sys.stderr)
+        return 0
     packets = cases()
     report: dict[str, dict] = {"in_memory": {}, "port": {}}
     with tempfile.TemporaryDirectory(prefix="bench-dpdk-") as tmp:

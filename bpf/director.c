@@ -289,14 +289,14 @@ static __always_inline __u32 glb_push(struct xdp_md *ctx, __u32 slot, __u32 hash
 		return GLB_VERDICT(XDP_DROP, slot, GLB_R_DROP_ENCAP);
 	tot = __builtin_bswap16((__u16)(inner_len + hdr_len));
 	udp_len = __builtin_bswap16((__u16)(inner_len + hdr_len - sizeof(struct iphdr)));
-	sport = __builtin_bswap16(0x8000 | ((__u16)(hash ^ f->hint) & 0x7fff));
+	sport = __builtin_bswap16(GLB_GUE_SPORT_BASE | ((__u16)(hash ^ f->hint) & GLB_GUE_SPORT_MASK));
 	/* Ones'-complement sum of the header's 16-bit words as loaded; byte order does not
 	 * matter as long as the result is stored the same way. */
 	csum = GLB_IP_CSUM_BASE + tot + (dest & 0xffff) + (dest >> 16);
 	csum = (csum & 0xffff) + (csum >> 16);
 	csum = (csum & 0xffff) + (csum >> 16);
-	/* IPv4 bytes 0-7: 45 00 | total length | id 0 | flags DF, offset 0 */
-	ipw0 = 0x45 | ((__u64)tot << 16) | (0x40ULL << 48);
+	/* IPv4 bytes 0-7: version 4, IHL 5 | TOS 0 | total length | id 0 | flags DF, offset 0 */
+	ipw0 = (4 << 4 | sizeof(struct iphdr) / 4) | ((__u64)tot << 16) | ((__u64)__constant_htons(GLB_IP_DF) << 48);
 	/* bytes 8-15: TTL | protocol UDP | checksum | source address */
 	ipw1 = GLB_IPV4_TTL | (IPPROTO_UDP << 8) | ((__u64)(__u16)~csum << 16) | ((__u64)GLB_SRC_IP << 32);
 	/* UDP: source port | 19523 | length | checksum 0 */
@@ -491,7 +491,7 @@ static __always_inline __u32 glb_ip(struct xdp_md *ctx, void *data, void *data_e
 	if (l4off < 0)
 		goto bad;
 	off = l4off;
-	l4 = ip + (off & 0x3fff);
+	l4 = ip + (off & 0x3fff); /* off <= 40 + 4 * 2048: the mask only bounds it for the verifier */
 
 	if (f.match_proto == IPPROTO_TCP || f.match_proto == IPPROTO_UDP) {
 		if (f.fragment) {

@@ -115,9 +115,9 @@ static __always_inline int inner_dst_ok(const void *daddr, const int alen)
 {
 	struct proxy_dst_key key = {};
 
-	key.prefixlen = 128;
+	key.prefixlen = 8 * sizeof(key.addr); /* exact address; the trie finds covering prefixes */
 	if (GLB_IS_V4(alen)) {
-		key.addr[10] = 0xff;
+		key.addr[10] = 0xff; /* ::ffff:a.b.c.d (RFC 4291 IPv4-mapped) */
 		key.addr[11] = 0xff;
 	}
 	__builtin_memcpy(&key.addr[16 - alen], (const __u32 *)daddr, alen);
@@ -422,7 +422,7 @@ static __always_inline __u32 proxy_inner(struct xdp_md *ctx, const struct proxy_
 	if (proto != IPPROTO_TCP)
 		return PROXY_DROP(PROXY_C_DROP_INNER_PROTO);
 	th = l4;
-	if ((void *)(th + 1) > data_end || l4_len < sizeof(*th) || th->doff < 5)
+	if ((void *)(th + 1) > data_end || l4_len < sizeof(*th) || th->doff < sizeof(*th) / 4)
 		return PROXY_DROP(PROXY_C_DROP_INNER);
 	if (th->syn && !th->ack)
 		return PROXY_ACCEPT(PROXY_C_ACCEPT_SYN);

@@ -29,6 +29,7 @@
 #endif
 
 /* IPv4 flags/fragment-offset field (include/net/ip.h, not exported to uapi). */
+#define GLB_IP_DF 0x4000
 #define GLB_IP_MF 0x2000
 #define GLB_IP_OFFSET 0x1fff
 /* IPv6 fragment header (include/net/ipv6.h, not exported to uapi). */

@@ -37,8 +37,9 @@ from glb_agent.bgp.state import DRAIN_FILE
 from glb_agent.bgp.state import STATUS_FILE as FEED_STATUS_FILE
 from glb_agent.config import ConfigError, LoadedConfig, load_config
 from glb_agent.config.hosts import this_director
-from glb_agent.dataplane.director import DirectorDataPlane, XdpDirector
+from glb_agent.dataplane.director import DirectorDataPlane
 from glb_agent.dataplane.director_config import director_settings, for_dataplane, table_rows
+from glb_agent.dataplane.dpdk import make_director
 from glb_agent.errors import GlbError
 from glb_agent.health.checker import Checker
 from glb_agent.health.target import targets_from_config
@@ -195,11 +196,19 @@ class DirectorAgent:
             notify("READY=1")
             return
         assert self.director is not None and self.checker is not None
-        if new_settings != self.director.settings:
+        new_director = make_director(new, self.opts.name, new_settings, self.opts.state_dir)
+        if type(new_director) is not type(self.director):
+            # directors[].dataplane changed: both want the interface's XDP hook, so the old
+            # data plane stops before the new one starts (a short gap; drain first).
+            await asyncio.to_thread(self.director.stop)
+            self.director = new_director
+            await asyncio.to_thread(self.director.start)
+        elif new_settings != self.director.settings:
             # Compile-time constants changed (MACs, source, hash fields): the loader swaps the
-            # program in place through the pinned link; tables are reloaded just below.
+            # program in place through the pinned link (the DPDK process gets the new
+            # director.conf with the tables); tables are reloaded just below.
             self.director.close()
-            self.director = XdpDirector(new_settings)
+            self.director = new_director
             await asyncio.to_thread(self.director.start)
         self.loaded = new
         me = this_director(new, self.opts.name, strict=True)
@@ -230,7 +239,7 @@ class DirectorAgent:
         write_atomic(self.opts.state_dir / PID_FILE, f"{os.getpid()}\n")
         settings = director_settings(self.loaded, self.opts.name, pin_dir=self.opts.pin_dir,
                                      xdp_mode=self.opts.xdp_mode)
-        self.director = XdpDirector(settings)
+        self.director = make_director(self.loaded, self.opts.name, settings, self.opts.state_dir)
         how = await asyncio.to_thread(self.director.start)
         logs.event(_log, "dataplane_started", how=how, interface=settings.interface,
                    pin_dir=str(settings.pin_dir))

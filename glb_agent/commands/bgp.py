@@ -141,6 +141,13 @@ def run_feed(args: argparse.Namespace) -> int:
     director = this_director(loaded, args.name, strict=True)  # never announce as someone else
     check, kind = resolve(args.readiness, director.interface, args.pin_dir)
     directory = state_dir(args.state_dir)
+    if director.dataplane == "dpdk" and args.readiness in ("auto", "dataplane"):
+        # The DPDK director's readiness: its process runs with a loaded table (stats file).
+        from glb_agent.dataplane.director_config import director_settings
+        from glb_agent.dataplane.dpdk import DpdkDirector, dpdk_options
+
+        settings = director_settings(loaded, director.name, resolve=False)
+        check, kind = DpdkDirector(settings, dpdk_options(director, directory)).ready, "dpdk"
     log = EventLog(director.name)
     log("readiness", check=kind, interface=director.interface)
     prefixes, skipped = session_prefixes(loaded.config, director)

@@ -6,6 +6,8 @@ loads every service's table atomically and exits; the pinned XDP link keeps forw
 afterwards. Running it again after a config change swaps the tables in one step. ``stop``
 detaches and removes the pins. ``status`` exits 0 only when the program is attached and
 tables are loaded — the same condition the BGP speaker uses before announcing VIPs.
+With ``dataplane: dpdk`` the same verbs drive the DPDK director process instead (files and
+stats under the director state directory's ``dpdk/``).
 """
 
 from __future__ import annotations
@@ -15,9 +17,13 @@ import json
 
 from glb_agent.commands import add_host_actions, add_xdp_mode_argument
 from glb_agent.config import load_config
+from glb_agent.config.hosts import this_director
+from glb_agent.config.load import LoadedConfig
 from glb_agent.dataplane.director import XdpDirector, director_ready
 from glb_agent.dataplane.director_config import director_settings, director_tables
+from glb_agent.dataplane.dpdk import DpdkDirector, dpdk_options
 from glb_agent.errors import GlbError
+from glb_agent.util import paths
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,8 +54,27 @@ def _emit(args: argparse.Namespace, info: dict, text: list[str]) -> None:
             print(line)
 
 
+def _dpdk(loaded: LoadedConfig, args: argparse.Namespace, resolve: bool) -> DpdkDirector | None:
+    """This host's DPDK director when its config says ``dataplane: dpdk``."""
+    me = this_director(loaded, args.name, strict=True)
+    if me.dataplane != "dpdk":
+        return None
+    settings = director_settings(loaded, args.name, resolve=resolve)
+    return DpdkDirector(settings, dpdk_options(me, paths.director_state_dir()))
+
+
 def _apply(args: argparse.Namespace) -> int:
     loaded = load_config(args.config)
+    dpdk = _dpdk(loaded, args, resolve=True)
+    if dpdk is not None:
+        tables = director_tables(loaded)
+        outcome = dpdk.start()
+        gen = dpdk.update_tables(tables)
+        ready, why = dpdk.ready()
+        _emit(args, {"ok": ready, "dataplane": "dpdk", "outcome": outcome, "generation": gen,
+                     "services": [s.name for s, _ in tables], "ready": why},
+              [f"dpdk: {outcome}; {len(tables)} table(s) live in generation {gen}", why])
+        return 0 if ready else 1
     settings = director_settings(loaded, args.name, pin_dir=args.pin_dir, xdp_mode=args.xdp_mode)
     tables = director_tables(loaded)  # built (and validated) before anything is touched
     director = XdpDirector(settings)
@@ -66,7 +91,14 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    settings = director_settings(load_config(args.config), args.name, pin_dir=args.pin_dir, resolve=False)
+    loaded = load_config(args.config)
+    dpdk = _dpdk(loaded, args, resolve=False)
+    if dpdk is not None:
+        existed = dpdk.stop()
+        _emit(args, {"ok": True, "dataplane": "dpdk", "stopped": existed},
+              [f"dpdk: {'director stopped' if existed else 'no director was running'}"])
+        return 0
+    settings = director_settings(loaded, args.name, pin_dir=args.pin_dir, resolve=False)
     existed = XdpDirector(settings).stop()
     _emit(args, {"ok": True, "interface": settings.interface, "stopped": existed},
           [f"{settings.interface}: {'director stopped' if existed else 'no director was running'}"])
@@ -74,7 +106,19 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    settings = director_settings(load_config(args.config), args.name, pin_dir=args.pin_dir, resolve=False)
+    loaded = load_config(args.config)
+    dpdk = _dpdk(loaded, args, resolve=False)
+    if dpdk is not None:
+        ready, why = dpdk.ready()
+        st = dpdk.stats()
+        info = {"ok": ready, "dataplane": "dpdk", "ready": ready, "reason": why,
+                "generation": st.get("generation"), "counters": st.get("counters", {})}
+        lines = [f"dpdk: {'forwarding' if ready else 'NOT forwarding'}: {why}"]
+        for service, cells in info["counters"].items():
+            lines += [f"  {service:<16} {name:<28} {value}" for name, value in cells.items() if value]
+        _emit(args, info, lines)
+        return 0 if ready else 1
+    settings = director_settings(loaded, args.name, pin_dir=args.pin_dir, resolve=False)
     ready, why = director_ready(settings.interface, settings.pin_dir)
     info: dict = {"ok": ready, "interface": settings.interface, "ready": ready, "reason": why}
     lines = [f"{settings.interface}: {'forwarding' if ready else 'NOT forwarding'}: {why}"]

@@ -359,8 +359,24 @@ class Bgp(Strict):
         return peer.bfd if peer.bfd is not None else self.bfd
 
 
+class DirectorDpdk(Strict):
+    """How the DPDK director runs on a host with ``dataplane: dpdk`` (dpdk/, issue 16).
+
+    By default the director's ``interface`` becomes an af_xdp port with the steering program,
+    so the host's own traffic (BGP, SSH, health checks) stays on the same NIC; ``eal_args``
+    replaces that with any EAL options (a PCI port bound to vfio, other PMDs)."""
+
+    lcores: str = Field("1", pattern=r"^[0-9,@()-]+$",
+                        description="EAL core list (-l): one lcore forwards alone; with more, every "
+                                    "worker lcore forwards on its own queue pair")
+    queues: int = Field(1, ge=1, le=64, description="af_xdp queues (the interface's combined channels)")
+    memory_mb: int = Field(256, ge=64, le=65536, description="EAL memory (-m)")
+    hugepages: bool = Field(False, description="use hugepages (reserved by the role) instead of --no-huge")
+    eal_args: list[str] | None = Field(None, description="EAL options replacing the af_xdp default")
+
+
 class Director(Strict):
-    """A host running the XDP director and ExaBGP."""
+    """A host running the director data plane (XDP, or DPDK with ``dataplane: dpdk``) and ExaBGP."""
 
     name: Name
     address: ipaddress.IPv4Address = Field(description="host address: source of IPv4 BGP sessions")
@@ -376,6 +392,10 @@ class Director(Strict):
     )
     router_id: ipaddress.IPv4Address | None = Field(None, description="BGP router id; defaults to address")
     bgp_peers: list[Name] | None = Field(None, description="names from bgp.peers; default all")
+    dataplane: Literal["xdp", "dpdk"] = Field(
+        "xdp", description="xdp: the XDP program on the interface; dpdk: the DPDK director process"
+    )
+    dpdk: DirectorDpdk = Field(default_factory=DirectorDpdk, description="settings when dataplane is dpdk")
 
     @model_validator(mode="after")
     def _one_gateway(self) -> Director:

@@ -38,7 +38,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -88,6 +88,7 @@ def _legacy_meta(pin_dir: Path) -> dict:
     return read_meta_map(pin_dir / LEGACY_META)
 
 
+@runtime_checkable
 class DirectorDataPlane(Protocol):
     """What the director agent needs from a director data plane (XDP here, DPDK later).
 

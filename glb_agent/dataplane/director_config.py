@@ -82,25 +82,14 @@ def table_rows(loaded: LoadedConfig, health: HealthView | None = None
     return [(s, built.get(s.name)) for s in specs]
 
 
-def dataplane_row_width() -> int:
-    """The widest send order compile_tables takes: ``director_maps.ROW_WIDTH_MAX`` once the
-    director program reads K-wide rows (destination + GUE hops, W <= 8), else upstream's 2."""
-    from glb_agent.dataplane import director_maps
-
-    return int(getattr(director_maps, "ROW_WIDTH_MAX", 2))
-
-
 def for_dataplane(tables: list[tuple[TableSpec, np.ndarray | None]]
                   ) -> list[tuple[TableSpec, np.ndarray | None]]:
-    """The rows as compile_tables takes them: the send orders as they are, (65536, W) backend
-    indices padded with -1, when the program reads K-wide rows; until then the first two of
-    each send order (what upstream's two columns hold)."""
-    from glb_agent.table.send_order import two_columns
+    """The rows as compile_tables takes them: the director reads the whole send order
+    (K-wide rows, bpf/include/glb_table.h; W <= director_maps.MAX_ROW_WIDTH), so they pass
+    as built."""
+    from glb_agent.dataplane.director_maps import MAX_ROW_WIDTH
 
-    width = dataplane_row_width()
-    if width <= 2:
-        return [(s, None if rows is None else two_columns(rows)) for s, rows in tables]
-    return [(s, None if rows is None else rows[:, :width]) for s, rows in tables]
+    return [(s, None if rows is None else rows[:, :MAX_ROW_WIDTH]) for s, rows in tables]
 
 
 def row_width(loaded: LoadedConfig) -> int:

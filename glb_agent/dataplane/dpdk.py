@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -27,13 +28,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from glb_agent.dataplane.director import DirectorSettings, Tables
+from glb_agent.config.hosts import this_director
+from glb_agent.config.load import LoadedConfig
+from glb_agent.config.model import Director as DirectorConfig
+from glb_agent.dataplane.director import DirectorDataPlane, DirectorSettings, Tables, XdpDirector
 from glb_agent.errors import GlbError, InputError
 from glb_agent.table import upstream_bin
 from glb_agent.util.files import write_atomic
 
 REPO_BINARY = Path(__file__).resolve().parents[2] / "build" / "dpdk" / "glb-director-dpdk"
+BINARY_NAME = "glb-director-dpdk"
+STEER_OBJECT = "glb-steer.bpf.o"  # installed next to the binary
 HASH_FIELDS = ("src_addr", "dst_addr", "src_port", "dst_port")
+
+
+def default_binary() -> Path:
+    """$GLB_DPDK_BINARY, else this checkout's build, else glb-director-dpdk on PATH."""
+    if os.environ.get("GLB_DPDK_BINARY"):
+        return Path(os.environ["GLB_DPDK_BINARY"])
+    if REPO_BINARY.exists():
+        return REPO_BINARY
+    found = shutil.which(BINARY_NAME)
+    return Path(found) if found else REPO_BINARY
 
 
 @dataclass(frozen=True)
@@ -47,7 +63,7 @@ class DpdkOptions:
     port: int = 0
     host_port: int | None = None
     steer_interface: str | None = None
-    binary: Path = REPO_BINARY
+    binary: Path = REPO_BINARY  # default_binary() for the agent
     stats_interval_ms: int = 200
     timeout: float = 30.0  # for a start or a reload to show in the stats file
 
@@ -234,3 +250,28 @@ class DpdkDirector:
             return self.log_path.read_text().strip().splitlines()[-1]
         except (OSError, IndexError):
             return "(no output)"
+
+
+def dpdk_options(d: DirectorConfig, state_dir: Path, binary: Path | None = None) -> DpdkOptions:
+    """The process for director ``d`` (``dataplane: dpdk``): its ``dpdk.eal_args``, else the
+    director's interface as an af_xdp port with the steering program, so the host keeps
+    using the NIC; files under ``<state_dir>/dpdk``."""
+    binary = binary or default_binary()
+    cfg = d.dpdk
+    memory = ["--no-huge", "--no-shconf"] if not cfg.hugepages else ["--file-prefix", f"glb-{d.interface}"]
+    if cfg.eal_args:
+        return DpdkOptions(tuple(cfg.eal_args), state_dir / "dpdk", binary=binary)
+    vdev = (f"net_af_xdp0,iface={d.interface},start_queue=0,queue_count={cfg.queues},"
+            f"xdp_prog={binary.parent / STEER_OBJECT}")
+    eal = (*memory, "-m", str(cfg.memory_mb), "-l", cfg.lcores, "--no-pci", "--log-level=error",
+           "--vdev", vdev)
+    return DpdkOptions(eal, state_dir / "dpdk", steer_interface=d.interface, binary=binary)
+
+
+def make_director(loaded: LoadedConfig, name: str | None, settings: DirectorSettings,
+                  state_dir: Path) -> DirectorDataPlane:
+    """The data plane ``directors[].dataplane`` asks for on this host."""
+    d = this_director(loaded, name, strict=True)
+    if d.dataplane == "dpdk":
+        return DpdkDirector(settings, dpdk_options(d, state_dir))
+    return XdpDirector(settings)

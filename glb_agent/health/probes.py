@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ipaddress
 import os
+import socket
 import time
 from dataclasses import dataclass
 
@@ -44,15 +45,22 @@ async def _close(writer: asyncio.StreamWriter) -> None:
 
 
 async def tcp_probe(address: ipaddress.IPv4Address, port: int, timeout: float) -> ProbeResult:
-    """Healthy when a TCP connection to ``address:port`` completes within ``timeout``."""
+    """Healthy when a TCP connection to ``address:port`` completes within ``timeout``.
+
+    A bare non-blocking socket and ``loop.sock_connect``, not asyncio streams: no transport,
+    protocol or reader objects per probe, which roughly halves the loop's cost per probe at
+    ten probes a second per backend (bench/bench_health_scale.py)."""
     start = time.monotonic()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
     try:
         async with asyncio.timeout(timeout):
-            _, writer = await asyncio.open_connection(str(address), port)
+            await asyncio.get_running_loop().sock_connect(sock, (str(address), port))
     except (OSError, TimeoutError) as exc:
         return ProbeResult("tcp", False, f"connect {address}:{port}: {_failure(exc)}",
                            time.monotonic() - start)
-    await _close(writer)
+    finally:
+        sock.close()
     return ProbeResult("tcp", True, f"connected to {address}:{port}", time.monotonic() - start)
 
 

@@ -285,12 +285,20 @@ def status(config: Path = DEFAULT_CONFIG) -> dict:
     doc: dict = {"namespaces": netns.names(PREFIX), "routes": {}, "directors": {}}
     for v in announced_vips(loaded, p):
         doc["routes"][str(v)] = sorted(nexthops(str(v)))
+    from glb_agent.bgp.bfd import parse_sessions, query, sessions
+
     for node in p.directors:
         with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+            live = sessions(RUN_DIR / node.name)
             doc["directors"][node.name] = {
                 "agent": json.loads((RUN_DIR / node.name / "director-status.json").read_text()),
                 "bgp": json.loads((RUN_DIR / node.name / "bgp-feed.json").read_text()),
+                "bfd": None if live is None else {x.address: x.state for x in live},
             }
+    # The router's view of BFD: one session per director address (BIRD's control socket).
+    with contextlib.suppress(OSError):
+        doc["router_bfd"] = {x.address: x.state
+                             for x in parse_sessions(query(RUN_DIR / p.router.name / "bird.ctl"))}
     return doc
 
 

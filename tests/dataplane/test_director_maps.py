@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -208,3 +209,12 @@ def test_meta_round_trip() -> None:
     assert decode_meta(bytes(64)) == {}
     with pytest.raises(InputError):
         encode_meta({"x": "y" * 40000})
+
+
+def test_the_xdp_director_is_a_director_data_plane() -> None:
+    """The agent holds a DirectorDataPlane; the XDP loader must stay one (DPDK is next)."""
+    from glb_agent.dataplane.director import DirectorDataPlane, XdpDirector
+
+    d = XdpDirector(DirectorSettings("eth0", ipaddress.IPv4Address("198.18.0.11"), "02:47:4c:00:00:01"))
+    assert isinstance(d, DirectorDataPlane)
+    assert d.pin_dir == d.pinned.pin_dir == Path("/sys/fs/bpf/glb/director/eth0")

@@ -19,7 +19,7 @@ from glb_agent.lab import run as lab
 
 AGENT = str(Path(sys.executable).with_name("glb-agent"))
 VIP = "203.0.113.10"
-PROXIES = {"p1": "198.18.0.21", "p2": "198.18.0.22", "p3": "198.18.0.23"}
+PROXIES = {"p1": "198.18.0.21", "p2": "198.18.0.22", "p3": "198.18.0.23", "p4": "198.18.0.24"}
 
 
 def fleet_text() -> str:
@@ -36,21 +36,48 @@ def fleet_text() -> str:
             lab.RUN_DIR = saved
 
 
+def _edit(text: str, change) -> str:
+    """Apply ``change(data)`` to the YAML document, keeping the rest as it was."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    data = yaml.load(text)
+    change(data)
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
+
+
 def set_fleet_keys(text: str, **keys: str) -> str:
-    """Add ``fleet`` keys (e.g. table_semantics="upstream") right under ``fleet:``."""
-    lines = "".join(f"  {k}: {v}\n" for k, v in keys.items())
-    assert "\nfleet:\n" in "\n" + text
-    return text.replace("fleet:\n", "fleet:\n" + lines, 1)
+    """Set ``fleet`` keys (e.g. table_semantics="upstream"); values are YAML scalars."""
+    from ruamel.yaml import YAML
+
+    def change(data) -> None:
+        for key, value in keys.items():
+            data["fleet"][key] = YAML(typ="safe").load(value)
+
+    return _edit(text, change)
+
+
+def _backends(data) -> list:
+    return data["services"][0]["backends"]
 
 
 def set_states(text: str, **states: str) -> str:
     """Backend states by proxy name (p1="draining"); "absent" removes the backend."""
-    for name, state in states.items():
-        line = f"      - address: {PROXIES[name]}\n"
-        assert line in text, line
-        new = "" if state == "absent" else f"{line}        state: {state}\n"
-        text = text.replace(line, new, 1)
-    return text
+
+    def change(data) -> None:
+        for name, state in states.items():
+            entries = _backends(data)
+            (i,) = [i for i, b in enumerate(entries) if str(b["address"]) == PROXIES[name]]
+            if state == "absent":
+                del entries[i]
+            else:
+                entries[i]["state"] = state
+
+    return _edit(text, change)
 
 
 def apply(cfg: Path, directors: list[str], *extra: str) -> str:
@@ -104,24 +131,19 @@ def wait_state(directors: list[str], proxy: str, state: str, timeout: float = 30
 
 
 def set_hash_fields(text: str, fields: str, alt: str | None = None) -> str:
-    """Replace fleet.hash_fields (and set alt_hash_fields) in the lab fleet."""
-    old = "  hash_fields: [src_addr]\n"
-    assert old in text, "the lab fleet hashes [src_addr]"
-    new = f"  hash_fields: {fields}\n" + (f"  alt_hash_fields: {alt}\n" if alt else "")
-    return text.replace(old, new, 1)
+    """Replace fleet.hash_fields (and set alt_hash_fields), e.g. "[src_addr, src_port]"."""
+    keys = {"hash_fields": fields} | ({"alt_hash_fields": alt} if alt else {})
+    return set_fleet_keys(text, **keys)
 
 
 def with_p4(text: str) -> str:
     """A fourth proxy host (not yet a backend), as tests/e2e/test_consistency.py adds it."""
-    host = "  - name: p3\n    address: 198.18.0.23\n    interface: eth0\n"
-    assert host in text
-    return text.replace(host, host + "  - name: p4\n    address: 198.18.0.24\n    interface: eth0\n", 1)
+    return _edit(text, lambda data: data["proxies"].append(
+        {"name": "p4", "address": "198.18.0.24", "interface": "eth0"}))
 
 
 def add_p4(text: str, state: str) -> str:
-    last = "      - address: 198.18.0.23\n"
-    assert last in text
-    return text.replace(last, f"{last}      - address: 198.18.0.24\n        state: {state}\n", 1)
+    return _edit(text, lambda data: _backends(data).append({"address": "198.18.0.24", "state": state}))
 
 
 class Keepers:

@@ -3,8 +3,8 @@
 list carries the candidates under both and connections hashed the old way survive through
 second chance. Control: the same switch without alt_hash_fields breaks connections.
 
-Long-lived connections (glb_agent.lab.conns) from the lab's client through both directors;
-needs the director program that hashes both ways (issue 15 data plane). Rows are two wide
+Long-lived connections (glb_agent.lab.conns) from the lab's client through both directors.
+Rows are two wide
 (``table_candidates: 2``, the hop list of upstream's migration vector: 1 + 2 hops): with the
 lab's three proxies, K=3 rows would hold every proxy and the control could not break.
 """
@@ -17,8 +17,6 @@ from pathlib import Path
 import pytest
 
 from glb_agent.config import load_config
-from glb_agent.dataplane.director_config import director_settings
-from glb_agent.errors import InputError
 from glb_agent.lab import run as lab
 from glb_agent.lab.topology import plan
 from tests.e2e import krows_support as k
@@ -28,15 +26,6 @@ pytestmark = [pytest.mark.netns, pytest.mark.bpf, pytest.mark.slow]
 
 N_CONNS = int(os.environ.get("GLB_E2E_CONNS", "200"))
 DIRECTORS = ["d1", "d2"]
-
-
-def _program_hashes_both_ways(cfg: Path) -> bool:
-    settings = director_settings(load_config(cfg), "d1", resolve=False)
-    try:
-        settings.build_options("02:00:00:00:00:02", 1500).validate()
-    except InputError:
-        return False
-    return True
 
 
 def migrate(tmp: Path, with_alt: bool) -> tuple[dict, list[dict]]:
@@ -58,13 +47,9 @@ def migrate(tmp: Path, with_alt: bool) -> tuple[dict, list[dict]]:
 
 
 @pytest.fixture
-def lab_ok(tmp_path: Path):
+def lab_ok():
     if why := can_run():
         pytest.skip(why)
-    probe = tmp_path / "probe.yml"
-    probe.write_text(k.set_hash_fields(lab.DEFAULT_CONFIG.read_text(), "[src_addr, src_port]", "[src_addr]"))
-    if not _program_hashes_both_ways(probe):
-        pytest.skip("the director program does not hash both ways yet (issue 15 data plane not landed)")
     lab.down(quiet=True)
     yield
     lab.down(quiet=True)

@@ -7,7 +7,7 @@ candidate rows (K=4, capped at the backends) none breaks and no apply is refused
 A batch of connections opens after each step and every batch is kept to the end, so each
 step's table places connections that later steps must still reach. The fleet hashes
 [src_addr, src_port], so every connection lands on its own row. ``GLB_E2E_CONNS`` sets the
-total (CI: 200; ``make e2e-rows``: 1,000). Needs the director program's K-wide rows.
+total (CI: 200; ``make e2e-rows``: 1,000).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from glb_agent.config import load_config
-from glb_agent.dataplane import director_maps
 from glb_agent.lab import run as lab
 from glb_agent.lab.topology import plan
 from tests.e2e import krows_support as k
@@ -89,8 +88,6 @@ def run_steps(tmp: Path, semantics: str) -> tuple[list[tuple[str, int, int, str]
 def lab_ok():
     if why := can_run():
         pytest.skip(why)
-    if getattr(director_maps, "ROW_WIDTH_MAX", 2) < 3:
-        pytest.skip("the director program still reads two-column rows (issue 15 data plane not landed)")
     lab.down(quiet=True)
     yield
     lab.down(quiet=True)

@@ -95,9 +95,10 @@ def test_failure_to_callback_with_default_settings() -> None:
     print(f"\nfailure -> callback (refused, defaults): min {min(delays):.3f} s, "
           f"median {statistics.median(delays):.3f} s, max {max(delays):.3f} s")
     # 3 failed probes: the first lands within one interval of the failure, two more follow
-    # 0.1 s apart: not before ~2 intervals, and within the 0.5 s goal with room for a loaded
-    # CI box skipping a slot (the printed figure is the measurement; this guards the rules).
-    assert all(0.1 <= d <= 0.5 for d in delays), delays
+    # 0.1 s apart: not before ~2 intervals; the median within the 0.5 s goal (the old 0.3 s
+    # default gave 0.58-0.85 s), single samples allowed a late slot on a loaded CI box.
+    assert all(0.1 <= d <= 0.8 for d in delays), delays
+    assert statistics.median(delays) <= 0.45, delays
 
 
 def test_hung_server_failure_to_callback_with_default_settings() -> None:

@@ -33,7 +33,7 @@ def test_session_per_director_established(host: Any, router: tuple[str, dict[str
     name, fleet = router
     protocols = host.check_output("birdc show protocols")
     for d in _peering(name, fleet):
-        proto = "director_" + d["name"].replace("-", "_")
+        proto = "d_" + re.sub(r"[^A-Za-z0-9_]", "_", d["name"])  # glb_agent.bgp.router's naming
         assert re.search(rf"^{proto}\s+BGP\s+.*\bEstablished", protocols, re.M), protocols
 
 
