@@ -119,6 +119,9 @@ class DpdkOptions:
     binary: Path = REPO_BINARY  # default_binary() for the agent
     stats_interval_ms: int = 200
     timeout: float = 30.0  # for a start or a reload to show in the stats file
+    # glb-director-dpdk.service when installed on a systemd host: the process then runs in
+    # that unit's cgroup (an agent restart leaves it alone) instead of as the agent's child
+    systemd_unit: str | None = None
 
 
 def conf_text(settings: DirectorSettings, names: Sequence[str]) -> str:
@@ -253,8 +256,24 @@ class DpdkDirector:
             cmd += ["--mtu", str(self.settings.mtu)]
         return cmd
 
+    def exec_process(self, tables: Tables) -> None:
+        """Become the DPDK process (``glb-agent director exec``, the systemd unit's
+        ExecStart): the table files the agent last wrote, or ``tables`` when there are none
+        yet; the pid file names this process, which keeps its pid across the exec."""
+        if not (self.conf.exists() and self.table.exists()):
+            conf, blob = render_files(self.settings, tables)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.conf, conf)
+            write_atomic(self.table, blob)
+        self.stats_path.unlink(missing_ok=True)
+        write_atomic(self.pid_path, f"{os.getpid()}\n")
+        cmd = self.command()
+        os.execv(cmd[0], cmd)
+
     def _spawn(self) -> int:
         self.stats_path.unlink(missing_ok=True)
+        if self.options.systemd_unit:
+            return self._spawn_unit(self.options.systemd_unit)
         with open(self.log_path, "ab") as log:
             proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     start_new_session=True)
@@ -271,6 +290,23 @@ class DpdkDirector:
                 return int(st["generation"])
             time.sleep(0.05)
         raise GlbError(f"DPDK director did not report a loaded table within {self.options.timeout:.0f} s")
+
+    def _spawn_unit(self, unit: str) -> int:
+        """Start the process through its unit (the files are written) and wait until the
+        process the pid file names reports the loaded tables."""
+        res = subprocess.run(["systemctl", "start", unit], capture_output=True, text=True, check=False)
+        if res.returncode != 0:
+            raise GlbError(f"systemctl start {unit} failed: {res.stderr.strip() or res.returncode}")
+        deadline = time.monotonic() + self.options.timeout
+        while time.monotonic() < deadline:
+            pid = self._running_pid()
+            st = self.stats()
+            if pid is not None and st.get("pid") == pid and st.get("loaded"):
+                self.pid = pid
+                return int(st["generation"])
+            time.sleep(0.05)
+        raise GlbError(f"{unit} did not report a loaded table within {self.options.timeout:.0f} s "
+                       f"(journalctl -u {unit})")
 
     def _wait(self, pred) -> dict:  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + self.options.timeout
@@ -319,12 +355,24 @@ def dpdk_options(d: DirectorConfig, state_dir: Path, binary: Path | None = None)
     cfg = d.dpdk
     memory = ["--no-huge", "--no-shconf"] if not cfg.hugepages else ["--file-prefix", f"glb-{d.interface}"]
     if cfg.eal_args:
-        return DpdkOptions(tuple(cfg.eal_args), state_dir / "dpdk", binary=binary)
+        return DpdkOptions(tuple(cfg.eal_args), state_dir / "dpdk", binary=binary,
+                           systemd_unit=installed_unit())
     vdev = (f"net_af_xdp0,iface={d.interface},start_queue=0,queue_count={cfg.queues},"
             f"xdp_prog={binary.parent / STEER_OBJECT}")
     eal = (*memory, "-m", str(cfg.memory_mb), "-l", cfg.lcores, "--no-pci", "--log-level=error",
            "--vdev", vdev)
-    return DpdkOptions(eal, state_dir / "dpdk", steer_interface=d.interface, binary=binary)
+    return DpdkOptions(eal, state_dir / "dpdk", steer_interface=d.interface, binary=binary,
+                       systemd_unit=installed_unit())
+
+
+def installed_unit(unit_dir: Path = Path("/etc/systemd/system")) -> str | None:
+    """glb-director-dpdk.service when systemd runs this host and the unit is installed (the
+    glb_director role installs it for ``dataplane: dpdk``), else None (a child process)."""
+    from glb_agent.systemd import DPDK_UNIT
+
+    if Path("/run/systemd/system").is_dir() and (unit_dir / DPDK_UNIT).exists():
+        return DPDK_UNIT
+    return None
 
 
 def make_director(loaded: LoadedConfig, name: str | None, settings: DirectorSettings,
