@@ -35,18 +35,18 @@ struct glb_gue_priv {
 	__u8 hop_count;      /* number of IPv4 hop addresses that follow */
 } __attribute__((packed));
 
-/* The whole GUE header with N hops: base + private data + hop list. */
-#define GLB_GUE_HDR_LEN(hops) (sizeof(struct glb_gue_base) + sizeof(struct glb_gue_priv) + 4 * (hops))
-/* Hlen of a header with N hops: the private data in 32-bit words. */
-#define GLB_GUE_HLEN(hops) (sizeof(struct glb_gue_priv) / 4 + (hops))
-
-/* The header the director writes: base + private data + exactly one hop (the secondary). */
-struct glb_gue_hdr1 {
+/* The whole GLB GUE header: base, private data, then the hop list (hop_count IPv4
+ * addresses, in the order second chance walks them). */
+struct glb_gue_hdr {
 	struct glb_gue_base base;
 	struct glb_gue_priv priv;
-	__be32 hops[1];
+	__be32 hops[];    /* hop_count entries */
 } __attribute__((packed));
-_Static_assert(sizeof(struct glb_gue_hdr1) == GLB_GUE_HDR_LEN(1), "GUE header with one hop is 12 bytes");
+
+/* Bytes of a GUE header with N hops, and its Hlen (the private data in 32-bit words). */
+#define GLB_GUE_HDR_LEN(hops) (sizeof(struct glb_gue_hdr) + 4 * (hops))
+#define GLB_GUE_HLEN(hops) (sizeof(struct glb_gue_priv) / 4 + (hops))
+_Static_assert(GLB_GUE_HDR_LEN(1) == 12, "upstream's header (one hop) is 12 bytes");
 
 #define GLB_GUE_HLEN_MASK 0x1f
 #define GLB_GUE_VERSION_MASK 0xc0

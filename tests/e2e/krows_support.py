@@ -192,3 +192,11 @@ def _read(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+
+
+def reapply_proxy(cfg: Path, name: str) -> None:
+    """``proxy apply`` again on a proxy host whose services changed (a new backend gets the
+    VIPs on its loopback): proxies first, before the directors send it traffic."""
+    subprocess.run(["nsenter", f"--net=/run/netns/glb-lab-{name}", AGENT, "proxy", "apply", str(cfg),
+                    "--name", name, "--state-dir", str(lab.RUN_DIR / name),
+                    "--pin-dir", str(lab.PIN_ROOT / name)], check=True, capture_output=True, timeout=120)

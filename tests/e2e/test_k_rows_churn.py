@@ -69,6 +69,8 @@ def run_steps(tmp: Path, semantics: str) -> tuple[list[tuple[str, int, int, str]
             down.unlink()
             k.wait_health(DIRECTORS, "p2", healthy=True)
         cfg.write_text(fleet_for(base, semantics, states))
+        if "p4" in states:
+            k.reapply_proxy(cfg, "p4")  # its VIPs on loopback before directors send it flows
         force = ("--force",) if semantics == "upstream" else ()
         out = k.apply(cfg, DIRECTORS, *force)
         # as d1's apply printed it (d2 computes the same tables)
