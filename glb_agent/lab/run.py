@@ -22,11 +22,12 @@ from pathlib import Path
 
 from glb_agent.config import load_config
 from glb_agent.config.load import LoadedConfig
-from glb_agent.errors import GlbError
+from glb_agent.errors import GlbError, InputError
 from glb_agent.lab import netns, network
 from glb_agent.lab.topology import CLIENT_NS, PREFIX, Plan, ns_name, plan
 
 RUN_DIR = Path(os.environ.get("GLB_LAB_DIR", "/run/glb-lab"))
+DPDK_ENV = "GLB_LAB_DPDK"  # directors to run on the DPDK data plane (lab_config)
 PIN_ROOT = Path("/sys/fs/bpf/glb-lab")
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "inventories/lab/group_vars/all/glb.yml"
 EXABGP_ENV = {"exabgp.daemon.daemonize": "false", "exabgp.daemon.user": "root", "exabgp.api.cli": "false",
@@ -186,7 +187,8 @@ def up(config: Path = DEFAULT_CONFIG, directors: list[str] | None = None,
         start_proxy(config, node.name, node.ns)
     started = [n for n in p.directors if directors is None or n.name in directors]
     for node in started:
-        _say(f"director {node.name}: XDP director agent + ExaBGP")
+        kind = "DPDK (af_xdp)" if node.name in dpdk_directors() else "XDP"
+        _say(f"director {node.name}: {kind} director agent + ExaBGP")
         start_director(config, node.name, node.ns)
     want = {v: {str(d.address if v.version == 4 else d.address6) for d in started}
             for v in announced_vips(loaded, p)}
@@ -212,18 +214,43 @@ def lab_config(config: Path) -> Path:
     IPv6 entry to bgp.peers (``<router>v6``, the router's fabric IPv6 address, same ASN) and
     an ``address6`` to every director without one (topology.fabric_address6). Nothing else
     changes, so the forwarding tables are the ones the inventory's fleet computes. A config
-    that already has IPv6 sessions runs as it is.
+    that already has IPv6 sessions runs as it is. With ``$GLB_LAB_DPDK`` (director names) the
+    copy also gives those directors ``dataplane: dpdk`` (a mixed fleet; same tables).
     """
     from ruamel.yaml import YAML
 
-    from glb_agent.lab.topology import fabric_address6
-
     config = config.resolve()
     loaded = load_config(config)
-    if not _needs_ipv6_sessions(loaded):
+    dpdk = dpdk_directors()
+    needs_v6 = _needs_ipv6_sessions(loaded)
+    if not needs_v6 and not dpdk:
         return config
     yaml = YAML()
     data = yaml.load(config.read_text(encoding="utf-8"))
+    unknown = sorted(set(dpdk) - {d["name"] for d in data["directors"]})
+    if unknown:
+        raise InputError(f"{DPDK_ENV}: no director named {', '.join(unknown)} in {config}")
+    for director in data["directors"]:
+        if director["name"] in dpdk:
+            # The DPDK director on af_xdp over the director's veth, no hugepages (lab).
+            director["dataplane"] = "dpdk"
+            director.setdefault("dpdk", {"lcores": "0", "memory_mb": 256})
+    if needs_v6:
+        _add_ipv6_sessions(loaded, data, config)
+    out = RUN_DIR / "glb.yml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as fh:
+        fh.write(f"# {config} for the namespace lab, by glb_agent.lab.run.lab_config: IPv6 BGP\n"
+                 "# sessions (router entry <name>v6, director address6) and/or $GLB_LAB_DPDK.\n")
+        yaml.dump(data, fh)
+    (RUN_DIR / "glb.yml.source").write_text(f"{config}\n")
+    return out
+
+
+def _add_ipv6_sessions(loaded: LoadedConfig, data: dict, config: Path) -> None:
+    """The router's IPv6 BGP entry and every director's address6 (see lab_config)."""
+    from glb_agent.lab.topology import fabric_address6
+
     router = loaded.config.bgp.peers[0]
     for peer in data["bgp"]["peers"]:
         # The copy lives in RUN_DIR: a password file relative to the original YAML stays findable.
@@ -239,14 +266,12 @@ def lab_config(config: Path) -> Path:
             keys = list(director)
             at = keys.index("address") + 1 if "address" in keys else len(keys)
             director.insert(at, "address6", str(fabric_address6(director["address"])))
-    out = RUN_DIR / "glb.yml"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as fh:
-        fh.write(f"# {config} for the dual-stack namespace lab: IPv6 BGP sessions added by\n"
-                 "# glb_agent.lab.run.lab_config (router entry <name>v6, director address6).\n")
-        yaml.dump(data, fh)
-    (RUN_DIR / "glb.yml.source").write_text(f"{config}\n")
-    return out
+
+
+def dpdk_directors() -> list[str]:
+    """Directors the lab runs on the DPDK data plane: $GLB_LAB_DPDK, comma-separated names
+    (e.g. ``d2``: a mixed fleet, d1 XDP and d2 DPDK on af_xdp over its veth)."""
+    return [n.strip() for n in os.environ.get(DPDK_ENV, "").split(",") if n.strip()]
 
 
 def running_config(config: Path) -> Path:

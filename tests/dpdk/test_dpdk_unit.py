@@ -106,3 +106,21 @@ def test_director_exec_becomes_the_process_and_is_adopted(tmp_path: Path) -> Non
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# --- the mixed lab's config (GLB_LAB_DPDK) -----------------------------------------------------
+
+def test_lab_config_puts_the_named_directors_on_dpdk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from glb_agent.errors import InputError
+    from glb_agent.lab import run as lab
+
+    monkeypatch.setattr(lab, "RUN_DIR", tmp_path / "lab")
+    inventory = Path(__file__).resolve().parents[2] / "inventories/lab/group_vars/all/glb.yml"
+    monkeypatch.setenv(lab.DPDK_ENV, "d2")
+    derived = load_config(lab.lab_config(inventory))
+    planes = {d.name: d.dataplane for d in derived.config.directors}
+    assert planes == {"d1": "xdp", "d2": "dpdk"}
+    assert [s.name for s in derived.config.services] == [s.name for s in load_config(inventory).config.services]
+    monkeypatch.setenv(lab.DPDK_ENV, "d1,d9")
+    with pytest.raises(InputError, match="GLB_LAB_DPDK: no director named d9"):
+        lab.lab_config(inventory)
