@@ -45,6 +45,9 @@ from glb_agent.util.files import write_atomic
 REPO_BINARY = Path(__file__).resolve().parents[2] / "build" / "dpdk" / "glb-director-dpdk"
 BINARY_NAME = "glb-director-dpdk"
 STEER_OBJECT = "glb-steer.bpf.o"  # installed next to the binary
+# The process's own unit; glb_agent.systemd renders it under the same name (DPDK_UNIT; the
+# layers do not import each other, tests/dpdk/test_dpdk_unit.py checks they agree).
+DPDK_UNIT = "glb-director-dpdk.service"
 HASH_FIELDS = ("src_addr", "dst_addr", "src_port", "dst_port")
 # The process's limits (dpdk/src/glb_dp.h: GLB_DP_MAX_TABLES, GLB_DP_MAX_BINDS per family).
 MAX_TABLES = 256
@@ -368,8 +371,6 @@ def dpdk_options(d: DirectorConfig, state_dir: Path, binary: Path | None = None)
 def installed_unit(unit_dir: Path = Path("/etc/systemd/system")) -> str | None:
     """glb-director-dpdk.service when systemd runs this host and the unit is installed (the
     glb_director role installs it for ``dataplane: dpdk``), else None (a child process)."""
-    from glb_agent.systemd import DPDK_UNIT
-
     if Path("/run/systemd/system").is_dir() and (unit_dir / DPDK_UNIT).exists():
         return DPDK_UNIT
     return None

@@ -22,6 +22,7 @@ from scapy.layers.l2 import Ether
 
 from glb_agent.config import load_config
 from glb_agent.config.hosts import this_director
+from glb_agent.dataplane import dpdk as dpdk_module
 from glb_agent.dataplane.director_config import director_settings
 from glb_agent.dataplane.dpdk import DpdkDirector, dpdk_options
 from glb_agent.systemd import DPDK_UNIT
@@ -73,6 +74,7 @@ def test_units_include_the_dpdk_unit_only_for_dpdk(tmp_path: Path, dataplane: st
                          check=True).stdout
     units = json.loads(out)
     assert (DPDK_UNIT in units) is with_unit
+    assert dpdk_module.DPDK_UNIT == DPDK_UNIT, "the agent starts the unit the renderer names"
     if with_unit:
         assert f"director exec {cfg.absolute()} --name d1" in units[DPDK_UNIT]
 
