@@ -117,7 +117,8 @@ def test_director_and_proxy_share_one_verb_set_and_start_is_apply() -> None:
         if path[0] in ("director", "proxy"):
             verbs.setdefault(path[0], set()).add(path[1])
     assert verbs["proxy"] == {"apply", "stop", "status"}
-    assert verbs["director"] == {"apply", "stop", "status", "start"}
+    # plus `exec`: glb-director-dpdk.service's ExecStart (dataplane: dpdk only)
+    assert verbs["director"] == {"apply", "stop", "status", "start", "exec"}
     start = build_parser().parse_args(["director", "start", str(LAB)])
     apply = build_parser().parse_args(["director", "apply", str(LAB)])
     assert start.func is apply.func and start.xdp_mode == apply.xdp_mode == "auto"

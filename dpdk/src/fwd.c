@@ -20,6 +20,17 @@
 #define GLB_IPV6 1
 #define GLB_VLAN 1
 #define GLB_ICMP 1
+/* Row width and migration (see glb_dp.h): meson sets GLB_ROW_WIDTH, and GLB_ALT_HASH for the
+ * migrating builds, whose old fields come from the table set. */
+#if defined(GLB_ALT_HASH) && GLB_ALT_HASH
+_Static_assert(GLB_ROW_WIDTH == GLB_DP_ALT_ROW_WIDTH, "migrating builds read GLB_DP_ALT_ROW_WIDTH rows");
+#define GLB_ALT_HASH_SRC_ADDR (glb_dp_cur->alt_variant & 1)
+#define GLB_ALT_HASH_DST_ADDR ((glb_dp_cur->alt_variant >> 1) & 1)
+#define GLB_ALT_HASH_SRC_PORT ((glb_dp_cur->alt_variant >> 2) & 1)
+#define GLB_ALT_HASH_DST_PORT ((glb_dp_cur->alt_variant >> 3) & 1)
+#else
+_Static_assert(GLB_ROW_WIDTH == GLB_DP_ROW_WIDTH, "plain builds read GLB_DP_ROW_WIDTH rows");
+#endif
 
 /* Internal linkage, inlined into the burst loop below: director.c's later definition
  * (without `static`) inherits the linkage of this first declaration (C11 6.2.2). */
@@ -50,7 +61,7 @@ static __always_inline struct glb_bind6 *glb_shim_lookup_glb_binds6(const __u32 
 
 static __always_inline struct glb_row *glb_shim_lookup_glb_rows(const __u32 *key)
 {
-	return (*key >> GLB_TABLE_ROW_BITS) < glb_dp_cur->ntables ? &glb_dp_cur->rows[*key] : NULL;
+	return (*key >> GLB_TABLE_ROW_BITS) < glb_dp_cur->ntables ? (struct glb_row *)glb_dp_cur->rows + *key : NULL;
 }
 
 static __always_inline struct glb_stat *glb_shim_lookup_glb_stats(const __u32 *key)

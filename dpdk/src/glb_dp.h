@@ -6,6 +6,11 @@
  * counter block per lcore, and its compile-time constants (outer addresses, MTU) are read
  * from the live table set. Hash fields select one of fifteen builds of the same source
  * (every non-empty subset of the four fields), as the agent's bcc flags select one program.
+ * The row width (K) and the migration source fields (alt_hash_fields) are not compiled in:
+ * a plain build reads rows GLB_DP_ROW_WIDTH wide, a migrating build (GLB_ALT_HASH) rows
+ * GLB_DP_ALT_ROW_WIDTH wide with the old fields read from the table set; narrower rows are
+ * stored zero-padded, which director.c treats exactly as a narrower GLB_ROW_WIDTH (unused
+ * entries are 0 and only at the end), so the bytes out are the same.
  *
  * Everything here is plain C (no DPDK headers), so the core can be built and tested alone.
  */
@@ -32,6 +37,11 @@
 #define GLB_DP_HASH_DST_PORT 8
 #define GLB_DP_HASH_VARIANTS 16
 
+/* Stored row widths: the widest send order (a GUE hop list holds 8 - 1 hops), and, while
+ * hash fields migrate, the widest K whose two rows still fit the hop list (2K - 1 <= 7). */
+#define GLB_DP_ROW_WIDTH 8
+#define GLB_DP_ALT_ROW_WIDTH 4
+
 /* One complete, immutable set of tables and settings. Forwarding lcores read the live one
  * through an RCU-protected pointer; a reload builds a new one and swaps the pointer. */
 struct glb_dp_tables {
@@ -41,11 +51,15 @@ struct glb_dp_tables {
 	__u32 csum_base;   /* ones'-complement sum of the constant outer IPv4 words */
 	__u32 mtu;         /* largest outer IPv4 packet */
 	__u32 hash_variant; /* GLB_DP_HASH_* bits */
+	__u32 alt_variant;  /* GLB_DP_HASH_* bits of alt_hash_fields, 0 = not migrating */
+	__u32 row_width;    /* stored entries per row: GLB_DP_ROW_WIDTH, or GLB_DP_ALT_ROW_WIDTH
+			     * when migrating (the width the selected build reads) */
 	__u32 ntables;
 	__u64 generation;  /* increases with every table set published */
 	struct glb_bind4 *binds4; /* GLB_DP_MAX_BINDS entries, proto 0 ends the list */
 	struct glb_bind6 *binds6;
-	struct glb_row *rows;     /* ntables << GLB_TABLE_ROW_BITS rows */
+	__be32 *rows;             /* ntables << GLB_TABLE_ROW_BITS rows of row_width IPv4
+				   * addresses (wire order): the send order, 0 = unused */
 	char (*names)[64];        /* ntables names, for the counters */
 	struct glb_stat *stats;   /* GLB_DP_STAT_CELLS per forwarding lcore (main.c attaches
 				   * them): a table set counts into its own cells, so a reload
@@ -68,8 +82,16 @@ extern GLB_DP_TLS struct glb_stat *glb_dp_stats;
  * then describe the frame to send (encapsulated in place when XDP_TX). */
 typedef void (*glb_dp_burst_fn)(struct xdp_md *pkt, __u8 *out, unsigned int n);
 
-/* One burst function per hash variant (index 0 unused). */
+/* One burst function per hash variant (index 0 unused), without and with hash-field
+ * migration. */
 extern const glb_dp_burst_fn glb_dp_burst[GLB_DP_HASH_VARIANTS];
+extern const glb_dp_burst_fn glb_dp_burst_alt[GLB_DP_HASH_VARIANTS];
+
+/* The build that forwards with table set `t`. */
+static inline glb_dp_burst_fn glb_dp_burst_of(const struct glb_dp_tables *t)
+{
+	return (t->alt_variant ? glb_dp_burst_alt : glb_dp_burst)[t->hash_variant];
+}
 
 /* Names of the counter reasons, index = enum glb_reason. */
 extern const char *const glb_dp_reason_names[GLB_NR_REASONS];

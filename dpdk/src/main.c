@@ -57,7 +57,8 @@
 GLB_DP_TLS const struct glb_dp_tables *glb_dp_cur;
 GLB_DP_TLS struct glb_stat *glb_dp_stats;
 
-#define GLB_DP_VARIANT(n) void glb_dp_burst_##n(struct xdp_md *pkt, __u8 *out, unsigned int count);
+#define GLB_DP_VARIANT(n) void glb_dp_burst_##n(struct xdp_md *pkt, __u8 *out, unsigned int count); \
+	void glb_dp_burst_alt_##n(struct xdp_md *pkt, __u8 *out, unsigned int count);
 GLB_DP_VARIANT(1) GLB_DP_VARIANT(2) GLB_DP_VARIANT(3) GLB_DP_VARIANT(4) GLB_DP_VARIANT(5)
 GLB_DP_VARIANT(6) GLB_DP_VARIANT(7) GLB_DP_VARIANT(8) GLB_DP_VARIANT(9) GLB_DP_VARIANT(10)
 GLB_DP_VARIANT(11) GLB_DP_VARIANT(12) GLB_DP_VARIANT(13) GLB_DP_VARIANT(14) GLB_DP_VARIANT(15)
@@ -66,6 +67,13 @@ const glb_dp_burst_fn glb_dp_burst[GLB_DP_HASH_VARIANTS] = {
 	NULL, glb_dp_burst_1, glb_dp_burst_2, glb_dp_burst_3, glb_dp_burst_4, glb_dp_burst_5,
 	glb_dp_burst_6, glb_dp_burst_7, glb_dp_burst_8, glb_dp_burst_9, glb_dp_burst_10,
 	glb_dp_burst_11, glb_dp_burst_12, glb_dp_burst_13, glb_dp_burst_14, glb_dp_burst_15,
+};
+
+const glb_dp_burst_fn glb_dp_burst_alt[GLB_DP_HASH_VARIANTS] = {
+	NULL, glb_dp_burst_alt_1, glb_dp_burst_alt_2, glb_dp_burst_alt_3, glb_dp_burst_alt_4,
+	glb_dp_burst_alt_5, glb_dp_burst_alt_6, glb_dp_burst_alt_7, glb_dp_burst_alt_8,
+	glb_dp_burst_alt_9, glb_dp_burst_alt_10, glb_dp_burst_alt_11, glb_dp_burst_alt_12,
+	glb_dp_burst_alt_13, glb_dp_burst_alt_14, glb_dp_burst_alt_15,
 };
 
 
@@ -479,7 +487,7 @@ static inline void process(struct rte_mbuf **m, unsigned int n, struct rte_mbuf 
 	if (opt.mode == MODE_MACSWAP)
 		macswap(x, verdict, n);
 	else
-		glb_dp_burst[glb_dp_cur->hash_variant](x, verdict, n);
+		glb_dp_burst_of(glb_dp_cur)(x, verdict, n);
 	for (i = 0; i < n; i++) {
 		if (verdict[i] == XDP_TX) {
 			uint16_t len = (uint16_t)(x[i].data_end - x[i].data);
@@ -637,7 +645,7 @@ static void bench_mem(void)
 				if (modes[k] == MODE_MACSWAP)
 					macswap(x, verdict, n);
 				else
-					glb_dp_burst[live->hash_variant](x, verdict, n);
+					glb_dp_burst_of(live)(x, verdict, n);
 				cycles[b] = (uint32_t)(rte_rdtsc_precise() - start);
 			}
 			qsort(cycles, opt.bench_bursts, sizeof(*cycles), cmp_u32);

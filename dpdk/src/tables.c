@@ -16,6 +16,11 @@
 /* forwarding_table.bin, format version 2 (glb_agent/table/upstream_bin.py). */
 #define BIN_MAGIC "GLBD"
 #define BIN_VERSION 2
+/* Our K-candidate file (glb_agent/dataplane/dpdk.py, docs/director-dataplane.md): the same
+ * header fields and binds, rows as send orders of addresses. */
+#define KBIN_MAGIC "GLBK"
+#define KBIN_VERSION 1
+#define KBIN_HEADER 24        /* magic + u32 version, num_tables, table_entries, row_width, max_num_binds */
 #define BIN_HEADER 24         /* magic + 5 x u32 */
 #define BIN_BACKEND 24        /* u32 family, 16-byte address, u16 state, u16 health */
 #define BIN_BIND 28           /* u32 family, 16-byte address, u16 bits, u16 lo, u16 hi, u8 proto, u8 pad */
@@ -119,13 +124,42 @@ static int conf_names(const char *path, json_t *root, char **names, char *err, s
 	return 0;
 }
 
+/* A field set of director.conf ({"src_addr": true, ...}, upstream's hash_fields and
+ * alt_hash_fields) as GLB_DP_HASH_* bits into *bits; absent: 0. */
+static int conf_fields(const char *path, json_t *root, const char *name, __u32 *bits, char *err, size_t len)
+{
+	json_t *fields = json_object_get(root, name), *val;
+	const char *key;
+	int i;
+
+	*bits = 0;
+	if (fields == NULL)
+		return 0;
+	if (!json_is_object(fields)) {
+		fail(err, len, "%s: %s must be an object of field: true/false", path, name);
+		return -1;
+	}
+	json_object_foreach(fields, key, val) {
+		for (i = 0; i < HASH_FIELD_COUNT; i++)
+			if (!strcmp(key, hash_field_names[i]))
+				break;
+		if (i == HASH_FIELD_COUNT || !json_is_boolean(val)) {
+			fail(err, len, "%s: %s.%s: expected one of src_addr, dst_addr, src_port, dst_port set to "
+			     "true or false", path, name, key);
+			return -1;
+		}
+		if (json_is_true(val))
+			*bits |= 1u << i;
+	}
+	return 0;
+}
+
 static int load_conf(const char *path, struct glb_dp_tables *t, __u8 gw_mac[6], char **names, char *err,
 		     size_t len)
 {
 	json_error_t jerr;
-	json_t *root, *v, *fields;
+	json_t *root, *v;
 	struct in_addr src;
-	int i;
 
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
@@ -147,34 +181,20 @@ static int load_conf(const char *path, struct glb_dp_tables *t, __u8 gw_mac[6], 
 		goto bad;
 	}
 	memcpy(&t->src_ip, &src, 4); /* the wire bytes, loaded as the u32 director.c expects */
-	fields = json_object_get(root, "hash_fields");
-	t->hash_variant = 0;
-	if (fields == NULL) {
-		t->hash_variant = GLB_DP_HASH_SRC_ADDR; /* upstream's default */
-	} else if (!json_is_object(fields)) {
-		fail(err, len, "%s: hash_fields must be an object of field: true/false", path);
+	if (conf_fields(path, root, "hash_fields", &t->hash_variant, err, len) ||
+	    conf_fields(path, root, "alt_hash_fields", &t->alt_variant, err, len))
 		goto bad;
-	} else {
-		const char *key;
-		json_t *val;
-
-		json_object_foreach(fields, key, val) {
-			for (i = 0; i < HASH_FIELD_COUNT; i++)
-				if (!strcmp(key, hash_field_names[i]))
-					break;
-			if (i == HASH_FIELD_COUNT || !json_is_boolean(val)) {
-				fail(err, len, "%s: hash_fields.%s: expected one of src_addr, dst_addr, src_port, "
-				     "dst_port set to true or false", path, key);
-				goto bad;
-			}
-			if (json_is_true(val))
-				t->hash_variant |= 1u << i;
-		}
-		if (!t->hash_variant) {
-			fail(err, len, "%s: hash_fields: at least one field must be true", path);
-			goto bad;
-		}
+	if (!json_object_get(root, "hash_fields"))
+		t->hash_variant = GLB_DP_HASH_SRC_ADDR; /* upstream's default */
+	if (!t->hash_variant) {
+		fail(err, len, "%s: hash_fields: at least one field must be true", path);
+		goto bad;
 	}
+	if (t->alt_variant == t->hash_variant) {
+		fail(err, len, "%s: alt_hash_fields equals hash_fields: nothing to migrate", path);
+		goto bad;
+	}
+	t->row_width = t->alt_variant ? GLB_DP_ALT_ROW_WIDTH : GLB_DP_ROW_WIDTH;
 	if (conf_names(path, root, names, err, len))
 		goto bad;
 	json_decref(root);
@@ -391,17 +411,239 @@ static void outer_constants(struct glb_dp_tables *t, const __u8 gw[6], const __u
 	t->csum_base = sum;
 }
 
+/* What both file formats fill while they are read: binds per family (sorted and placed at
+ * the end) and each table's SipHash state. */
+struct pending {
+	struct pending_bind *pb4, *pb6;
+	unsigned int n4, n6;
+	struct glb_sip *sips;
+};
+
+/* Allocates the table set's arrays for `ntables` tables of at most `max_binds` binds. */
+static int alloc_set(struct glb_dp_tables *t, struct pending *p, __u32 ntables, __u32 max_binds)
+{
+	t->ntables = ntables;
+	t->binds4 = calloc(GLB_DP_MAX_BINDS, sizeof(*t->binds4));
+	t->binds6 = calloc(GLB_DP_MAX_BINDS, sizeof(*t->binds6));
+	t->rows = calloc(((size_t)ntables << GLB_TABLE_ROW_BITS) * t->row_width, sizeof(*t->rows));
+	t->names = calloc(ntables, sizeof(*t->names));
+	p->sips = calloc(ntables, sizeof(*p->sips));
+	p->pb4 = calloc((size_t)ntables * max_binds, sizeof(*p->pb4));
+	p->pb6 = calloc((size_t)ntables * max_binds, sizeof(*p->pb6));
+	return t->binds4 && t->binds6 && t->rows && t->names && p->sips && p->pb4 && p->pb6 ? 0 : -1;
+}
+
+/* Table `tbl`'s binds (num_binds at data + *off, then max_binds slots) and hash key. */
+static int read_binds_key(const __u8 *data, size_t *off, __u32 tbl, __u32 max_binds, struct pending *p,
+			  const char *path, char *err, size_t len)
+{
+	__u32 nbind = le32(data + *off), i;
+
+	if (nbind > max_binds) {
+		fail(err, len, "%s: byte %zu: table %u: num_binds %u exceeds max_num_binds %u", path, *off, tbl, nbind,
+		     max_binds);
+		return -1;
+	}
+	*off += 4;
+	for (i = 0; i < nbind; i++) {
+		size_t at = *off + (size_t)i * BIN_BIND;
+		struct pending_bind b;
+
+		if (read_bind(data + at, at, tbl, i, &b, path, err, len))
+			return -1;
+		if (b.family == 4) {
+			b.order = p->n4;
+			p->pb4[p->n4++] = b;
+		} else {
+			b.order = p->n6;
+			p->pb6[p->n6++] = b;
+		}
+	}
+	*off += (size_t)max_binds * BIN_BIND;
+	sip_prefix(data + *off, &p->sips[tbl]);
+	*off += BIN_KEY;
+	return 0;
+}
+
+/* Upstream's forwarding_table.bin v2: backends by index, rows as (primary, secondary). */
+static int parse_upstream(const __u8 *data, size_t size, struct glb_dp_tables *t, struct pending *p,
+			  const char *bin_path, char *err, size_t len)
+{
+	__u32 ntables, max_backends, max_binds, tbl, i;
+	size_t need, off;
+
+	if (size < BIN_HEADER) {
+		fail(err, len, "%s: byte %zu: file is %zu bytes, shorter than the %d-byte header", bin_path, size, size,
+		     BIN_HEADER);
+		return -1;
+	}
+	if (le32(data + 4) != BIN_VERSION) {
+		fail(err, len, "%s: byte 4: format version %u, only %u is supported", bin_path, le32(data + 4),
+		     BIN_VERSION);
+		return -1;
+	}
+	ntables = le32(data + 8);
+	max_backends = le32(data + 16);
+	max_binds = le32(data + 20);
+	if (le32(data + 12) != GLB_TABLE_ROWS) {
+		fail(err, len, "%s: byte 12: table_entries is %u, expected %u", bin_path, le32(data + 12),
+		     GLB_TABLE_ROWS);
+		return -1;
+	}
+	if (max_backends < 1 || max_backends > BIN_LIMIT || max_binds < 1 || max_binds > BIN_LIMIT) {
+		fail(err, len, "%s: byte 16: max_num_backends %u / max_num_binds %u out of range", bin_path,
+		     max_backends, max_binds);
+		return -1;
+	}
+	if (ntables < 1 || ntables > GLB_DP_MAX_TABLES) {
+		fail(err, len, "%s: byte 8: %u tables, the director holds 1-%u", bin_path, ntables, GLB_DP_MAX_TABLES);
+		return -1;
+	}
+	need = BIN_HEADER + (size_t)ntables * (8 + (size_t)max_backends * BIN_BACKEND + (size_t)max_binds * BIN_BIND +
+					      BIN_KEY + (size_t)GLB_TABLE_ROWS * 8);
+	if (size != need) {
+		fail(err, len, "%s: byte %zu: file is %zu bytes, but a header for %u tables of %u backends means %zu",
+		     bin_path, size < need ? size : need, size, ntables, max_backends, need);
+		return -1;
+	}
+	if (alloc_set(t, p, ntables, max_binds))
+		return 1;
+
+	off = BIN_HEADER;
+	for (tbl = 0; tbl < ntables; tbl++) {
+		__u32 nb = le32(data + off);
+		__u32 *addr;
+		size_t count_at = off;
+
+		if (nb > max_backends || nb == 0) {
+			fail(err, len, "%s: byte %zu: table %u: num_backends %u, expected 1-%u", bin_path, count_at, tbl, nb,
+			     max_backends);
+			return -1;
+		}
+		addr = calloc(nb, sizeof(*addr));
+		if (!addr)
+			return 1;
+		off += 4;
+		for (i = 0; i < nb; i++) {
+			const __u8 *q = data + off + (size_t)i * BIN_BACKEND;
+
+			if (le32(q) != BIN_FAMILY_V4) {
+				fail(err, len, "%s: byte %zu: table %u backend %u: backends must be IPv4 (family 1; the "
+				     "GUE outer header is IPv4)", bin_path, off + (size_t)i * BIN_BACKEND, tbl, i);
+				free(addr);
+				return -1;
+			}
+			memcpy(&addr[i], q + 4, 4);
+			if (addr[i] == 0) {
+				fail(err, len, "%s: byte %zu: table %u backend %u: 0.0.0.0 is not a proxy address", bin_path,
+				     off + (size_t)i * BIN_BACKEND + 4, tbl, i);
+				free(addr);
+				return -1;
+			}
+		}
+		off += (size_t)max_backends * BIN_BACKEND;
+		if (read_binds_key(data, &off, tbl, max_binds, p, bin_path, err, len)) {
+			free(addr);
+			return -1;
+		}
+		for (i = 0; i < GLB_TABLE_ROWS; i++) {
+			__u32 pri = le32(data + off + (size_t)i * 8), sec = le32(data + off + (size_t)i * 8 + 4);
+			__be32 *row = &t->rows[(((size_t)tbl << GLB_TABLE_ROW_BITS) | i) * t->row_width];
+
+			if (pri >= nb || sec >= nb) {
+				fail(err, len, "%s: byte %zu: table %u row %u points at backend %u, but the table has %u",
+				     bin_path, off + (size_t)i * 8 + (pri >= nb ? 0 : 4), tbl, i, pri >= nb ? pri : sec, nb);
+				free(addr);
+				return -1;
+			}
+			row[0] = addr[pri];
+			row[1] = addr[sec];
+		}
+		off += (size_t)GLB_TABLE_ROWS * 8;
+		free(addr);
+	}
+	return 0;
+}
+
+/* Our K-candidate file: rows are send orders of addresses (see KBIN_MAGIC). */
+static int parse_krows(const __u8 *data, size_t size, struct glb_dp_tables *t, struct pending *p,
+		       const char *bin_path, char *err, size_t len)
+{
+	__u32 ntables, width, max_binds, tbl, i, j;
+	size_t need, off;
+
+	if (size < KBIN_HEADER) {
+		fail(err, len, "%s: byte %zu: file is %zu bytes, shorter than the %d-byte header", bin_path, size, size,
+		     KBIN_HEADER);
+		return -1;
+	}
+	if (le32(data + 4) != KBIN_VERSION) {
+		fail(err, len, "%s: byte 4: format version %u, only %u is supported", bin_path, le32(data + 4),
+		     KBIN_VERSION);
+		return -1;
+	}
+	ntables = le32(data + 8);
+	width = le32(data + 16);
+	max_binds = le32(data + 20);
+	if (le32(data + 12) != GLB_TABLE_ROWS) {
+		fail(err, len, "%s: byte 12: table_entries is %u, expected %u", bin_path, le32(data + 12),
+		     GLB_TABLE_ROWS);
+		return -1;
+	}
+	if (width < 1 || width > t->row_width) {
+		fail(err, len, "%s: byte 16: row_width %u, the director holds 1-%u%s", bin_path, width, t->row_width,
+		     t->alt_variant ? " while alt_hash_fields is set (2K - 1 hops must fit the GUE hop list)" : "");
+		return -1;
+	}
+	if (max_binds < 1 || max_binds > BIN_LIMIT) {
+		fail(err, len, "%s: byte 20: max_num_binds %u out of range", bin_path, max_binds);
+		return -1;
+	}
+	if (ntables < 1 || ntables > GLB_DP_MAX_TABLES) {
+		fail(err, len, "%s: byte 8: %u tables, the director holds 1-%u", bin_path, ntables, GLB_DP_MAX_TABLES);
+		return -1;
+	}
+	need = KBIN_HEADER + (size_t)ntables * (4 + (size_t)max_binds * BIN_BIND + BIN_KEY +
+						(size_t)GLB_TABLE_ROWS * width * 4);
+	if (size != need) {
+		fail(err, len, "%s: byte %zu: file is %zu bytes, but a header for %u tables of %u binds and rows "
+		     "%u wide means %zu", bin_path, size < need ? size : need, size, ntables, max_binds, width, need);
+		return -1;
+	}
+	if (alloc_set(t, p, ntables, max_binds))
+		return 1;
+	off = KBIN_HEADER;
+	for (tbl = 0; tbl < ntables; tbl++) {
+		if (read_binds_key(data, &off, tbl, max_binds, p, bin_path, err, len))
+			return -1;
+		for (i = 0; i < GLB_TABLE_ROWS; i++, off += (size_t)width * 4) {
+			__be32 *row = &t->rows[(((size_t)tbl << GLB_TABLE_ROW_BITS) | i) * t->row_width];
+			int ended = 0;
+
+			for (j = 0; j < width; j++) {
+				memcpy(&row[j], data + off + (size_t)j * 4, 4);
+				if (row[j] && ended) {
+					fail(err, len, "%s: byte %zu: table %u row %u: entry %u follows an unused (0.0.0.0) "
+					     "one; unused entries only pad the end of a send order", bin_path,
+					     off + (size_t)j * 4, tbl, i, j);
+					return -1;
+				}
+				ended |= !row[j];
+			}
+		}
+	}
+	return 0;
+}
+
 struct glb_dp_tables *glb_dp_tables_load(const char *conf_path, const char *bin_path,
 					 const struct glb_dp_host *host, char *err, size_t len)
 {
 	struct glb_dp_tables *t = calloc(1, sizeof(*t));
-	struct pending_bind *pb4 = NULL, *pb6 = NULL;
-	struct glb_sip *sips = NULL;
-	unsigned int n4 = 0, n6 = 0;
-	__u32 ntables, max_backends, max_binds, tbl, i;
-	size_t size = 0, need, off;
+	struct pending p = { 0 };
+	size_t size = 0;
 	__u8 gw[6], *data = NULL;
 	char *names = NULL;
+	int rc;
 
 	if (!t)
 		goto oom;
@@ -417,148 +659,35 @@ struct glb_dp_tables *glb_dp_tables_load(const char *conf_path, const char *bin_
 	data = (__u8 *)read_file(bin_path, &size, err, len);
 	if (!data)
 		goto bad;
-	if (size < BIN_HEADER) {
-		fail(err, len, "%s: byte %zu: file is %zu bytes, shorter than the %d-byte header", bin_path, size, size,
-		     BIN_HEADER);
+	if (size >= 4 && !memcmp(data, BIN_MAGIC, 4)) {
+		rc = parse_upstream(data, size, t, &p, bin_path, err, len);
+	} else if (size >= 4 && !memcmp(data, KBIN_MAGIC, 4)) {
+		rc = parse_krows(data, size, t, &p, bin_path, err, len);
+	} else {
+		fail(err, len, "%s: byte 0: magic is not \"GLBD\" or \"GLBK\": not a GLB forwarding table", bin_path);
 		goto bad;
 	}
-	if (memcmp(data, BIN_MAGIC, 4)) {
-		fail(err, len, "%s: byte 0: magic is not \"GLBD\": not a GLB forwarding table", bin_path);
-		goto bad;
-	}
-	if (le32(data + 4) != BIN_VERSION) {
-		fail(err, len, "%s: byte 4: format version %u, only %u is supported", bin_path, le32(data + 4),
-		     BIN_VERSION);
-		goto bad;
-	}
-	ntables = le32(data + 8);
-	max_backends = le32(data + 16);
-	max_binds = le32(data + 20);
-	if (le32(data + 12) != GLB_TABLE_ROWS) {
-		fail(err, len, "%s: byte 12: table_entries is %u, expected %u", bin_path, le32(data + 12),
-		     GLB_TABLE_ROWS);
-		goto bad;
-	}
-	if (max_backends < 1 || max_backends > BIN_LIMIT || max_binds < 1 || max_binds > BIN_LIMIT) {
-		fail(err, len, "%s: byte 16: max_num_backends %u / max_num_binds %u out of range", bin_path,
-		     max_backends, max_binds);
-		goto bad;
-	}
-	if (ntables < 1 || ntables > GLB_DP_MAX_TABLES) {
-		fail(err, len, "%s: byte 8: %u tables, the director holds 1-%u", bin_path, ntables, GLB_DP_MAX_TABLES);
-		goto bad;
-	}
-	need = BIN_HEADER + (size_t)ntables * (8 + (size_t)max_backends * BIN_BACKEND + (size_t)max_binds * BIN_BIND +
-					      BIN_KEY + (size_t)GLB_TABLE_ROWS * 8);
-	if (size != need) {
-		fail(err, len, "%s: byte %zu: file is %zu bytes, but a header for %u tables of %u backends means %zu",
-		     bin_path, size < need ? size : need, size, ntables, max_backends, need);
-		goto bad;
-	}
-	t->ntables = ntables;
-	t->binds4 = calloc(GLB_DP_MAX_BINDS, sizeof(*t->binds4));
-	t->binds6 = calloc(GLB_DP_MAX_BINDS, sizeof(*t->binds6));
-	t->rows = calloc((size_t)ntables << GLB_TABLE_ROW_BITS, sizeof(*t->rows));
-	t->names = calloc(ntables, sizeof(*t->names));
-	sips = calloc(ntables, sizeof(*sips));
-	pb4 = calloc((size_t)ntables * max_binds, sizeof(*pb4));
-	pb6 = calloc((size_t)ntables * max_binds, sizeof(*pb6));
-	if (!t->binds4 || !t->binds6 || !t->rows || !t->names || !sips || !pb4 || !pb6)
+	if (rc > 0)
 		goto oom;
+	if (rc < 0)
+		goto bad;
 	if (set_names(t, host->names ? host->names : names, host->names ? "--table-names" : conf_path, err, len))
 		goto bad;
-
-	off = BIN_HEADER;
-	for (tbl = 0; tbl < ntables; tbl++) {
-		__u32 nb = le32(data + off), nbind;
-		__u32 *addrs;
-		size_t count_at = off;
-
-		if (nb > max_backends || nb == 0) {
-			fail(err, len, "%s: byte %zu: table %u: num_backends %u, expected 1-%u", bin_path, count_at, tbl, nb,
-			     max_backends);
-			goto bad;
-		}
-		addrs = calloc(nb, sizeof(*addrs));
-		if (!addrs)
-			goto oom;
-		off += 4;
-		for (i = 0; i < nb; i++) {
-			const __u8 *p = data + off + (size_t)i * BIN_BACKEND;
-
-			if (le32(p) != BIN_FAMILY_V4) {
-				fail(err, len, "%s: byte %zu: table %u backend %u: backends must be IPv4 (family 1; the "
-				     "GUE outer header is IPv4)", bin_path, off + (size_t)i * BIN_BACKEND, tbl, i);
-				free(addrs);
-				goto bad;
-			}
-			memcpy(&addrs[i], p + 4, 4);
-			if (addrs[i] == 0) {
-				fail(err, len, "%s: byte %zu: table %u backend %u: 0.0.0.0 is not a proxy address", bin_path,
-				     off + (size_t)i * BIN_BACKEND + 4, tbl, i);
-				free(addrs);
-				goto bad;
-			}
-		}
-		off += (size_t)max_backends * BIN_BACKEND;
-		nbind = le32(data + off);
-		if (nbind > max_binds) {
-			fail(err, len, "%s: byte %zu: table %u: num_binds %u exceeds max_num_binds %u", bin_path, off, tbl,
-			     nbind, max_binds);
-			free(addrs);
-			goto bad;
-		}
-		off += 4;
-		for (i = 0; i < nbind; i++) {
-			size_t at = off + (size_t)i * BIN_BIND;
-			struct pending_bind b;
-
-			if (read_bind(data + at, at, tbl, i, &b, bin_path, err, len)) {
-				free(addrs);
-				goto bad;
-			}
-			if (b.family == 4) {
-				b.order = n4;
-				pb4[n4++] = b;
-			} else {
-				b.order = n6;
-				pb6[n6++] = b;
-			}
-		}
-		off += (size_t)max_binds * BIN_BIND;
-		sip_prefix(data + off, &sips[tbl]);
-		off += BIN_KEY;
-		for (i = 0; i < GLB_TABLE_ROWS; i++) {
-			__u32 p = le32(data + off + (size_t)i * 8), s = le32(data + off + (size_t)i * 8 + 4);
-			struct glb_row *row = &t->rows[((size_t)tbl << GLB_TABLE_ROW_BITS) | i];
-
-			if (p >= nb || s >= nb) {
-				fail(err, len, "%s: byte %zu: table %u row %u points at backend %u, but the table has %u",
-				     bin_path, off + (size_t)i * 8 + (p >= nb ? 0 : 4), tbl, i, p >= nb ? p : s, nb);
-				free(addrs);
-				goto bad;
-			}
-			row->addr[0] = addrs[p];
-			row->addr[1] = addrs[s];
-		}
-		off += (size_t)GLB_TABLE_ROWS * 8;
-		free(addrs);
-	}
-	if ((n4 && place_binds(pb4, n4, sips, t, bin_path, err, len)) ||
-	    (n6 && place_binds(pb6, n6, sips, t, bin_path, err, len)))
+	if ((p.n4 && place_binds(p.pb4, p.n4, p.sips, t, bin_path, err, len)) ||
+	    (p.n6 && place_binds(p.pb6, p.n6, p.sips, t, bin_path, err, len)))
 		goto bad;
-	free(pb4);
-	free(pb6);
-	free(sips);
+	free(p.pb4);
+	free(p.pb6);
+	free(p.sips);
 	free(data);
 	free(names);
 	return t;
 oom:
 	fail(err, len, "out of memory loading %s", bin_path);
 bad:
-	free(pb4);
-	free(pb6);
-	free(sips);
+	free(p.pb4);
+	free(p.pb6);
+	free(p.sips);
 	free(data);
 	free(names);
 	glb_dp_tables_free(t);

@@ -1,14 +1,17 @@
 /* Loading the agent's files into a table set (struct glb_dp_tables).
  *
- * Input, as glb_agent/render writes it for upstream glb-director:
- *   director.conf          JSON: outbound_gateway_mac, outbound_src_ip, hash_fields, and
- *                          optionally table_names (ours: service names in file order)
- *   forwarding_table.bin   upstream format version 2 (glb_agent/table/upstream_bin.py)
+ * Input, as glb_agent/dataplane/dpdk.py writes it:
+ *   director.conf          JSON: outbound_gateway_mac, outbound_src_ip, hash_fields,
+ *                          alt_hash_fields (while migrating) and optionally table_names
+ *                          (ours: service names in file order)
+ *   forwarding_rows.bin    "GLBK": K-wide send-order rows of addresses (the XDP director's
+ *                          glb_rows; docs/director-dataplane.md), or
+ *   forwarding_table.bin   "GLBD": upstream format version 2 (glb_agent/table/upstream_bin.py)
  * plus what only the host knows (the port's MAC and MTU) and optional table names.
  *
  * The result is what glb_agent/dataplane/director_maps.compile_tables would write into the
  * XDP director's maps for the same tables: binds sorted most specific first, the fragment
- * flag, the SipHash key state, rows as (primary, secondary) addresses. Any error leaves
+ * flag, the SipHash key state, rows as send orders of addresses (row_width wide, zero-padded). Any error leaves
  * nothing allocated and names the file and the place in it.
  */
 #ifndef GLB_DP_TABLES_H

@@ -22,7 +22,7 @@ from glb_agent.config.load import LoadedConfig
 from glb_agent.dataplane.director import XdpDirector, director_ready
 from glb_agent.dataplane.director_config import director_settings, director_tables
 from glb_agent.dataplane.dpdk import DpdkDirector, dpdk_options
-from glb_agent.errors import GlbError
+from glb_agent.errors import GlbError, InputError
 from glb_agent.util import paths
 
 
@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
              ("start",)),
             ("stop", _stop, "detach the director and remove its pins", ()),
             ("status", _status, "attachment, tables and counters; exit 1 if not forwarding", ()),
+            ("exec", _exec, "dataplane: dpdk only: become the DPDK director process "
+             "(glb-director-dpdk.service runs this)", ()),
         ),
         extra=extra,
     )
@@ -88,6 +90,17 @@ def _apply(args: argparse.Namespace) -> int:
                  "services": [s.name for s, _ in tables], "ready": why},
           [f"{settings.interface}: {outcome}; {len(tables)} table(s) live in generation {gen}", why])
     return 0 if ready else 1
+
+
+def _exec(args: argparse.Namespace) -> int:
+    """The DPDK unit's ExecStart: exec the process with this host's settings (never returns)."""
+    loaded = load_config(args.config)
+    dpdk = _dpdk(loaded, args, resolve=True)
+    if dpdk is None:
+        raise InputError(f"director {this_director(loaded, args.name, strict=True).name!r} has "
+                         "dataplane: xdp; `director exec` runs the DPDK director only")
+    dpdk.exec_process(director_tables(loaded))
+    return 1  # not reached: exec_process replaces this process
 
 
 def _stop(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 from glb_agent.commands import add_config_argument, add_name_argument
 from glb_agent.config import load_config
 from glb_agent.config.hosts import this_director, this_proxy
-from glb_agent.systemd import DIRECTOR_UNITS, PROXY_UNITS, UnitSettings, render_units
+from glb_agent.systemd import DIRECTOR_UNITS, DPDK_DIRECTOR_UNITS, PROXY_UNITS, UnitSettings, render_units
 from glb_agent.util.files import write_atomic
 
 DEFAULTS = UnitSettings(name="-")
@@ -48,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     loaded = load_config(args.config)  # the host must exist in the file the units will run with
     if args.role == "director":
-        name, units = this_director(loaded, args.name, strict=True).name, DIRECTOR_UNITS
+        me = this_director(loaded, args.name, strict=True)
+        name, units = me.name, DPDK_DIRECTOR_UNITS if me.dataplane == "dpdk" else DIRECTOR_UNITS
     else:
         name, units = this_proxy(loaded, args.name, strict=True).name, PROXY_UNITS
     settings = UnitSettings(name=name, config=Path(args.config).absolute(), agent=args.agent,

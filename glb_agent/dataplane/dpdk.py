@@ -4,8 +4,10 @@ Same surface as ``XdpDirector`` (``start``, ``update_tables``, ``counters``, ``c
 ``stop``) so the director agent can hold either. The difference is that the data plane is a
 separate process, fed through files rather than maps:
 
-* ``update_tables`` writes ``director.conf`` (upstream's JSON plus ``table_names``) and
-  ``forwarding_table.bin`` (upstream format v2) atomically into the state directory, then
+* ``update_tables`` writes ``director.conf`` (upstream's JSON plus ``table_names``, with
+  ``alt_hash_fields`` while hash fields migrate) and ``forwarding_rows.bin`` (our K-candidate
+  format, ``encode_krows``: the same send-order rows the XDP director's maps get, compiled by
+  the same code) atomically into the state directory, then
   starts the process (first time) or sends it SIGHUP, and waits until the stats file shows
   the new generation. The process builds the complete table set and swaps it under RCU.
   A bad file never becomes live: the process keeps its last good set and says so.
@@ -18,10 +20,12 @@ separate process, fed through files rather than maps:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import time
 from collections.abc import Sequence
@@ -32,14 +36,63 @@ from glb_agent.config.hosts import this_director
 from glb_agent.config.load import LoadedConfig
 from glb_agent.config.model import Director as DirectorConfig
 from glb_agent.dataplane.director import DirectorDataPlane, DirectorSettings, Tables, XdpDirector
+from glb_agent.dataplane.director_maps import CompiledTables, compile_tables
 from glb_agent.errors import GlbError, InputError
 from glb_agent.table import upstream_bin
+from glb_agent.table.spec import TABLE_ROWS, UPSTREAM_MAX_BINDS, TableSpec
 from glb_agent.util.files import write_atomic
 
 REPO_BINARY = Path(__file__).resolve().parents[2] / "build" / "dpdk" / "glb-director-dpdk"
 BINARY_NAME = "glb-director-dpdk"
 STEER_OBJECT = "glb-steer.bpf.o"  # installed next to the binary
 HASH_FIELDS = ("src_addr", "dst_addr", "src_port", "dst_port")
+# The process's limits (dpdk/src/glb_dp.h: GLB_DP_MAX_TABLES, GLB_DP_MAX_BINDS per family).
+MAX_TABLES = 256
+MAX_BINDS = 1024
+
+# forwarding_rows.bin (dpdk/src/tables.c, parse_krows; docs/director-dataplane.md): upstream's
+# header and bind layout, rows as send orders of addresses rather than two backend indices.
+KROWS_MAGIC = b"GLBK"
+KROWS_VERSION = 1
+_KROWS_HEADER = struct.Struct("<5I")  # version, num_tables, table_entries, row_width, max_num_binds
+_BIND = struct.Struct("<I16sHHHBB")  # as upstream_bin: family, address, bits, port range, proto
+_COUNT = struct.Struct("<I")
+
+
+def encode_krows(specs: Sequence[TableSpec], compiled: CompiledTables) -> bytes:
+    """The K-candidate table file for ``compiled`` (compile_tables of ``specs``, in order)::
+
+        "GLBK"
+        header: u32 version=1, num_tables, table_entries=0x10000, row_width K (1-8),
+                max_num_binds=256
+        per table:
+            u32 num_binds, then max_num_binds x {u32 family (1 IPv4, 2 IPv6), 16-byte
+                address, u16 ip_bits, u16 port_start, u16 port_end, u8 proto, u8 reserved}
+            16-byte hash_key
+            0x10000 x K x 4-byte IPv4 address (network order): the row's send order,
+                destination first, 0.0.0.0 only at the end (unused); all zero for a table
+                without backends (its packets are dropped and counted)
+
+    Integers little-endian, as upstream's file. The rows are byte for byte what the XDP
+    director's glb_rows map holds, so both directors send a flow the same way.
+    """
+    width = compiled.rows[0].shape[1] if compiled.rows else 2
+    header = _KROWS_HEADER.pack(KROWS_VERSION, len(specs), TABLE_ROWS, width, UPSTREAM_MAX_BINDS)
+    parts = [KROWS_MAGIC, header]
+    for spec, rows in zip(specs, compiled.rows, strict=True):
+        if len(spec.binds) > UPSTREAM_MAX_BINDS:
+            raise InputError(f"{len(spec.binds)} binds, the format holds {UPSTREAM_MAX_BINDS}",
+                             where=f"table {spec.name!r}")
+        parts.append(_COUNT.pack(len(spec.binds)))
+        for bind in spec.binds:
+            addr = bind.stored_address
+            parts.append(_BIND.pack(upstream_bin.FAMILY[addr.version], addr.packed.ljust(16, b"\0"),
+                                    bind.network.prefixlen, bind.port_start, bind.port_end,
+                                    upstream_bin.PROTO_CODE[bind.proto], 0))
+        parts.append(bytes(_BIND.size * (UPSTREAM_MAX_BINDS - len(spec.binds))))
+        parts.append(bytes(spec.hash_key))
+        parts.append(rows.tobytes())  # ROW_DTYPE: big-endian u32 = the wire bytes
+    return b"".join(parts)
 
 
 def default_binary() -> Path:
@@ -66,6 +119,37 @@ class DpdkOptions:
     binary: Path = REPO_BINARY  # default_binary() for the agent
     stats_interval_ms: int = 200
     timeout: float = 30.0  # for a start or a reload to show in the stats file
+    # glb-director-dpdk.service when installed on a systemd host: the process then runs in
+    # that unit's cgroup (an agent restart leaves it alone) instead of as the agent's child
+    systemd_unit: str | None = None
+
+
+def conf_text(settings: DirectorSettings, names: Sequence[str]) -> str:
+    """director.conf: upstream's JSON (alt_hash_fields only while migrating) + table_names."""
+    s = settings
+    conf: dict = {
+        "outbound_gateway_mac": s.gateway_mac,
+        "outbound_src_ip": str(s.source_ip),
+        "hash_fields": {f: f in s.hash_fields for f in HASH_FIELDS},
+    }
+    if s.alt_hash_fields:  # upstream's key: the old fields while they migrate
+        conf["alt_hash_fields"] = {f: f in s.alt_hash_fields for f in HASH_FIELDS}
+    conf["table_names"] = list(names)
+    return json.dumps(conf, indent=2) + "\n"
+
+
+def render_files(settings: DirectorSettings, tables: Tables) -> tuple[str, bytes]:
+    """(director.conf, forwarding_rows.bin) for ``tables``: validated and compiled by the XDP
+    director's own code (compile_tables) at the process's limits, so an empty table is
+    all-zero rows (dropped and counted) and a bad set raises InputError, nothing written."""
+    tables = list(tables)
+    if not tables:
+        raise InputError("the DPDK director needs at least one table")
+    opts = dataclasses.replace(settings.build_options("02:00:00:00:00:00", settings.mtu or 1500),
+                               max_tables=MAX_TABLES, max_binds=MAX_BINDS)
+    opts.validate()
+    compiled = compile_tables(tables, opts)
+    return conf_text(settings, compiled.names), encode_krows([spec for spec, _ in tables], compiled)
 
 
 class DpdkDirector:
@@ -76,7 +160,7 @@ class DpdkDirector:
         self.options = options
         self.dir = Path(options.state_dir)
         self.conf = self.dir / "director.conf"
-        self.table = self.dir / "forwarding_table.bin"
+        self.table = self.dir / "forwarding_rows.bin"
         self.stats_path = self.dir / "stats.json"
         self.pid_path = self.dir / "pid"
         self.log_path = self.dir / "director.log"
@@ -95,20 +179,7 @@ class DpdkDirector:
 
     def update_tables(self, tables: Tables) -> int:
         """Make exactly ``tables`` live; returns the generation the process reports."""
-        if self.settings.alt_hash_fields:
-            raise InputError("fleet.alt_hash_fields (hash-field migration) is not supported by the DPDK "
-                             "director yet")
-        specs, rows = [], []
-        for spec, table_rows in tables:
-            if table_rows is None or not spec.backends:
-                raise InputError(f"table {spec.name!r} has no backends: the DPDK director's table "
-                                 "file (upstream format) cannot carry it")
-            specs.append(spec)
-            rows.append(table_rows)
-        if not specs:
-            raise InputError("the DPDK director needs at least one table")
-        conf = self._conf_text([s.name for s in specs])
-        blob = upstream_bin.encode(specs, rows)  # validates before anything is written
+        conf, blob = render_files(self.settings, tables)  # validates before anything is written
         self.dir.mkdir(parents=True, exist_ok=True)
         changed = write_atomic(self.conf, conf)
         changed = write_atomic(self.table, blob) or changed
@@ -172,15 +243,6 @@ class DpdkDirector:
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _conf_text(self, names: Sequence[str]) -> str:
-        s = self.settings
-        return json.dumps({
-            "outbound_gateway_mac": s.gateway_mac,
-            "outbound_src_ip": str(s.source_ip),
-            "hash_fields": {f: f in s.hash_fields for f in HASH_FIELDS},
-            "table_names": list(names),
-        }, indent=2) + "\n"
-
     def command(self) -> list[str]:
         o = self.options
         cmd = [str(o.binary), *o.eal_args, "--", "--config", str(self.conf), "--table", str(self.table),
@@ -194,8 +256,24 @@ class DpdkDirector:
             cmd += ["--mtu", str(self.settings.mtu)]
         return cmd
 
+    def exec_process(self, tables: Tables) -> None:
+        """Become the DPDK process (``glb-agent director exec``, the systemd unit's
+        ExecStart): the table files the agent last wrote, or ``tables`` when there are none
+        yet; the pid file names this process, which keeps its pid across the exec."""
+        if not (self.conf.exists() and self.table.exists()):
+            conf, blob = render_files(self.settings, tables)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.conf, conf)
+            write_atomic(self.table, blob)
+        self.stats_path.unlink(missing_ok=True)
+        write_atomic(self.pid_path, f"{os.getpid()}\n")
+        cmd = self.command()
+        os.execv(cmd[0], cmd)
+
     def _spawn(self) -> int:
         self.stats_path.unlink(missing_ok=True)
+        if self.options.systemd_unit:
+            return self._spawn_unit(self.options.systemd_unit)
         with open(self.log_path, "ab") as log:
             proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     start_new_session=True)
@@ -212,6 +290,23 @@ class DpdkDirector:
                 return int(st["generation"])
             time.sleep(0.05)
         raise GlbError(f"DPDK director did not report a loaded table within {self.options.timeout:.0f} s")
+
+    def _spawn_unit(self, unit: str) -> int:
+        """Start the process through its unit (the files are written) and wait until the
+        process the pid file names reports the loaded tables."""
+        res = subprocess.run(["systemctl", "start", unit], capture_output=True, text=True, check=False)
+        if res.returncode != 0:
+            raise GlbError(f"systemctl start {unit} failed: {res.stderr.strip() or res.returncode}")
+        deadline = time.monotonic() + self.options.timeout
+        while time.monotonic() < deadline:
+            pid = self._running_pid()
+            st = self.stats()
+            if pid is not None and st.get("pid") == pid and st.get("loaded"):
+                self.pid = pid
+                return int(st["generation"])
+            time.sleep(0.05)
+        raise GlbError(f"{unit} did not report a loaded table within {self.options.timeout:.0f} s "
+                       f"(journalctl -u {unit})")
 
     def _wait(self, pred) -> dict:  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + self.options.timeout
@@ -260,12 +355,24 @@ def dpdk_options(d: DirectorConfig, state_dir: Path, binary: Path | None = None)
     cfg = d.dpdk
     memory = ["--no-huge", "--no-shconf"] if not cfg.hugepages else ["--file-prefix", f"glb-{d.interface}"]
     if cfg.eal_args:
-        return DpdkOptions(tuple(cfg.eal_args), state_dir / "dpdk", binary=binary)
+        return DpdkOptions(tuple(cfg.eal_args), state_dir / "dpdk", binary=binary,
+                           systemd_unit=installed_unit())
     vdev = (f"net_af_xdp0,iface={d.interface},start_queue=0,queue_count={cfg.queues},"
             f"xdp_prog={binary.parent / STEER_OBJECT}")
     eal = (*memory, "-m", str(cfg.memory_mb), "-l", cfg.lcores, "--no-pci", "--log-level=error",
            "--vdev", vdev)
-    return DpdkOptions(eal, state_dir / "dpdk", steer_interface=d.interface, binary=binary)
+    return DpdkOptions(eal, state_dir / "dpdk", steer_interface=d.interface, binary=binary,
+                       systemd_unit=installed_unit())
+
+
+def installed_unit(unit_dir: Path = Path("/etc/systemd/system")) -> str | None:
+    """glb-director-dpdk.service when systemd runs this host and the unit is installed (the
+    glb_director role installs it for ``dataplane: dpdk``), else None (a child process)."""
+    from glb_agent.systemd import DPDK_UNIT
+
+    if Path("/run/systemd/system").is_dir() and (unit_dir / DPDK_UNIT).exists():
+        return DPDK_UNIT
+    return None
 
 
 def make_director(loaded: LoadedConfig, name: str | None, settings: DirectorSettings,

@@ -9,6 +9,9 @@ next to the code they start, so the ordering contract is versioned with it:
   ``notify("READY=1")`` once the XDP program is attached and the first tables are live.
 * ``exabgp.service`` Requires= and is After= it, so VIPs are announced only then.
 * ``glb-proxy.service`` is a oneshot: ``proxy apply`` leaves the program attached.
+* ``glb-director-dpdk.service`` (directors with ``dataplane: dpdk``) runs the DPDK process
+  in its own cgroup, so an agent restart leaves it forwarding; the agent starts it
+  (``systemctl start``) and adopts it (glb_agent/dataplane/dpdk.py).
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from pathlib import Path
 
 import jinja2
 
-UNITS = ("glb-director.service", "exabgp.service", "glb-proxy.service")
+DPDK_UNIT = "glb-director-dpdk.service"
+UNITS = ("glb-director.service", "exabgp.service", "glb-proxy.service", DPDK_UNIT)
 DIRECTOR_UNITS = ("glb-director.service", "exabgp.service")
+DPDK_DIRECTOR_UNITS = (*DIRECTOR_UNITS, DPDK_UNIT)  # a director with dataplane: dpdk
 PROXY_UNITS = ("glb-proxy.service",)
 
 

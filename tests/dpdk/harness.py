@@ -67,6 +67,23 @@ def write_tables(directory: Path, tables: Sequence[tuple[TableSpec, np.ndarray]]
     return conf_path, table_path
 
 
+def write_krows(directory: Path, tables: Sequence[tuple[TableSpec, np.ndarray | None]],
+                hash_fields: Sequence[str], gateway_mac: str, source_ip: str, row_width: int = 4,
+                alt_hash_fields: Sequence[str] = ()) -> tuple[Path, Path]:
+    """director.conf and forwarding_rows.bin (K-wide send-order rows) as DpdkDirector writes
+    them (glb_agent.dataplane.dpdk.render_files), from the same tables the XDP maps get."""
+    from glb_agent.dataplane.director import DirectorSettings
+    from glb_agent.dataplane.dpdk import render_files
+
+    settings = DirectorSettings("d0", ipaddress.IPv4Address(source_ip), gateway_mac, tuple(hash_fields),
+                                tuple(alt_hash_fields), row_width=row_width, mtu=1500)
+    conf, blob = render_files(settings, tables)
+    conf_path, table_path = directory / "director.conf", directory / "forwarding_rows.bin"
+    conf_path.write_text(conf)
+    table_path.write_bytes(blob)
+    return conf_path, table_path
+
+
 def write_pcap(path: Path, frames: Sequence[bytes]) -> None:
     """Classic pcap, Ethernet link type, microsecond timestamps."""
     out = bytearray((0xA1B2C3D4).to_bytes(4, "little") + (2).to_bytes(2, "little") + (4).to_bytes(2, "little")

@@ -1,0 +1,108 @@
+"""glb-director-dpdk.service: the DPDK process in a unit of its own.
+
+``glb-agent units director`` adds the unit for a director with ``dataplane: dpdk`` (only
+then); its ExecStart, ``glb-agent director exec``, becomes the real DPDK process (same pid,
+written to the pid file) with the settings of glb.yml, building the table files from glb.yml
+when the agent has not written any; an agent handle then adopts that process, as a restarted
+agent does under systemd.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+
+from glb_agent.config import load_config
+from glb_agent.config.hosts import this_director
+from glb_agent.dataplane.director_config import director_settings
+from glb_agent.dataplane.dpdk import DpdkDirector, dpdk_options
+from glb_agent.systemd import DPDK_UNIT
+from tests.dpdk.harness import BINARY, dpdk_unavailable, write_pcap
+
+pytestmark = pytest.mark.dpdk
+AGENT = str(Path(sys.executable).with_name("glb-agent"))
+
+CONFIG = """\
+fleet:
+  name: t
+  secret: 0123456789abcdef-secret
+bgp:
+  local_asn: 65100
+  peers: [{{name: r1, address: 198.18.0.1, asn: 65000}}]
+directors:
+  - name: d1
+    address: 198.18.0.11
+    interface: eth0
+    gateway_mac: "02:00:00:00:00:01"
+    dataplane: {dataplane}
+    dpdk:
+      eal_args: [--no-huge, --no-shconf, -m, "128", --no-pci, -l, "0", --log-level=error,
+                 --vdev, "net_pcap0,rx_pcap={pcap},infinite_rx=1"]
+proxies:
+  - {{name: p1, address: 198.18.0.21, interface: eth0}}
+services:
+  - name: web
+    vips: [203.0.113.10]
+    ports: [80]
+    backends:
+      - {{address: 198.18.0.21}}
+"""
+
+
+def _config(tmp_path: Path, dataplane: str) -> Path:
+    pcap = tmp_path / "in.pcap"
+    write_pcap(pcap, [bytes(Ether() / IP(src=f"198.51.100.{i}", dst="203.0.113.10") / TCP(dport=80))
+                      for i in range(1, 9)])
+    cfg = tmp_path / "glb.yml"
+    cfg.write_text(CONFIG.format(dataplane=dataplane, pcap=pcap))
+    return cfg
+
+
+@pytest.mark.parametrize(("dataplane", "with_unit"), [("dpdk", True), ("xdp", False)])
+def test_units_include_the_dpdk_unit_only_for_dpdk(tmp_path: Path, dataplane: str, with_unit: bool) -> None:
+    cfg = _config(tmp_path, dataplane)
+    out = subprocess.run([AGENT, "units", "director", str(cfg), "--name", "d1"], capture_output=True, text=True,
+                         check=True).stdout
+    units = json.loads(out)
+    assert (DPDK_UNIT in units) is with_unit
+    if with_unit:
+        assert f"director exec {cfg.absolute()} --name d1" in units[DPDK_UNIT]
+
+
+def test_director_exec_becomes_the_process_and_is_adopted(tmp_path: Path) -> None:
+    why = dpdk_unavailable()
+    if why:
+        pytest.skip(why)
+    cfg = _config(tmp_path, "dpdk")
+    state = tmp_path / "state"
+    env = {**os.environ, "GLB_STATE_DIR": str(state), "GLB_DPDK_BINARY": str(BINARY)}
+    proc = subprocess.Popen([AGENT, "director", "exec", str(cfg), "--name", "d1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        loaded = load_config(cfg)
+        handle = DpdkDirector(director_settings(loaded, "d1", resolve=False),
+                              dpdk_options(this_director(loaded, "d1", strict=True), state, binary=BINARY))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not handle.ready()[0]:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        ok, why = handle.ready()
+        assert ok, why
+        assert handle.start() == "adopted" and handle.pid == proc.pid, "the agent process became the director"
+        assert Path(os.readlink(f"/proc/{proc.pid}/exe")).name == BINARY.name
+        assert handle.table.read_bytes()[:4] == b"GLBK", "tables built from glb.yml"
+        assert handle.counters()["web"]["forwarded_packets"] > 0
+        assert handle.stop() is True
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
