@@ -47,7 +47,16 @@ def _status_text(doc: dict) -> str:
     lines += [f"route {vip} via {', '.join(h) or 'NOTHING'}" for vip, h in doc["routes"].items()]
     for name, d in doc["directors"].items():
         lines.append(f"director {name}: announced {', '.join(d['bgp'].get('announced', [])) or 'nothing'}")
+        if d.get("bfd") is not None:
+            lines.append(f"director {name}: BFD {_sessions_text(d['bfd'])}")
+    if doc.get("router_bfd") is not None:
+        lines.append(f"router BFD {_sessions_text(doc['router_bfd'])}")
     return "\n".join(lines)
+
+
+def _sessions_text(sessions: dict[str, str]) -> str:
+    """BFD sessions as `peer state` pairs, or why there are none (BFD off, speaker not up)."""
+    return ", ".join(f"{peer} {state}" for peer, state in sorted(sessions.items())) or "no sessions"
 
 
 def _demo(args: argparse.Namespace) -> int:
