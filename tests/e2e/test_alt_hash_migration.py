@@ -20,7 +20,6 @@ from glb_agent.config import load_config
 from glb_agent.lab import run as lab
 from glb_agent.lab.topology import plan
 from tests.e2e import krows_support as k
-from tests.support.netns import can_run
 
 pytestmark = [pytest.mark.netns, pytest.mark.bpf, pytest.mark.slow]
 
@@ -44,15 +43,6 @@ def migrate(tmp: Path, with_alt: bool) -> tuple[dict, list[dict]]:
     broken = keepers.stop()
     lab.down(quiet=True)
     return totals, broken
-
-
-@pytest.fixture
-def lab_ok():
-    if why := can_run():
-        pytest.skip(why)
-    lab.down(quiet=True)
-    yield
-    lab.down(quiet=True)
 
 
 def test_alt_hash_fields_migration_breaks_no_connection(lab_ok, tmp_path: Path, capsys) -> None:

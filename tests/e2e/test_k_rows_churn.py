@@ -13,7 +13,6 @@ total (CI: 200; ``make e2e-rows``: 1,000).
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,6 @@ from glb_agent.config import load_config
 from glb_agent.lab import run as lab
 from glb_agent.lab.topology import plan
 from tests.e2e import krows_support as k
-from tests.support.netns import can_run
 
 pytestmark = [pytest.mark.netns, pytest.mark.bpf, pytest.mark.slow]
 
@@ -84,16 +82,6 @@ def run_steps(tmp: Path, semantics: str) -> tuple[list[tuple[str, int, int, str]
     broken = keepers.stop()
     lab.down(quiet=True)
     return rows, broken
-
-
-@pytest.fixture
-def lab_ok():
-    if why := can_run():
-        pytest.skip(why)
-    lab.down(quiet=True)
-    yield
-    lab.down(quiet=True)
-    subprocess.run(["rm", "-f", str(lab.RUN_DIR / "p2" / "down")], check=False)
 
 
 def test_connections_survive_several_proxies_changing_at_once(lab_ok, tmp_path: Path, capsys) -> None:
