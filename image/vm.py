@@ -56,14 +56,14 @@ def accel() -> list[str]:
     return ["-accel", "tcg,tb-size=256", "-cpu", "max"]
 
 
-def qemu_argv(name: str, rundir: Path, ssh_port: int, params: list[str], *, mem_mb: int = 768,
+def qemu_argv(name: str, rundir: Path, ssh_port: int, params: list[str], *, mem_mb: int = 768, cpus: int = 1,
               tap: str | None = None, mac: str | None = None, image: Path = IMAGE) -> list[str]:
     overlay = rundir / f"{name}.qcow2"
     if not overlay.exists():
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(image),
                         str(overlay)], check=True)
     argv = [
-        "qemu-system-x86_64", *accel(), "-smp", "1", "-m", str(mem_mb), "-name", name,
+        "qemu-system-x86_64", *accel(), "-smp", str(cpus), "-m", str(mem_mb), "-name", name,
         "-display", "none", "-vga", "none", "-parallel", "none", "-monitor", "none",
         "-serial", f"file:{rundir / f'{name}.console.log'}",
         "-drive", f"file={overlay},if=virtio,format=qcow2,cache=unsafe",

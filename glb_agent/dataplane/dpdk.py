@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import struct
 import subprocess
@@ -44,7 +43,11 @@ from glb_agent.util.files import write_atomic
 
 REPO_BINARY = Path(__file__).resolve().parents[2] / "build" / "dpdk" / "glb-director-dpdk"
 BINARY_NAME = "glb-director-dpdk"
-STEER_OBJECT = "glb-steer.bpf.o"  # installed next to the binary
+STEER_OBJECT = "glb-steer.bpf.o"  # next to the binary, in the build and when installed
+# Where the glb_director role (tasks/dpdk_install.yml) and the appliance image install the
+# controller's build: the binary and the steering object side by side, as in build/dpdk/.
+INSTALLED_DIR = Path("/opt/glb/dpdk")
+INSTALLED_BINARY = INSTALLED_DIR / BINARY_NAME
 # The process's own unit; glb_agent.systemd renders it under the same name (DPDK_UNIT; the
 # layers do not import each other, tests/dpdk/test_dpdk_unit.py checks they agree).
 DPDK_UNIT = "glb-director-dpdk.service"
@@ -99,13 +102,15 @@ def encode_krows(specs: Sequence[TableSpec], compiled: CompiledTables) -> bytes:
 
 
 def default_binary() -> Path:
-    """$GLB_DPDK_BINARY, else this checkout's build, else glb-director-dpdk on PATH."""
+    """The one lookup of the DPDK director binary: $GLB_DPDK_BINARY, else this checkout's
+    build (``make dpdk``: an agent run from a source tree uses the tree's build), else the
+    installed copy ``/opt/glb/dpdk/glb-director-dpdk`` (role glb_director, the image). The
+    steering object is taken from the same directory (``dpdk_options``)."""
     if os.environ.get("GLB_DPDK_BINARY"):
         return Path(os.environ["GLB_DPDK_BINARY"])
     if REPO_BINARY.exists():
         return REPO_BINARY
-    found = shutil.which(BINARY_NAME)
-    return Path(found) if found else REPO_BINARY
+    return INSTALLED_BINARY
 
 
 @dataclass(frozen=True)
@@ -248,6 +253,9 @@ class DpdkDirector:
 
     def command(self) -> list[str]:
         o = self.options
+        if not o.binary.is_file():
+            raise GlbError(f"{o.binary}: no DPDK director binary there (build it with `make dpdk`, or "
+                           f"install it on a host with the glb_director role; see default_binary)")
         cmd = [str(o.binary), *o.eal_args, "--", "--config", str(self.conf), "--table", str(self.table),
                "--port", str(o.port), "--stats", str(self.stats_path),
                "--stats-interval-ms", str(o.stats_interval_ms)]
