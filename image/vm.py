@@ -38,20 +38,24 @@ SSH_OPTS = [
 
 
 @functools.cache
-def kvm_works() -> bool:
-    """/dev/kvm can be present and still fail (nested virt without MSR support): try it."""
+def kvm_works(image: Path = IMAGE) -> bool:
+    """/dev/kvm can be present and still fail (nested virt without unrestricted guest: "KVM
+    internal error ... emulation failure" once the boot loader runs, with qemu left alive and
+    paused): boot ``image`` (read-only, -snapshot) for a few seconds and read qemu's output."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False
-    probe = subprocess.run(["timeout", "-s", "KILL", "4", "qemu-system-x86_64", "-accel", "kvm",
-                            "-cpu", "host", "-display", "none", "-nodefaults", "-m", "64"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    return probe.returncode in (124, -9, 137)  # still running after 4 s: KVM works
+    disk = ["-drive", f"file={image},if=virtio,format=qcow2,snapshot=on"] if image.exists() else []
+    probe = subprocess.run(["timeout", "-s", "KILL", "6", "qemu-system-x86_64", "-accel", "kvm",
+                            "-cpu", "host", "-display", "none", "-nodefaults", "-m", "256", *disk],
+                           capture_output=True, text=True, check=False)
+    failed = "KVM internal error" in probe.stdout + probe.stderr or "emulation failure" in probe.stderr
+    return probe.returncode in (124, -9, 137) and not failed  # still running after 6 s, no error
 
 
-def accel() -> list[str]:
+def accel(image: Path = IMAGE) -> list[str]:
     """KVM when it works (GLB_VM_ACCEL=kvm|tcg forces), else TCG with a bounded translation cache."""
     choice = os.environ.get("GLB_VM_ACCEL", "auto")
-    if choice == "kvm" or (choice == "auto" and kvm_works()):
+    if choice == "kvm" or (choice == "auto" and kvm_works(image)):
         return ["-accel", "kvm", "-cpu", "host"]
     return ["-accel", "tcg,tb-size=256", "-cpu", "max"]
 
@@ -63,7 +67,7 @@ def qemu_argv(name: str, rundir: Path, ssh_port: int, params: list[str], *, mem_
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(image),
                         str(overlay)], check=True)
     argv = [
-        "qemu-system-x86_64", *accel(), "-smp", str(cpus), "-m", str(mem_mb), "-name", name,
+        "qemu-system-x86_64", *accel(image), "-smp", str(cpus), "-m", str(mem_mb), "-name", name,
         "-display", "none", "-vga", "none", "-parallel", "none", "-monitor", "none",
         "-serial", f"file:{rundir / f'{name}.console.log'}",
         "-drive", f"file={overlay},if=virtio,format=qcow2,cache=unsafe",
