@@ -18,8 +18,11 @@ checkers fell behind. Here
   before returning and most results are in without another loop iteration. A connect
   that succeeded is closed with ``SO_LINGER`` 0 (RST): no TIME_WAIT on either side for
   thousands of probe connections a second, and nothing for the backend to finish.
-* HTTP and GUE checks stay coroutines (a Task each, bounded by their own timeout); a
-  probe is done when all its checks are.
+* **GUE echoes are callbacks too**: ``GueProber.send`` and its one receive socket call
+  back on the reply or ICMP error; the deadline is a heap entry like a connect's.
+* HTTP checks stay coroutines (a Task each, bounded by their own timeout: a request and a
+  status line are not worth a hand-written state machine); a probe is done when all its
+  checks are.
 
 ``Probe.on_done`` is called once, with every check's result, from a loop callback or
 synchronously from ``launch`` (when nothing can be started). A cancelled probe never
@@ -35,10 +38,11 @@ import itertools
 import os
 import select
 import socket
+import time
 from collections.abc import Callable
 from typing import Protocol
 
-from glb_agent.health.gue import GueProber
+from glb_agent.health.gue import GueProber, describe
 from glb_agent.health.probes import ProbeResult, http_probe
 from glb_agent.health.target import Target
 
@@ -59,7 +63,7 @@ class Timed(Protocol):
 class Plan:
     """What one target's probe does, with the per-probe strings and addresses made once."""
 
-    __slots__ = ("kinds", "target", "tcp_addr", "tcp_fail", "tcp_ok", "timeout")
+    __slots__ = ("gue_where", "kinds", "target", "tcp_addr", "tcp_fail", "tcp_ok", "timeout")
 
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -70,6 +74,9 @@ class Plan:
         where = f"{target.address}:{tcp.port}" if tcp is not None else ""
         self.tcp_ok = f"connected to {where}"
         self.tcp_fail = f"connect {where}: "
+        gue = target.check.gue
+        self.gue_where = (describe(target.source, target.address, gue.port, target.inner) + ": "
+                          if gue is not None and target.source is not None else "")
 
 
 class Probe:
@@ -118,6 +125,30 @@ class _Connect:
                                                  now - self.probe._started))
 
 
+class _Echo:
+    """One GUE echo in flight: its sequence number, its probe, and its deadline."""
+
+    __slots__ = ("gue", "index", "live", "plan", "probe", "seq")
+
+    def __init__(self, gue: GueProber, probe: Probe, index: int, plan: Plan) -> None:
+        self.gue, self.probe, self.index, self.plan = gue, probe, index, plan
+        self.seq = -1
+        self.live = True
+
+    def answer(self, why: str | None) -> None:  # GueProber: reply (None) or ICMP error
+        if self.live:
+            self.live = False
+            self.probe._part(self.index, ProbeResult("gue", why is None,
+                                                     self.plan.gue_where + (why or "echo reply"),
+                                                     time.monotonic() - self.probe._started))
+
+    def fire(self, when: float, now: float) -> None:  # the deadline passed first
+        self.live = False
+        self.gue.forget(self.seq)
+        self.probe._part(self.index, ProbeResult("gue", False, self.plan.gue_where + "timeout",
+                                                 now - self.probe._started))
+
+
 class ProbeEngine:
     """Runs probes and timed callbacks for one checker on the running loop.
 
@@ -154,6 +185,10 @@ class ProbeEngine:
         for task in self._tasks:
             task.cancel()
         self._tasks.clear()
+        for _, _, item in self._heap:  # echoes in flight: their deadlines are in the heap
+            if isinstance(item, _Echo) and item.live:
+                item.live = False
+                item.gue.forget(item.seq)
         self._heap.clear()
 
     @property
@@ -226,8 +261,21 @@ class ProbeEngine:
                 elif self.gue is None:
                     probe._part(index, _unavailable("gue", "no raw socket (needs root)"))
                 else:
-                    self._task(probe, index, "gue", self.gue.probe(
-                        target.source, target.address, hc.gue.port, plan.timeout, target.inner))
+                    self._echo(plan, probe, index, now)
+
+    def _echo(self, plan: Plan, probe: Probe, index: int, now: float) -> None:
+        gue, target = self.gue, plan.target
+        assert gue is not None and target.check.gue is not None and target.source is not None
+        echo = _Echo(gue, probe, index, plan)
+        try:
+            echo.seq = gue.send(target.source, target.address, target.check.gue.port, target.inner,
+                                echo.answer)
+        except OSError as exc:
+            echo.live = False
+            why = exc.strerror.lower() if exc.strerror else str(exc)
+            probe._part(index, ProbeResult("gue", False, plan.gue_where + why, 0.0))
+            return
+        self.at(now + plan.timeout, echo)
 
     def cancel(self, probe: Probe) -> None:
         """Forget ``probe``: its callback never runs; its sockets and tasks are released."""
@@ -238,6 +286,10 @@ class ProbeEngine:
             self._drop(conn)
         for task in [t for t in self._tasks if getattr(t, "glb_probe", None) is probe]:
             task.cancel()
+        for _, _, item in self._heap:
+            if isinstance(item, _Echo) and item.probe is probe and item.live:
+                item.live = False
+                item.gue.forget(item.seq)
 
     def _drop(self, conn: _Connect) -> None:
         conn.live = False
