@@ -5,8 +5,10 @@ TCP-checked backends at ``--interval`` (default: the config default, 0.1 s). The
 are loopback addresses with nothing listening, so the kernel answers every SYN with a RST
 and no user-space server competes with the checkers for the CPU: what is measured is the
 checkers' own cost. Reported per director: probes completed vs slots due, late slots,
-overruns, the worst lag and the process's CPU time (user + system, which includes the
-kernel's connect/RST work) per completed probe.
+overruns, the worst lag, the process's CPU time (user + system, which includes the
+kernel's connect/RST work) per completed probe, and how long the process waited for a CPU
+while runnable (``/proc/self/schedstat``): on a shared host a lag of hundreds of ms with
+that wait as large is the machine, not the checker.
 
     flock /tmp/glb-bench.lock .venv/bin/python -m bench.bench_health_scale --directors 4 --backends 300
 """
@@ -35,6 +37,12 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _runq_wait() -> float:
+    """Seconds this process has been runnable but not running (all threads are one here)."""
+    with open("/proc/self/schedstat") as f:
+        return int(f.read().split()[1]) / 1e9
+
+
 def _one(index: int, backends: int, interval: float, seconds: float, out: multiprocessing.Queue) -> None:
     logging.disable(logging.WARNING)  # every backend is "down" (RST): no event lines
     hc = HealthCheck(tcp=TcpCheck(port=PORT), interval=interval, timeout=min(0.2, interval * 4))
@@ -46,15 +54,16 @@ def _one(index: int, backends: int, interval: float, seconds: float, out: multip
             start, probes0 = time.monotonic(), checker.stats.probes
             late0, over0 = checker.stats.late, checker.stats.overruns
             checker.stats.max_lag = 0.0
-            cpu0 = _cpu()
+            cpu0, wait0 = _cpu(), _runq_wait()
             await asyncio.sleep(seconds)
-            took, cpu = time.monotonic() - start, _cpu() - cpu0
+            took, cpu, wait = time.monotonic() - start, _cpu() - cpu0, _runq_wait() - wait0
             s = checker.stats
             probes = s.probes - probes0
             return {"director": index, "due": round(backends * took / interval),
                     "probes": probes, "late": s.late - late0, "overruns": s.overruns - over0,
                     "max_lag_ms": round(s.max_lag * 1000, 1),
-                    "cpu_us_per_probe": round(cpu / max(1, probes) * 1e6, 1)}
+                    "cpu_us_per_probe": round(cpu / max(1, probes) * 1e6, 1),
+                    "runq_wait_ms": round(wait * 1000)}
 
     out.put(asyncio.run(run()))
 
@@ -82,7 +91,7 @@ def main() -> None:
     cpu = sum(r["cpu_us_per_probe"] * r["probes"] for r in rows) / max(1, sum(r["probes"] for r in rows))
     print(f"{args.directors} directors x {args.backends} backends at {args.interval} s: worst director "
           f"completed {kept:.1%} of its due probes over {args.seconds:.0f} s, worst lag {lag:.0f} ms, "
-          f"{cpu:.0f} us CPU per probe")
+          f"{cpu:.0f} us CPU per probe, up to {max(r['runq_wait_ms'] for r in rows)} ms waiting for a CPU")
 
 
 if __name__ == "__main__":
