@@ -431,7 +431,7 @@ static json_t *counters_json(const struct glb_dp_tables *t)
 static void write_stats(void)
 {
 	const struct glb_dp_tables *t = live;
-	json_t *root, *ports;
+	json_t *root, *ports, *lcore_rx;
 	uint64_t rx = 0, tx = 0, txf = 0, htx = 0, htxf = 0;
 	struct timespec now;
 	char tmp[4096];
@@ -447,8 +447,12 @@ static void write_stats(void)
 		htxf += fwd[i].host_tx_failed;
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
-	ports = json_pack("{sIsIsIsIsI}", "rx", (json_int_t)rx, "tx", (json_int_t)tx, "tx_failed", (json_int_t)txf,
-			  "host_tx", (json_int_t)htx, "host_tx_failed", (json_int_t)htxf);
+	/* Per forwarding lcore (= queue) received packets: whether RSS spreads the flows. */
+	lcore_rx = json_array();
+	for (i = 0; i < nfwd; i++)
+		json_array_append_new(lcore_rx, json_integer((json_int_t)fwd[i].rx));
+	ports = json_pack("{sIsIsIsIsIso}", "rx", (json_int_t)rx, "tx", (json_int_t)tx, "tx_failed", (json_int_t)txf,
+			  "host_tx", (json_int_t)htx, "host_tx_failed", (json_int_t)htxf, "lcore_rx", lcore_rx);
 	root = json_pack("{sisIsbsfsIsIsssisosssoss}", "pid", (int)getpid(), "generation", (json_int_t)t->generation,
 			 "loaded", 1, "updated", now.tv_sec + now.tv_nsec / 1e9, "reloads", (json_int_t)reloads,
 			 "reload_errors", (json_int_t)reload_errors, "last_error", last_error, "lcores", (int)nfwd,
