@@ -88,10 +88,12 @@ def main() -> None:
         print(json.dumps(r))
     kept = min(r["kept"] for r in rows)
     lag = max(r["max_lag_ms"] for r in rows)
+    wait = max(r["runq_wait_ms"] for r in rows)
     cpu = sum(r["cpu_us_per_probe"] * r["probes"] for r in rows) / max(1, sum(r["probes"] for r in rows))
     print(f"{args.directors} directors x {args.backends} backends at {args.interval} s: worst director "
           f"completed {kept:.1%} of its due probes over {args.seconds:.0f} s, worst lag {lag:.0f} ms, "
-          f"{cpu:.0f} us CPU per probe, up to {max(r['runq_wait_ms'] for r in rows)} ms waiting for a CPU")
+          f"{cpu:.0f} us CPU per probe, "
+          f"waited for a CPU (runnable) {wait} ms in total at most")
 
 
 if __name__ == "__main__":

@@ -110,8 +110,8 @@ def test_black_hole_fails_once_per_slot_and_results_keep_launch_order(black_hole
 def test_a_starved_loop_skips_slots_instead_of_bursting() -> None:
     """The loop is blocked for 7 intervals: each backend then starts two probes (the late slot
     and the skip-ahead slot), not seven, and the skipped slots are counted as overruns."""
-    port = free_port("127.18.9.1")
-    targets = [tcp_target(f"127.18.9.{i + 1}", port, interval=0.05, timeout=0.1) for i in range(20)]
+    port = free_port("127.18.12.1")
+    targets = [tcp_target(f"127.18.12.{i + 1}", port, interval=0.05, timeout=0.1) for i in range(20)]
 
     async def scenario() -> tuple[dict[Key, int], dict[Key, int], int]:
         async with Checker(targets) as checker:
