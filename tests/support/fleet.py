@@ -1,7 +1,7 @@
 """A small glb.yml for tests that need a whole fleet file, and the state a running agent
 leaves behind, so each test states only what it is about.
 
-The fleet: one director d1 (198.18.0.11), proxies p1.. at 198.18.0.21.., one BGP peer r1,
+The fleet: directors d1.. at 198.18.0.11.., proxies p1.. at 198.18.0.21.., one BGP peer r1,
 and one service ``web`` on 203.0.113.10:80 whose backends are the proxies. Extra keys are
 written as JSON flow mappings (valid YAML), so any value can be passed through.
 """
@@ -21,14 +21,20 @@ def proxy_address(i: int) -> str:
     return f"198.18.0.{20 + i}"
 
 
+def director_address(i: int) -> str:
+    """Director ``d{i}``'s address (i from 1)."""
+    return f"198.18.0.{10 + i}"
+
+
 def _flow(entries: Mapping[str, Any]) -> str:
-    return "{" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in entries.items()) + "}"
+    return "{" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in entries.items() if v is not None) + "}"
 
 
 def fleet_yaml(
     backends: Mapping[str, str] | int = 2,
     *,
     proxies: int | None = None,
+    directors: int = 1,
     fleet: Mapping[str, Any] | None = None,
     peer: Mapping[str, Any] | None = None,
     director: Mapping[str, Any] | None = None,
@@ -36,18 +42,19 @@ def fleet_yaml(
 ) -> str:
     """glb.yml text. ``backends``: address -> state in order (``active`` writes no state),
     or a count of active proxies p1..pN. ``proxies`` defaults to one per backend; ``fleet``,
-    ``peer`` and ``director`` add keys to (or, with None values, drop keys from) those
-    entries - ``fleet={"secret": None, "secret_file": "glb.secret"}``."""
+    ``peer`` and ``director`` (d1; d2.. have the defaults) add keys to (or, with None values,
+    drop keys from) those entries - ``fleet={"secret": None, "secret_file": "glb.secret"}``."""
     if isinstance(backends, int):
         backends = {proxy_address(i): "active" for i in range(1, backends + 1)}
     n_proxies = len(backends) if proxies is None else proxies
-    fleet_keys = {k: v for k, v in {"name": "t", "secret": SECRET, **(fleet or {})}.items() if v is not None}
+    fleet_keys = {"name": "t", "secret": SECRET, **(fleet or {})}
     peer_keys = {"name": "r1", "address": "198.18.0.1", "asn": 65000, **(peer or {})}
-    director_keys = {"name": "d1", "address": "198.18.0.11", "interface": "eth0",
-                     "gateway_mac": "02:00:00:00:00:01", **(director or {})}
-    lines = ["fleet:", *(f"  {k}: {json.dumps(v)}" for k, v in fleet_keys.items()),
+    director_keys = [{"name": f"d{i}", "address": director_address(i), "interface": "eth0",
+                      "gateway_mac": "02:00:00:00:00:01", **((director or {}) if i == 1 else {})}
+                     for i in range(1, directors + 1)]
+    lines = ["fleet:", *(f"  {k}: {json.dumps(v)}" for k, v in fleet_keys.items() if v is not None),
              "bgp:", "  local_asn: 65100", f"  peers: [{_flow(peer_keys)}]",
-             "directors:", f"  - {_flow(director_keys)}",
+             "directors:", *(f"  - {_flow(d)}" for d in director_keys),
              "proxies:",
              *(f"  - {{name: p{i}, address: {proxy_address(i)}, interface: eth0}}"
                for i in range(1, n_proxies + 1)),
