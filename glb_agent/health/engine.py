@@ -293,6 +293,11 @@ class ProbeEngine:
     def _batch(self) -> None:
         self._timer, self._timer_at, self._in_batch = None, float("inf"), True
         try:
+            # Answers already queued count before any deadline is judged: after a stall the
+            # timer and the sockets are ready together, and the timer must not win.
+            self._poll()
+            if self.gue is not None:
+                self.gue.drain()
             now = self._loop.time()
             limit, heap, pop = now + QUANTUM, self._heap, heapq.heappop
             while heap and heap[0][0] <= limit:
