@@ -158,6 +158,8 @@ def render_files(settings: DirectorSettings, tables: Tables) -> tuple[str, bytes
 class DpdkDirector:
     """One DPDK director process for one forwarding port."""
 
+    dataplane = "dpdk"  # directors[].dataplane
+
     def __init__(self, settings: DirectorSettings, options: DpdkOptions) -> None:
         self.settings = settings
         self.options = options
