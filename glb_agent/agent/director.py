@@ -45,6 +45,7 @@ from glb_agent.bgp.state import DRAIN_FILE, DrainState, FeedStatus, undrain_seen
 from glb_agent.bgp.state import STATUS_FILE as FEED_STATUS_FILE
 from glb_agent.config import ConfigError, LoadedConfig, load_config
 from glb_agent.config.hosts import this_director
+from glb_agent.config.model import Director
 from glb_agent.dataplane.director import DirectorDataPlane
 from glb_agent.dataplane.director_config import director_settings, for_dataplane, table_rows
 from glb_agent.dataplane.dpdk import make_director
@@ -158,6 +159,9 @@ class DirectorAgent:
         # swaps that follow it (which move unhealthy proxies to the end of rows, never out).
         self._risk: dict[str, int] = {}
         self._risk_config: LoadedConfig | None = None
+        # This host's entry of self.loaded, resolved at start and on each reload only: without
+        # --name that reads the host's addresses, which a table swap has no reason to redo.
+        self.me: Director | None = None
         self._status: dict = {}  # the last status written (director-status.json)
         self._switch: dict | None = None  # the last data-plane switch, as shown in the status
 
@@ -165,7 +169,7 @@ class DirectorAgent:
 
     def _build_and_swap(self, loaded: LoadedConfig, health: dict) -> None:
         """Runs in a worker thread: build every table, swap atomically, write status."""
-        assert self.director is not None
+        assert self.director is not None and self.me is not None
         t0 = time.perf_counter()
         tables = table_rows(loaded, health)
         built = time.perf_counter() - t0
@@ -182,7 +186,7 @@ class DirectorAgent:
             for svc in services
         ]
         self._status = {
-            "director": this_director(loaded, self.opts.name, strict=True).name,
+            "director": self.me.name,
             "pid": os.getpid(),
             "config": str(self.opts.config),
             "generation": self.generation,
@@ -221,14 +225,15 @@ class DirectorAgent:
         notify("RELOADING=1")
         try:
             new = await asyncio.to_thread(load_config, self.opts.config)
-            new_settings = director_settings(new, self.opts.name, pin_dir=self.opts.pin_dir,
+            me = this_director(new, self.opts.name, strict=True)
+            new_settings = director_settings(new, me.name, pin_dir=self.opts.pin_dir,
                                              xdp_mode=self.opts.xdp_mode)
         except (ConfigError, GlbError) as exc:
             logs.event(_log, "reload_rejected", level=logging.ERROR, error=str(exc))
             notify("READY=1")
             return
         assert self.director is not None and self.checker is not None
-        new_director = make_director(new, self.opts.name, new_settings, self.opts.state_dir)
+        new_director = make_director(new, me.name, new_settings, self.opts.state_dir)
         if new_director.dataplane != self.director.dataplane:
             # directors[].dataplane changed: both want the interface's XDP hook, so the old
             # data plane must stop before the new one starts; drained, nobody notices.
@@ -242,8 +247,7 @@ class DirectorAgent:
             self.director.close()
             self.director = new_director
             await asyncio.to_thread(self.director.start)
-        self.loaded = new
-        me = this_director(new, self.opts.name, strict=True)
+        self.loaded, self.me = new, me
         await self.checker.update_targets(targets_from_config(new, me))
         await self.swap()
         logs.event(_log, "reload_applied", generation=self.generation)
@@ -388,13 +392,13 @@ class DirectorAgent:
             loop.add_signal_handler(sig, self._stop.set)
         self.opts.state_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(self.opts.state_dir / PID_FILE, f"{os.getpid()}\n")
-        settings = director_settings(self.loaded, self.opts.name, pin_dir=self.opts.pin_dir,
+        self.me = me = this_director(self.loaded, self.opts.name, strict=True)
+        settings = director_settings(self.loaded, me.name, pin_dir=self.opts.pin_dir,
                                      xdp_mode=self.opts.xdp_mode)
-        self.director = make_director(self.loaded, self.opts.name, settings, self.opts.state_dir)
+        self.director = make_director(self.loaded, me.name, settings, self.opts.state_dir)
         how = await asyncio.to_thread(self.director.start)
         logs.event(_log, "dataplane_started", how=how, interface=settings.interface,
                    pin_dir=str(settings.pin_dir))
-        me = this_director(self.loaded, self.opts.name, strict=True)
         exporter = None
         self.checker = Checker(targets_from_config(self.loaded, me), on_change=self._on_health,
                                state_file=self.opts.health_file)

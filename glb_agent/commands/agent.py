@@ -53,9 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "apply", help="validate glb.yml, show the table diff, and make it live",
         description="Validate the YAML and print how the tables change; unless --dry-run, tell the "
         "running agent to reload (SIGHUP) and wait until the new tables are live. A bad YAML "
-        "changes nothing (exit 2).")
+        "changes nothing (exit 2); an edit that puts rows at risk is refused (exit 1) unless "
+        "--force, by --dry-run too.")
     add_config_argument(apply)
-    apply.add_argument("--dry-run", action="store_true", help="only print the diff")
+    apply.add_argument("--dry-run", action="store_true",
+                       help="only print the diff; exit 1 if apply would refuse the edit")
     apply.add_argument("--force", action="store_true",
                        help="apply even if the edit puts rows at risk (a proxy holding connections "
                             "leaves their row: those connections may break)")
@@ -117,13 +119,19 @@ def _apply(args: argparse.Namespace) -> int:
         diff = {"text": f"(no diff: {exc})", "json": None}
     if not args.json:
         print(diff["text"])
-    if args.dry_run:
-        if args.json:
-            print(json.dumps({"dry_run": True, "diff": diff["json"]}, indent=2))
-        return 0
+    refusal = None
     if diff.get("rows_at_risk") and not args.force:
-        raise GlbError(f"refused: the edit puts {diff['rows_at_risk']} rows at risk (see the diff); "
-                       "split it into steps (drain first, then remove) or pass --force")
+        refusal = (f"refused: the edit puts {diff['rows_at_risk']} rows at risk (see the diff); "
+                   "split it into steps (drain first, then remove) or pass --force")
+    # A dry run answers "would apply go through?" (exit 1 and the same message if not), so a
+    # rollout (playbooks/apply-config.yml) can ask each director before changing anything.
+    if args.dry_run and args.json:
+        print(json.dumps({"dry_run": True, "refused": refusal, "diff": diff["json"]}, indent=2))
+        return 1 if refusal else 0
+    if refusal:
+        raise GlbError(refusal)
+    if args.dry_run:
+        return 0
     pid = running_pid(directory)
     if pid is None:
         raise GlbError(f"no running director agent (no live pid in {directory}); start glb-director.service")

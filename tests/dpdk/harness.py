@@ -45,8 +45,12 @@ def dpdk_unavailable() -> str | None:
 
 
 def eal_args(*vdevs: str, lcores: str = "0", mem_mb: int = 128) -> list[str]:
-    """EAL options for a hugepage-free, shared-state-free run (several may run at once)."""
-    args = ["--no-huge", "--no-shconf", "-m", str(mem_mb), "--no-pci", "-l", lcores, "--log-level=error"]
+    """EAL options for a hugepage-free, shared-state-free run (several may run at once).
+
+    ``lcores`` is an lcore list ("0,1") or, with "@", an lcore-to-CPU map ("0@0,1@0,2@1"):
+    more lcores than this host's two CPUs."""
+    cores = ["--lcores", lcores] if "@" in lcores else ["-l", lcores]
+    args = ["--no-huge", "--no-shconf", "-m", str(mem_mb), "--no-pci", *cores, "--log-level=error"]
     for v in vdevs:
         args += ["--vdev", v]
     return args
