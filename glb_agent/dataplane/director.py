@@ -66,9 +66,10 @@ from glb_agent.errors import GlbError, InputError
 from glb_agent.table.spec import TABLE_ROWS, TableSpec
 from glb_agent.util import paths
 
-# Maps of director.c the loader uses, each pinned as <pin_dir>/<name> (bcc pins them while
-# loading, at the GLB_PIN_DIR compiled into the program). director.c also declares a
-# glb_meta map from before the shared ``meta``; nothing reads it any more.
+# Maps of director.c, each pinned as <pin_dir>/<name> (bcc pins them while loading, at the
+# GLB_PIN_DIR compiled into the program). Releases before the shared ``meta`` kept the
+# bookkeeping in a glb_meta map of director.c: legacy adoption reads that pin, and loading
+# a program here unpins it.
 MAP_NAMES = ("glb_ctl", "glb_binds4", "glb_binds6", "glb_rows", "glb_stats")
 LEGACY_META = "glb_meta"
 PROG_FUNC = "xdp_glb_director"
@@ -409,8 +410,9 @@ class XdpDirector:
         if not maps_ok:
             # Another layout: the running program (if any) keeps its maps through its own
             # references; the new program gets fresh ones at the same paths.
-            pinned.unpin((*MAP_NAMES, LEGACY_META))
+            pinned.unpin(MAP_NAMES)
             meta = {k: meta[k] for k in ("mode",) if k in meta}
+        pinned.unpin((LEGACY_META,))  # an older program's; its content is in meta by now
         program = DirectorProgram(opts, pin)
         self._program = program
         self._open_pinned(opts)

@@ -1,9 +1,10 @@
-"""TCP and HTTP probes on asyncio streams: hundreds run concurrently on one thread.
+"""The HTTP probe on asyncio streams, and the result every probe kind returns.
 
-Each probe is a coroutine bounded by its own timeout, so a black-holed backend costs one
+The probe is a coroutine bounded by its own timeout, so a black-holed backend costs one
 pending socket for ``timeout`` seconds and nothing else -- no thread per probe, no
-third-party HTTP client. A probe never raises for a backend problem; it returns a
-``ProbeResult`` whose ``detail`` says why it failed (it ends up in logs and the CLI).
+third-party HTTP client. (TCP connects are plain callbacks in ``engine.py``: the hot path
+at ten probes a second per backend.) A probe never raises for a backend problem; it
+returns a ``ProbeResult`` whose ``detail`` says why it failed (it ends up in logs and the CLI).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import contextlib
 import ipaddress
 import os
-import socket
 import time
 from dataclasses import dataclass
 
@@ -42,26 +42,6 @@ async def _close(writer: asyncio.StreamWriter) -> None:
     writer.close()
     with contextlib.suppress(OSError, TimeoutError):
         await asyncio.wait_for(writer.wait_closed(), 0.5)
-
-
-async def tcp_probe(address: ipaddress.IPv4Address, port: int, timeout: float) -> ProbeResult:
-    """Healthy when a TCP connection to ``address:port`` completes within ``timeout``.
-
-    A bare non-blocking socket and ``loop.sock_connect``, not asyncio streams: no transport,
-    protocol or reader objects per probe, which roughly halves the loop's cost per probe at
-    ten probes a second per backend (bench/bench_health_scale.py)."""
-    start = time.monotonic()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    try:
-        async with asyncio.timeout(timeout):
-            await asyncio.get_running_loop().sock_connect(sock, (str(address), port))
-    except (OSError, TimeoutError) as exc:
-        return ProbeResult("tcp", False, f"connect {address}:{port}: {_failure(exc)}",
-                           time.monotonic() - start)
-    finally:
-        sock.close()
-    return ProbeResult("tcp", True, f"connected to {address}:{port}", time.monotonic() - start)
 
 
 def _status_of(line: bytes) -> int:

@@ -7,8 +7,9 @@ import ipaddress
 import socket
 import threading
 
-from glb_agent.health.probes import http_probe, tcp_probe
-from tests.health.support import HttpBackend, free_port
+from glb_agent.health import check_once
+from glb_agent.health.probes import ProbeResult, http_probe
+from tests.health.support import HttpBackend, free_port, tcp_target
 
 LO = ipaddress.IPv4Address("127.18.1.1")
 
@@ -79,16 +80,33 @@ def test_http_probe_rejects_non_http_answers() -> None:
             t.join(timeout=2)
 
 
+def _tcp(port: int, timeout: float = 1.0) -> ProbeResult:
+    """One TCP check through the probe engine, the way the checker runs it."""
+    target = tcp_target(str(LO), port, interval=timeout, timeout=timeout)
+    (result,) = asyncio.run(check_once([target]))[target.key]
+    return result
+
+
 def test_tcp_probe() -> None:
     srv = socket.socket()
     srv.bind((str(LO), 0))
     srv.listen(8)
     port = srv.getsockname()[1]
     try:
-        assert asyncio.run(tcp_probe(LO, port, 1.0)).ok
+        ok = _tcp(port)
+        assert ok.ok and ok.detail == f"connected to {LO}:{port}", ok
+        # the probe's connection is closed with a RST (SO_LINGER 0): the backend's accept
+        # sees a connection that is already reset, and neither side keeps a TIME_WAIT
+        conn, _ = srv.accept()
+        with conn:
+            try:
+                got = conn.recv(1)
+            except ConnectionResetError:
+                got = None
+            assert got is None, got
     finally:
         srv.close()
-    res = asyncio.run(tcp_probe(LO, port, 1.0))
-    assert not res.ok and "refused" in res.detail
+    res = _tcp(port)
+    assert not res.ok and res.detail == f"connect {LO}:{port}: connection refused", res
     closed = free_port(str(LO))
-    assert not asyncio.run(tcp_probe(LO, closed, 1.0)).ok
+    assert not _tcp(closed).ok
