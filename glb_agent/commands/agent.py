@@ -136,21 +136,45 @@ def _apply(args: argparse.Namespace) -> int:
     if pid is None:
         raise GlbError(f"no running director agent (no live pid in {directory}); start glb-director.service")
     before = (read_status(directory) or {}).get("swapped_at", 0)
-    t0 = time.monotonic()
+    t0, sent_at = time.monotonic(), time.time()
     os.kill(pid, signal.SIGHUP)
     while time.monotonic() - t0 < args.timeout:
         status = read_status(directory) or {}
+        switch = status.get("switch") or {}
+        if switch.get("started_at", 0) >= sent_at:
+            # This reload changed the data plane: done only when the agent has re-announced.
+            if switch.get("state") == "failed":
+                raise GlbError(f"data-plane switch {switch.get('from')} -> {switch.get('to')} refused, "
+                               f"the {switch.get('from')} data plane keeps forwarding the old glb.yml: "
+                               f"{switch.get('error')}")
+            if switch.get("state") != "done":
+                time.sleep(0.05)
+                continue
         if status.get("swapped_at", 0) > before:
             took = time.monotonic() - t0
             if args.json:
                 print(json.dumps({"applied": True, "generation": status["generation"], "seconds": took,
-                                  "diff": diff["json"]}, indent=2))
+                                  "switch": switch or None, "diff": diff["json"]}, indent=2))
             else:
                 print(f"applied: generation {status['generation']} live after {took:.2f}s")
+                if switch.get("started_at", 0) >= sent_at:
+                    print(_switch_text(switch))
             return 0
         time.sleep(0.05)
     raise GlbError(f"the agent did not swap new tables within {args.timeout}s (see its log: a rejected "
                    "YAML keeps the old tables)")
+
+
+def _switch_text(sw: dict) -> str:
+    """One line for a finished data-plane switch (the agent's record in director-status.json);
+    seconds from the start of the switch."""
+    def t(key: str) -> str:
+        return f"{sw.get(key, 0):.2f}s"
+
+    note = f" ({sw['note']})" if sw.get("note") else ""
+    return (f"data plane {sw.get('from')} -> {sw.get('to')}: VIPs withdrawn at {t('withdrawn_s')}, "
+            f"last VIP packet at {t('traffic_stopped_s')}, old stopped at {t('idle_s')}, {sw.get('to')} "
+            f"ready after {t('dark_s')} more, announced again at {t('seconds')}{note}")
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -91,21 +91,25 @@ def _legacy_meta(pin_dir: Path) -> dict:
 
 @runtime_checkable
 class DirectorDataPlane(Protocol):
-    """What the director agent needs from a director data plane (XDP here, DPDK later).
+    """What the director agent needs from a director data plane (XDP, or DPDK in dpdk.py).
 
     ``start`` attaches or adopts and says which; ``update_tables`` makes exactly the given
     tables live at once and returns the generation; ``counters`` are per service (and
-    ``_unmatched``) ``<reason>_packets``/``<reason>_bytes``; ``close`` lets go without
+    ``_unmatched``) ``<reason>_packets``/``<reason>_bytes``; ``ready`` is the BGP feed's
+    question (forwarding with tables loaded?) with its reason; ``close`` lets go without
     stopping the forwarding, ``stop`` stops it.
     """
 
     settings: DirectorSettings
+    dataplane: str  # its directors[].dataplane value: "xdp" or "dpdk"
 
     def start(self) -> str: ...
 
     def update_tables(self, tables: Tables) -> int: ...
 
     def counters(self) -> dict[str, dict[str, int]]: ...
+
+    def ready(self) -> tuple[bool, str]: ...
 
     def close(self) -> None: ...
 
@@ -342,6 +346,8 @@ class XdpDirector:
     """One interface's XDP director: ``start`` (or adopt), ``update_tables``, ``counters``,
     ``stop``; a ``DirectorDataPlane``."""
 
+    dataplane = "xdp"  # directors[].dataplane
+
     def __init__(self, settings: DirectorSettings) -> None:
         self.settings = settings
         self.pinned = PinnedXdp("director", settings.interface, settings.pin_dir, legacy_meta=_legacy_meta)
@@ -485,6 +491,10 @@ class XdpDirector:
 
     def counters(self) -> dict[str, dict[str, int]]:
         return self._require_state().counters()
+
+    def ready(self) -> tuple[bool, str]:
+        """The BGP feed's check (``director_ready``) for this director's interface and pins."""
+        return director_ready(self.settings.interface, self.pin_dir)
 
     @_locked
     def stop(self) -> bool:

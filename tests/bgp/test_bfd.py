@@ -135,6 +135,32 @@ def test_xdp_detached_takes_bfd_and_bgp_down(lab_factory, router: str) -> None:
     _bfd_up(lab, {D1})
 
 
+def test_drained_director_keeps_bfd_and_bgp_through_a_data_plane_stop(lab_factory) -> None:
+    """Maintenance of a drained director's data plane (the agent's XDP <-> DPDK switch): with
+    every route withdrawn BFD stays up, so the router keeps the BGP session and the
+    re-announcement after undrain is one UPDATE, not a new session (compare the test above:
+    the same detach without a drain resets the session)."""
+    lab = lab_factory()
+    _bfd_up(lab, {D1, D2})
+    drained = lab.agent("d1", "drain", "--wait", "10")
+    assert drained.returncode == 0, drained.stdout + drained.stderr
+    _route_gone(lab, time.monotonic(), timeout=5)
+    lab.detach_xdp("d1")
+    time.sleep(1.5)  # five times BFD's detection time (100 ms x 3)
+    assert lab.router_bfd().get(D1, "").lower() == "up"
+    assert lab.bgp_established(D1) and lab.bgp_resets(D1)[0] == 0, lab.bgp_resets(D1)
+    lab.attach_xdp("d1")
+    started = time.monotonic()
+    undrained = lab.agent("d1", "undrain", "--wait", "10")
+    assert undrained.returncode == 0, undrained.stdout + undrained.stderr
+    took = lab.wait_nexthops({D1, D2}, timeout=5)
+    print(f"\nMEASURED undrain -> route back {time.monotonic() - started:.3f}s (wait {took:.3f}s)")
+    assert lab.bgp_resets(D1)[0] == 0 and "bfd-stop" not in [e["event"] for e in lab.feed_events("d1")]
+    # Undrained with no data plane: BFD goes silent again, as for any wedged director.
+    lab.detach_xdp("d1")
+    wait_until(lambda: lab.router_bfd().get(D1, "").lower() != "up", 3, interval=0.05, what="BFD to d1 down")
+
+
 @pytest.mark.parametrize("router", ["bird", "frr"])
 def test_md5_and_gtsm_right_password_routes(lab_factory, router: str) -> None:
     lab = lab_factory(router=router, password=PASSWORD, ttl_security=True)

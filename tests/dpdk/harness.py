@@ -157,6 +157,9 @@ class Running:
 
     def __init__(self, cmd: Sequence[str], stats: Path, prefix: Sequence[str] = ()) -> None:
         self.stats_path = stats
+        # A stats file left by an earlier process (a previous round) must not pass for ours:
+        # wait_stats would signal this one before it has installed its handlers, killing it.
+        stats.unlink(missing_ok=True)
         self.proc = subprocess.Popen([*prefix, *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def stats(self) -> dict:
@@ -171,7 +174,7 @@ class Running:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"director exited {self.proc.returncode}: {self.proc.stderr.read()}")
-            if self.stats_path.exists():  # the handlers are installed once it has written one
+            if self.stats().get("pid") == self.proc.pid:  # handlers are installed once it has written one
                 self.proc.send_signal(signal.SIGUSR1)
             time.sleep(0.05)
             st = self.stats()
