@@ -43,6 +43,7 @@ def _targets(count: int, **check: object) -> list[Target]:
     return [tcp_target(str(base + i), PORT, **check) for i in range(count)]
 
 
+@pytest.mark.netns
 def test_black_holed_connect_fails_at_its_timeout(black_hole: str) -> None:
     (target,) = _targets(1, interval=0.2, timeout=0.2)
 
@@ -56,6 +57,7 @@ def test_black_holed_connect_fails_at_its_timeout(black_hole: str) -> None:
     assert 0.19 <= result.seconds <= 0.3 and 0.19 <= took <= 0.4, (result, took)
 
 
+@pytest.mark.netns
 def test_black_hole_fails_once_per_slot_and_results_keep_launch_order(black_hole: str) -> None:
     """Defaults (0.1 s / 0.2 s / fall 3): every probe times out, but they overlap, so the
     backends go down within 3 slots + one timeout. Then the drop rule goes: new probes are
@@ -96,7 +98,7 @@ def test_black_hole_fails_once_per_slot_and_results_keep_launch_order(black_hole
         return took, most, limit, checker
 
     took, most, limit, checker = run_in_netns(black_hole, lambda: asyncio.run(scenario()))
-    print(f"\n20 black-holed backends down after {took:.3f} s; at most {most} probes in flight "
+    print(f"\n20 black-holed backends down after {took:.3f} s, then up to {most} probes in flight "
           f"per backend (limit {limit}); {checker.stats.late} late slots")
     # first slot within one interval, 3 failures: the third slot's probe times out at 0.3 + 0.2
     assert took <= 0.1 + 0.2 + 0.2 + 0.25, took
