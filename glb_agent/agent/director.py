@@ -396,6 +396,16 @@ class DirectorAgent:
         settings = director_settings(self.loaded, me.name, pin_dir=self.opts.pin_dir,
                                      xdp_mode=self.opts.xdp_mode)
         self.director = make_director(self.loaded, me.name, settings, self.opts.state_dir)
+        # glb.yml's dataplane may have changed while no agent ran (a restart by the role that
+        # installed the DPDK unit, a reboot with the old data plane's process left): the
+        # other kind still forwards. Adopt it, and switch drained once up, as a reload would.
+        other = make_director(self.loaded, me.name, settings, self.opts.state_dir,
+                              dataplane="xdp" if self.director.dataplane == "dpdk" else "dpdk")
+        switch_pending = (await asyncio.to_thread(other.ready))[0]
+        if switch_pending:
+            logs.event(_log, "dataplane_mismatch", running=other.dataplane,
+                       configured=self.director.dataplane)
+            self.director = other
         how = await asyncio.to_thread(self.director.start)
         logs.event(_log, "dataplane_started", how=how, interface=settings.interface,
                    pin_dir=str(settings.pin_dir))
@@ -420,6 +430,8 @@ class DirectorAgent:
                     exporter.start()
                 notify("READY=1")
                 logs.event(_log, "director_ready", generation=self.generation)
+                if switch_pending:
+                    self._reload.set()  # the reload finds the other dataplane in glb.yml: a switch
                 while not self._stop.is_set():
                     waiters = {asyncio.create_task(self._stop.wait()),
                                asyncio.create_task(self._reload.wait())}

@@ -1,5 +1,6 @@
 """``glb-agent apply`` of a glb.yml that changes ``directors[].dataplane``: the agent switches
-data planes drained, and puts the old one back when the new one fails.
+data planes drained, and puts the old one back when the new one fails; an agent started on a
+changed glb.yml adopts the data plane still forwarding and switches the same way.
 
 A real agent in a namespace (XDP director natively on a veth, DPDK director on af_xdp over
 the same veth, real HTTP backends), without ExaBGP: the switch then has nothing to withdraw
@@ -60,9 +61,10 @@ def test_switch_and_rollback(tmp_path: Path) -> None:
             lab.start(sys.executable, "-m", "glb_agent.lab.httpd", "--name", addr, "--bind", addr, ns=p)
         pins = Path(f"/sys/fs/bpf/glb-test-{lab.tag}")
         log = open(tmp_path / "agent.log", "w")  # noqa: SIM115 - the child owns it
-        agent = lab.start("nsenter", f"--net=/run/netns/{d}", AGENT, "run", "--config", str(cfg), "--name", "d1",
-                          "--pin-dir", str(pins), "--health-file", str(tmp_path / "health.json"),
-                          "--state-dir", str(state), "--metrics-port", "0", ns=None, stdout=log, stderr=log)
+        cmd = ["nsenter", f"--net=/run/netns/{d}", AGENT, "run", "--config", str(cfg), "--name", "d1",
+               "--pin-dir", str(pins), "--health-file", str(tmp_path / "health.json"),
+               "--state-dir", str(state), "--metrics-port", "0"]
+        agent = lab.start(*cmd, ns=None, stdout=log, stderr=log)
 
         def xdp_ready() -> bool:
             with netns.inside(d):
@@ -111,6 +113,24 @@ def test_switch_and_rollback(tmp_path: Path) -> None:
                       if line.startswith("{")]
             assert events.count("dataplane_switch_done") == 2 and "dataplane_switch_failed" in events
             assert "dataplane_switch_recovered" in events
+
+            # glb.yml changed while no agent ran (the role restarts the agent after installing
+            # the DPDK unit): the new agent adopts the XDP director still forwarding, then
+            # switches drained, as a reload would.
+            DrainState(state).undrain()
+            agent.terminate()
+            agent.wait(timeout=30)
+            assert xdp_ready()
+            cfg.write_text(CONFIG)
+            agent = lab.start(*cmd, ns=None, stdout=log, stderr=log)
+            _wait(lambda: (st := _status(state)) is not None and st.get("switch", {}).get("state") == "done"
+                  and st["dataplane"] == "dpdk", 60, "the switch at start")
+            ok, why = dpdk.ready()
+            assert ok, why
+            assert not xdp_ready() and DrainState(state).current() is None
+            events = [json.loads(line)["event"] for line in (tmp_path / "agent.log").read_text().splitlines()
+                      if line.startswith("{")]
+            assert "dataplane_mismatch" in events and events.count("dataplane_switch_done") == 3
         finally:
             agent.terminate()
             agent.wait(timeout=30)
