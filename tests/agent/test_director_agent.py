@@ -79,7 +79,7 @@ def env(tmp_path: Path) -> Iterator[dict]:
 def test_agent_swaps_tables_on_health_and_apply(env) -> None:
     state, cfg = env["state"], env["cfg"]
     wait_for(lambda: (st := read_status(state)) and all(b["healthy"] for b in st["services"][0]["backends"]), 20,
-         what="first tables")
+             what="first tables")
     st = read_status(state)
     assert 0.4 < backend(st, P2)["primary_share"] < 0.6
 
@@ -147,8 +147,8 @@ def test_agent_without_name_resolves_its_host_at_start_and_reload_only(tmp_path:
     host is unambiguous again."""
     with agent_env(tmp_path, name=None, directors=2) as env:
         state, d = env["state"], env["d"]
-        wait_for(lambda: (st := read_status(state)) and all(b["healthy"] for b in st["services"][0]["backends"]), 20,
-             what="first tables")
+        wait_for(lambda: (st := read_status(state)) and all(b["healthy"] for b in st["services"][0]["backends"]),
+                 20, what="first tables")
         assert read_status(state)["director"] == "d1"
         sh("ip", "addr", "add", f"{director_address(2)}/32", "dev", "lo", ns=d)
 
@@ -156,13 +156,14 @@ def test_agent_without_name_resolves_its_host_at_start_and_reload_only(tmp_path:
         wait_for(lambda: backend(read_status(state), P2)["primary_share"] == 0.0, 5, what="rows to move")
         assert env["agent"].poll() is None
 
-        generation = read_status(state)["generation"]
+        swapped = read_status(state)["swapped_at"]
         env["agent"].send_signal(signal.SIGHUP)
         wait_for(lambda: "reload_rejected" in env["log"].read_text(), 10, what="the reload to be rejected")
         assert "cannot tell which director this host is" in env["log"].read_text()
-        assert read_status(state)["generation"] == generation and env["agent"].poll() is None
+        assert read_status(state)["swapped_at"] == swapped and env["agent"].poll() is None
 
         sh("ip", "addr", "del", f"{director_address(2)}/32", "dev", "lo", ns=d)
         env["agent"].send_signal(signal.SIGHUP)
-        wait_for(lambda: read_status(state)["generation"] > generation, 10, what="the reload to go through")
+        wait_for(lambda: "reload_applied" in env["log"].read_text(), 10, what="the reload to go through")
+        assert read_status(state)["swapped_at"] > swapped
         assert read_status(state)["director"] == "d1"

@@ -61,7 +61,7 @@ def test_agent_runs_the_dpdk_director(tmp_path: Path) -> None:
         agent = lab.start(*cmd, ns=None, stdout=log, stderr=log)
         try:
             wait_for(lambda: (st := read_status(state)) is not None
-                  and all(b["healthy"] for b in st["services"][0]["backends"]), 60, what="first tables, all healthy")
+                     and all(b["healthy"] for b in st["services"][0]["backends"]), 60, what="first tables, all healthy")
             first = dpdk.stats()
             assert first["loaded"] and first["generation"] >= 1 and set(first["counters"]) == {"web", "_unmatched"}
             ok, why = dpdk.ready()

@@ -121,10 +121,10 @@ def test_switch_and_rollback(tmp_path: Path) -> None:
             agent.terminate()
             agent.wait(timeout=30)
             assert xdp_ready()
-            cfg.write_text(CONFIG)
+            cfg.write_text(config())
             agent = lab.start(*cmd, ns=None, stdout=log, stderr=log)
-            _wait(lambda: (st := _status(state)) is not None and st.get("switch", {}).get("state") == "done"
-                  and st["dataplane"] == "dpdk", 60, "the switch at start")
+            wait_for(lambda: (st := read_status(state)) is not None and st.get("switch", {}).get("state") == "done"
+                     and st["dataplane"] == "dpdk", 60, what="the switch at start")
             ok, why = dpdk.ready()
             assert ok, why
             assert not xdp_ready() and DrainState(state).current() is None
