@@ -3,10 +3,11 @@
 Why not a task per backend and a coroutine per probe: at the default 0.1 s interval,
 4 directors x 300 backends on a 2-core host is 12,000 probes/s, and a sleeping task per
 backend plus a Task, ``asyncio.gather``, ``asyncio.timeout`` and ``loop.sock_connect`` per
-probe cost ~70-330 us of CPU each (bench/bench_health_scale.py, docs/health.md): the
-checkers fell behind. Here
+probe cost 80-120 us of CPU per TCP probe and ~175 us per HTTP probe (asyncio streams)
+here, more on a busy host (bench/bench_health_scale.py, docs/health.md): the checkers fell
+behind. Here
 
-* **one heap, one timer**: probe slots and TCP connect deadlines are entries in one heap;
+* **one heap, one timer**: probe slots and every check's deadline are entries in one heap;
   a single ``loop.call_at`` handle is armed for the earliest entry, and when it fires every
   entry due within ``QUANTUM`` runs in that batch (a slot starts at most ``QUANTUM`` early,
   never late because of batching). Entries of finished connects or removed backends are
@@ -18,11 +19,13 @@ checkers fell behind. Here
   before returning and most results are in without another loop iteration. A connect
   that succeeded is closed with ``SO_LINGER`` 0 (RST): no TIME_WAIT on either side for
   thousands of probe connections a second, and nothing for the backend to finish.
+* **HTTP checks are the same connect** with two more steps on the same socket: when it
+  is writable the request is sent, then the socket waits readable until the status line
+  is in (only that line is read, never the body). Closed with a RST as well.
 * **GUE echoes are callbacks too**: ``GueProber.send`` and its one receive socket call
   back on the reply or ICMP error; the deadline is a heap entry like a connect's.
-* HTTP checks stay coroutines (a Task each, bounded by their own timeout: a request and a
-  status line are not worth a hand-written state machine); a probe is done when all its
-  checks are.
+
+No Task, coroutine, future or ``asyncio.timeout`` exists per probe.
 
 ``Probe.on_done`` is called once, with every check's result, from a loop callback or
 synchronously from ``launch`` (when nothing can be started). A cancelled probe never
@@ -32,23 +35,25 @@ calls it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import heapq
 import itertools
 import os
 import select
 import socket
+import struct
 import time
 from collections.abc import Callable
 from typing import Protocol
 
 from glb_agent.health.gue import GueProber, describe
-from glb_agent.health.probes import ProbeResult, http_probe
+from glb_agent.health.probes import MAX_STATUS_LINE, ProbeResult, http_request, status_of
 from glb_agent.health.target import Target
 
 QUANTUM = 0.001  # seconds: entries due this close together run in one timer batch
 _SOCK_FLAGS = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
-_LINGER_RST = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # struct linger {l_onoff 1, l_linger 0}
+_LINGER_RST = struct.pack("ii", 1, 0)  # struct linger {l_onoff 1, l_linger 0}: close sends a RST
 _POLL_MAX = 1024
 
 
@@ -63,7 +68,8 @@ class Timed(Protocol):
 class Plan:
     """What one target's probe does, with the per-probe strings and addresses made once."""
 
-    __slots__ = ("gue_where", "kinds", "target", "tcp_addr", "tcp_fail", "tcp_ok", "timeout")
+    __slots__ = ("gue_where", "http_addr", "http_expect", "http_request", "http_where", "kinds",
+                 "target", "tcp_addr", "tcp_fail", "tcp_ok", "timeout")
 
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -74,9 +80,20 @@ class Plan:
         where = f"{target.address}:{tcp.port}" if tcp is not None else ""
         self.tcp_ok = f"connected to {where}"
         self.tcp_fail = f"connect {where}: "
+        http = target.check.http
+        self.http_addr = (str(target.address), http.port) if http is not None else None
+        self.http_where = f"http://{target.address}:{http.port}{http.path}: " if http is not None else ""
+        self.http_request = http_request(target.address, http.port, http.path) if http is not None else b""
+        self.http_expect = http.status if http is not None else 0
         gue = target.check.gue
         self.gue_where = (describe(target.source, target.address, gue.port, target.inner) + ": "
                           if gue is not None and target.source is not None else "")
+
+    def result(self, http: bool, ok: bool, what: str, took: float) -> ProbeResult:
+        """A TCP or HTTP check's result with its detail: ``what`` happened (no address)."""
+        if http:
+            return ProbeResult("http", ok, self.http_where + what, took)
+        return ProbeResult("tcp", ok, self.tcp_ok if ok else self.tcp_fail + what, took)
 
 
 class Probe:
@@ -90,10 +107,6 @@ class Probe:
         self._parts: list[ProbeResult | None] = []
         self._left = 0
         self._started = 0.0
-
-    @property
-    def done(self) -> bool:
-        return self.results is not None
 
     def _part(self, index: int, result: ProbeResult) -> None:
         parts = self._parts
@@ -109,20 +122,89 @@ class Probe:
 
 
 class _Connect:
-    """One TCP connect in flight: its socket, its probe, and its deadline (a heap entry)."""
+    """One TCP or HTTP check in flight on its socket; also its deadline (a heap entry).
 
-    __slots__ = ("index", "live", "plan", "probe", "sock")
+    ``stage``: 0 connecting (waits writable), 1 sending the request (HTTP; waits writable),
+    2 reading the status line (HTTP; waits readable).
+    """
 
-    def __init__(self, sock: socket.socket, probe: Probe, index: int, plan: Plan) -> None:
-        self.sock, self.probe, self.index, self.plan = sock, probe, index, plan
+    __slots__ = ("buf", "connects", "fd", "http", "index", "live", "plan", "probe", "sock", "stage")
+
+    def __init__(self, connects: dict[int, _Connect], sock: socket.socket, probe: Probe, index: int,
+                 plan: Plan, http: bool) -> None:
+        self.connects, self.sock, self.probe, self.index, self.plan = connects, sock, probe, index, plan
+        self.fd = sock.fileno()
+        self.http = http
+        self.stage = 0
+        self.buf = b""
         self.live = True
 
     def fire(self, when: float, now: float) -> None:  # the deadline passed first
+        self.finish(False, "timeout", now)
+
+    def finish(self, ok: bool, what: str, now: float) -> None:
+        """Close the socket (RST if it connected) and hand the result to the probe."""
         self.live = False
+        self.connects.pop(self.fd, None)
+        if self.stage:  # connected: no FIN handshake, no TIME_WAIT for a probe connection
+            with contextlib.suppress(OSError):
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
         self.sock.close()
-        plan = self.plan
-        self.probe._part(self.index, ProbeResult("tcp", False, plan.tcp_fail + "timeout",
-                                                 now - self.probe._started))
+        self.probe._part(self.index, self.plan.result(self.http, ok, what, now - self.probe._started))
+
+    def ready(self, epoll: select.epoll, now: float) -> None:
+        """The socket is writable, readable or in error: take the next step."""
+        sock = self.sock
+        if self.stage == 0:
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                self.finish(False, _reason(err), now)
+                return
+            self.stage = 1
+            if not self.http:
+                self.finish(True, "", now)
+                return
+            self.buf = self.plan.http_request
+        if self.stage == 1:
+            try:
+                sent = sock.send(self.buf)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self.finish(False, _reason(exc.errno or errno.EIO), now)
+                return
+            self.buf = self.buf[sent:]
+            if self.buf:  # the rest when the socket is writable again
+                return
+            self.stage = 2
+            epoll.modify(self.fd, select.EPOLLIN)
+            return
+        try:
+            data = sock.recv(MAX_STATUS_LINE + 1)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self.finish(False, _reason(exc.errno or errno.EIO), now)
+            return
+        if not data:
+            self.finish(False, "connection closed before a status line", now)
+            return
+        self.buf += data
+        end = self.buf.find(b"\n")
+        if end < 0 or end >= MAX_STATUS_LINE:
+            if end >= 0 or len(self.buf) > MAX_STATUS_LINE:
+                self.finish(False, "status line too long", now)
+            return
+        try:
+            status = status_of(self.buf[:end + 1])
+        except ValueError as exc:
+            self.finish(False, str(exc), now)
+            return
+        expect = self.plan.http_expect
+        if status == expect:
+            self.finish(True, f"status {status}", now)
+        else:
+            self.finish(False, f"status {status}, expected {expect}", now)
 
 
 class _Echo:
@@ -165,8 +247,7 @@ class ProbeEngine:
         self._timer_at = float("inf")
         self._in_batch = False
         self._epoll: select.epoll | None = select.epoll()
-        self._connects: dict[int, _Connect] = {}  # fd -> connect in flight
-        self._tasks: set[asyncio.Task[ProbeResult]] = set()
+        self._connects: dict[int, _Connect] = {}  # fd -> TCP/HTTP check in flight
         self._loop.add_reader(self._epoll.fileno(), self._poll)
 
     def close(self) -> None:
@@ -182,18 +263,11 @@ class ProbeEngine:
             conn.live = False
             conn.sock.close()
         self._connects.clear()
-        for task in self._tasks:
-            task.cancel()
-        self._tasks.clear()
         for _, _, item in self._heap:  # echoes in flight: their deadlines are in the heap
             if isinstance(item, _Echo) and item.live:
                 item.live = False
                 item.gue.forget(item.seq)
         self._heap.clear()
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._connects) + len(self._tasks)
 
     # --- timer ---------------------------------------------------------------------------
 
@@ -219,6 +293,11 @@ class ProbeEngine:
     def _batch(self) -> None:
         self._timer, self._timer_at, self._in_batch = None, float("inf"), True
         try:
+            # Answers already queued count before any deadline is judged: after a stall the
+            # timer and the sockets are ready together, and the timer must not win.
+            self._poll()
+            if self.gue is not None:
+                self.gue.drain()
             now = self._loop.time()
             limit, heap, pop = now + QUANTUM, self._heap, heapq.heappop
             while heap and heap[0][0] <= limit:
@@ -249,11 +328,9 @@ class ProbeEngine:
             return
         for index, kind in enumerate(kinds):
             if kind == "tcp":
-                self._connect(plan, probe, index, now)
+                self._connect(plan, probe, index, now, http=False)
             elif kind == "http":
-                assert hc.http is not None
-                self._task(probe, index, "http", http_probe(
-                    target.address, hc.http.port, hc.http.path, hc.http.status, plan.timeout))
+                self._connect(plan, probe, index, now, http=True)
             else:
                 assert hc.gue is not None
                 if target.source is None:
@@ -283,80 +360,49 @@ class ProbeEngine:
         if probe.results is not None:
             return
         for conn in [c for c in self._connects.values() if c.probe is probe]:
-            self._drop(conn)
-        for task in [t for t in self._tasks if getattr(t, "glb_probe", None) is probe]:
-            task.cancel()
+            conn.live = False
+            del self._connects[conn.fd]
+            conn.sock.close()
         for _, _, item in self._heap:
             if isinstance(item, _Echo) and item.probe is probe and item.live:
                 item.live = False
                 item.gue.forget(item.seq)
 
-    def _drop(self, conn: _Connect) -> None:
-        conn.live = False
-        self._connects.pop(conn.sock.fileno(), None)
-        conn.sock.close()
-
-    def _connect(self, plan: Plan, probe: Probe, index: int, now: float) -> None:
-        assert self._epoll is not None and plan.tcp_addr is not None
+    def _connect(self, plan: Plan, probe: Probe, index: int, now: float, http: bool) -> None:
+        assert self._epoll is not None
+        addr = plan.http_addr if http else plan.tcp_addr
+        assert addr is not None
         try:
             sock = socket.socket(socket.AF_INET, _SOCK_FLAGS)
         except OSError as exc:  # out of fds or memory: this probe fails, the next may not
-            probe._part(index, ProbeResult("tcp", False, plan.tcp_fail + _reason(exc.errno), 0.0))
+            probe._part(index, plan.result(http, False, _reason(exc.errno or errno.EIO), 0.0))
             return
-        rc = sock.connect_ex(plan.tcp_addr)
-        if rc not in (errno.EINPROGRESS, 0):
-            sock.close()
-            probe._part(index, ProbeResult("tcp", False, plan.tcp_fail + _reason(rc), 0.0))
+        conn = _Connect(self._connects, sock, probe, index, plan, http)
+        rc = sock.connect_ex(addr)
+        if rc not in (errno.EINPROGRESS, 0):  # refused at once (finish closes the socket)
+            conn.finish(False, _reason(rc), now)
             return
-        conn = _Connect(sock, probe, index, plan)
-        fd = sock.fileno()
-        self._connects[fd] = conn
-        self._epoll.register(fd, select.EPOLLOUT)
+        self._connects[conn.fd] = conn
+        self._epoll.register(conn.fd, select.EPOLLOUT)
         self.at(now + plan.timeout, conn)
 
     def _poll(self) -> None:
-        """Finish every connect the kernel has decided (connected, refused, unreachable)."""
-        if self._epoll is None:
+        """Advance every TCP/HTTP check whose socket the kernel reports ready."""
+        epoll = self._epoll
+        if epoll is None:
             return
-        connects, poll = self._connects, self._epoll.poll
+        connects, poll = self._connects, epoll.poll
         while True:
             events = poll(0, _POLL_MAX)
             if not events:
                 return
             now = self._loop.time()
             for fd, _ in events:
-                conn = connects.pop(fd, None)
-                if conn is None:
-                    continue
-                conn.live = False
-                sock = conn.sock
-                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                if err == 0:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
-                sock.close()
-                plan = conn.plan
-                took = now - conn.probe._started
-                conn.probe._part(conn.index, ProbeResult("tcp", True, plan.tcp_ok, took) if err == 0
-                                 else ProbeResult("tcp", False, plan.tcp_fail + _reason(err), took))
+                conn = connects.get(fd)
+                if conn is not None:
+                    conn.ready(epoll, now)
             if len(events) < _POLL_MAX:
                 return
-
-    def _task(self, probe: Probe, index: int, kind: str, coro: object) -> None:
-        task = self._loop.create_task(coro)  # type: ignore[arg-type]
-        task.glb_probe = probe  # type: ignore[attr-defined]  # for cancel()
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[ProbeResult]) -> None:
-            self._tasks.discard(t)
-            if t.cancelled():
-                return
-            exc = t.exception()
-            if exc is not None:  # the probes report backend problems; this is a bug, not a verdict
-                probe._part(index, ProbeResult(kind, False, f"probe error: {exc!r}", 0.0))
-            else:
-                probe._part(index, t.result())
-
-        task.add_done_callback(done)
 
 
 def _reason(err: int) -> str:

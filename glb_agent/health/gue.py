@@ -37,6 +37,8 @@ GUE_PROTO_IPV4 = 4
 IPV4_TTL = 64
 IP_DF = 0x4000
 ICMP_ECHO_REPLY, ICMP_DEST_UNREACH, ICMP_ECHO_REQUEST = 0, 3, 8
+RECV_BUFFER = 4 << 20  # bytes of queued ICMP replies (see open())
+SO_RCVBUFFORCE = 33  # <asm-generic/socket.h>; Python's socket module does not export it
 SPORT_BASE = 0xC000  # UDP source ports 49152-65535 carry the low 14 bits of the sequence
 _PAYLOAD_MAGIC = b"glb-hc"
 
@@ -143,8 +145,14 @@ class GueProber:
         recv = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         send.setblocking(False)
         recv.setblocking(False)
+        # Thousands of replies a second: a loop that stalls for a few hundred ms (a busy host)
+        # must find them queued, not dropped by a full 208 KiB default buffer.
+        try:
+            recv.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECV_BUFFER)
+        except OSError:  # no CAP_NET_ADMIN: as much as net.core.rmem_max allows
+            recv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
         self._send, self._recv = send, recv
-        self._loop.add_reader(recv.fileno(), self._on_readable)
+        self._loop.add_reader(recv.fileno(), self.drain)
 
     def close(self) -> None:
         if self._recv is not None and self._loop is not None:
@@ -164,9 +172,12 @@ class GueProber:
                 return self._seq
         raise RuntimeError("65536 GUE probes outstanding")
 
-    def _on_readable(self) -> None:
-        assert self._recv is not None
-        for _ in range(256):  # drain what is queued, but never starve the loop
+    def drain(self) -> None:
+        """Handle every queued ICMP message (the loop calls this when the socket is readable;
+        the probe engine also calls it before deciding that any echo timed out)."""
+        if self._recv is None:
+            return
+        for _ in range(4096):  # drain what is queued, but never starve the loop
             try:
                 data = self._recv.recv(65535)
             except (BlockingIOError, InterruptedError):

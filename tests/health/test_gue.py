@@ -20,7 +20,7 @@ from scapy.layers.inet import ICMP, IP, UDP
 
 from glb_agent.config.model import GueCheck, HealthCheck
 from glb_agent.health import Checker, GueProber, Target, check_once
-from glb_agent.health.gue import SPORT_BASE, checksum, gue_header, parse_icmp, probe_packet
+from glb_agent.health.gue import RECV_BUFFER, SPORT_BASE, checksum, gue_header, parse_icmp, probe_packet
 from tests.health.conftest import DIRECTOR, PORT, PROXY, VIP, start_decap
 from tests.health.nsthread import run_in_netns
 
@@ -123,6 +123,8 @@ def test_checker_with_gue_probes_sees_the_decap_go_away(gue_lab) -> None:
                 assert time.monotonic() - start >= 0.19 and not lost.ok, lost
                 assert lost.detail.endswith("echo 203.0.113.99: timeout"), lost
                 assert not prober._pending, "a timed-out echo must be forgotten"
+                # room for a few hundred ms of replies at thousands a second (the kernel doubles it)
+                assert prober._recv.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= RECV_BUFFER
             finally:
                 prober.close()
             decap.kill()

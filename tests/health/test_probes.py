@@ -1,4 +1,5 @@
-"""HTTP and TCP probes against real sockets on loopback: every failure mode has a reason."""
+"""HTTP and TCP checks against real sockets on loopback, run by the probe engine the way the
+checker runs them (``check_once``): every failure mode has a reason."""
 
 from __future__ import annotations
 
@@ -6,12 +7,23 @@ import asyncio
 import ipaddress
 import socket
 import threading
+import time
 
-from glb_agent.health import check_once
-from glb_agent.health.probes import ProbeResult, http_probe
+from glb_agent.config.model import HealthCheck, HttpCheck
+from glb_agent.health import Target, check_once
+from glb_agent.health.probes import ProbeResult
 from tests.health.support import HttpBackend, free_port, tcp_target
 
 LO = ipaddress.IPv4Address("127.18.1.1")
+
+
+async def http_probe(address: ipaddress.IPv4Address, port: int, path: str, expect: int,
+                     timeout: float) -> ProbeResult:
+    """One HTTP check through the probe engine."""
+    target = Target("web", address, HealthCheck(http=HttpCheck(port=port, path=path, status=expect),
+                                                interval=timeout, timeout=timeout))
+    (result,) = (await check_once([target]))[target.key]
+    return result
 
 
 def test_http_probe_checks_the_status() -> None:
@@ -29,8 +41,10 @@ def test_http_probe_checks_the_status() -> None:
     assert not refused.ok and "refused" in refused.detail
 
 
-def _silent_listener(answer: bytes | None) -> tuple[socket.socket, threading.Thread, list[socket.socket]]:
-    """Accepts connections; sends ``answer`` and closes, or (None) never says anything."""
+def _silent_listener(answer: bytes | None, *more: bytes
+                     ) -> tuple[socket.socket, threading.Thread, list[socket.socket]]:
+    """Accepts connections; sends ``answer`` (then each of ``more`` 50 ms apart) and closes,
+    or (None) never says anything."""
     srv = socket.socket()
     srv.bind((str(LO), 0))
     srv.listen(8)
@@ -44,6 +58,9 @@ def _silent_listener(answer: bytes | None) -> tuple[socket.socket, threading.Thr
                 if answer is not None:
                     conn.recv(4096)
                     conn.sendall(answer)
+                    for part in more:
+                        time.sleep(0.05)
+                        conn.sendall(part)
                     conn.close()
         except OSError:
             return
@@ -69,11 +86,30 @@ def test_http_probe_times_out_on_a_silent_server() -> None:
 
 def test_http_probe_rejects_non_http_answers() -> None:
     for answer, reason in ((b"SSH-2.0-OpenSSH\r\n", "not an HTTP status line"),
-                           (b"", "connection closed before a status line")):
+                           (b"", "connection closed before a status line"),
+                           (b"HTTP/1.1 200 " + b"x" * 2000 + b"\r\n", "status line too long"),
+                           (b"HTTP/1.1 200 " + b"x" * 1100, "status line too long")):
         srv, t, _ = _silent_listener(answer)
         try:
             res = asyncio.run(http_probe(LO, srv.getsockname()[1], "/", 200, 1.0))
             assert not res.ok and reason in res.detail, res
+        finally:
+            srv.shutdown(socket.SHUT_RDWR)
+            srv.close()
+            t.join(timeout=2)
+
+
+def test_http_status_line_in_pieces_and_the_body_is_never_read() -> None:
+    """The status line may arrive in several segments; a large body behind it is not read
+    (the check is done at the line's end, and the connection is reset)."""
+    body = b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n" + b"y" * 65536
+    for parts in ((b"HTTP/1.1 2", b"00 OK\r\n"), (body, b"y" * 65536)):
+        srv, t, _ = _silent_listener(*parts)
+        try:
+            start = time.monotonic()
+            res = asyncio.run(http_probe(LO, srv.getsockname()[1], "/", 200, 1.0))
+            assert res.ok and res.detail.endswith(": status 200"), res
+            assert time.monotonic() - start < 0.5
         finally:
             srv.shutdown(socket.SHUT_RDWR)
             srv.close()
