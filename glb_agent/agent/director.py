@@ -308,9 +308,9 @@ class DirectorAgent:
                 await self._roll_back(old, target)
             if ours:
                 drain.undrain()
-            mark("failed", error=str(exc), seconds=time.monotonic() - t0)
             logs.event(_log, "dataplane_switch_failed", level=logging.ERROR, error=str(exc),
                        source=old.dataplane, target=target.dataplane, rolled_back=stopped)
+            mark("failed", error=str(exc), seconds=time.monotonic() - t0)
             return False
         if ours:
             drain.undrain()
@@ -321,9 +321,11 @@ class DirectorAgent:
                 if seen is None:  # the feed decides; it says why in its status and log
                     logs.event(_log, "dataplane_switch_not_announced", level=logging.WARNING,
                                seconds=opts.switch_timeout, feed=str(feed.path))
-        mark("done", ready=why, seconds=time.monotonic() - t0,
-             **({} if ours else {"note": "left drained: the drain flag is the operator's"}))
+        record.update(ready=why, seconds=round(time.monotonic() - t0, 3),
+                      **({} if ours else {"note": "left drained: the drain flag is the operator's"}))
+        # Logged before the status says done: whoever sees "done" (apply) finds the log line.
         logs.event(_log, "dataplane_switch_done", **{k: v for k, v in record.items() if k != "state"})
+        mark("done")
         return True
 
     def _wait_quiet(self, director: DirectorDataPlane) -> float:

@@ -7,7 +7,6 @@ rows, and ``apply`` time from edit to new table live.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -18,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from glb_agent.agent.director import read_status
 from glb_agent.dataplane.director import director_ready
 from tests.support.fleet import director_address, fleet_yaml, proxy_address
-from tests.support.netns import Lab, can_run, sh
+from tests.support.netns import Lab, can_run, sh, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.bpf]
 AGENT = str(Path(sys.executable).with_name("glb-agent"))
@@ -34,24 +34,8 @@ def config(p1: str = "active", *, with_p2: bool = True, directors: int = 1) -> s
                       healthcheck={"http": {"port": 80, "path": "/healthz"}})
 
 
-def status(state: Path) -> dict | None:
-    try:
-        return json.loads((state / "director-status.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
 def backend(st: dict, address: str) -> dict:
     return next(b for b in st["services"][0]["backends"] if b["address"] == address)
-
-
-def wait(predicate, timeout: float, what: str) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if predicate():
-            return time.monotonic() - t0
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @contextlib.contextmanager
@@ -94,22 +78,22 @@ def env(tmp_path: Path) -> Iterator[dict]:
 
 def test_agent_swaps_tables_on_health_and_apply(env) -> None:
     state, cfg = env["state"], env["cfg"]
-    wait(lambda: (st := status(state)) and all(b["healthy"] for b in st["services"][0]["backends"]), 20,
-         "first tables")
-    st = status(state)
+    wait_for(lambda: (st := read_status(state)) and all(b["healthy"] for b in st["services"][0]["backends"]), 20,
+             what="first tables")
+    st = read_status(state)
     assert 0.4 < backend(st, P2)["primary_share"] < 0.6
 
     # a backend fails: its rows move to the secondaries within fall * interval (+ timeout)
     t0 = time.monotonic()
     env["down"].touch()
-    wait(lambda: backend(status(state), P2)["primary_share"] == 0.0, 5, "rows to move")
+    wait_for(lambda: backend(read_status(state), P2)["primary_share"] == 0.0, 5, 0.02, "rows to move")
     failover = time.monotonic() - t0
-    assert backend(status(state), P2)["healthy"] is False
+    assert backend(read_status(state), P2)["healthy"] is False
     os.unlink(env["down"])
-    wait(lambda: backend(status(state), P2)["primary_share"] > 0.4, 5, "rows to return")
+    wait_for(lambda: backend(read_status(state), P2)["primary_share"] > 0.4, 5, what="rows to return")
 
     # apply: an edit goes live without detaching; the XDP program stays the same
-    swapped = status(state)["swapped_at"]
+    swapped = read_status(state)["swapped_at"]
     cfg.write_text(config("draining"))
     t0 = time.monotonic()
     done = subprocess.run([AGENT, "apply", "--config", str(cfg), "--state-dir", str(state)],
@@ -117,7 +101,7 @@ def test_agent_swaps_tables_on_health_and_apply(env) -> None:
     apply_s = time.monotonic() - t0
     assert done.returncode == 0, done.stdout + done.stderr
     assert P1 in done.stdout  # the diff names the backend losing rows
-    st = status(state)
+    st = read_status(state)
     assert st["swapped_at"] > swapped and backend(st, P1)["state"] == "draining"
     assert backend(st, P1)["primary_share"] == 0.0
 
@@ -128,11 +112,11 @@ def test_agent_swaps_tables_on_health_and_apply(env) -> None:
     refused = subprocess.run([AGENT, "apply", "--config", str(cfg), "--state-dir", str(state)],
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and "rows at risk" in refused.stderr, refused.stdout + refused.stderr
-    assert status(state)["swapped_at"] == swapped
+    assert read_status(state)["swapped_at"] == swapped
     forced = subprocess.run([AGENT, "apply", "--config", str(cfg), "--state-dir", str(state), "--force"],
                             capture_output=True, text=True, timeout=60)
     assert forced.returncode == 0, forced.stdout + forced.stderr
-    st = status(state)
+    st = read_status(state)
     assert st["services"][0]["rows_at_risk"] == 65536 and st["swapped_at"] > swapped, st
 
     # a bad YAML: exit 2, the agent keeps the last good tables
@@ -141,7 +125,7 @@ def test_agent_swaps_tables_on_health_and_apply(env) -> None:
     bad = subprocess.run([AGENT, "apply", "--config", str(cfg), "--state-dir", str(state)],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and f"{cfg}:" in bad.stderr
-    assert status(state)["swapped_at"] == swapped and env["agent"].poll() is None
+    assert read_status(state)["swapped_at"] == swapped and env["agent"].poll() is None
 
     # SIGTERM: the agent exits, the pinned program keeps forwarding
     env["agent"].send_signal(signal.SIGTERM)
@@ -163,22 +147,23 @@ def test_agent_without_name_resolves_its_host_at_start_and_reload_only(tmp_path:
     host is unambiguous again."""
     with agent_env(tmp_path, name=None, directors=2) as env:
         state, d = env["state"], env["d"]
-        wait(lambda: (st := status(state)) and all(b["healthy"] for b in st["services"][0]["backends"]), 20,
-             "first tables")
-        assert status(state)["director"] == "d1"
+        wait_for(lambda: (st := read_status(state)) and all(b["healthy"] for b in st["services"][0]["backends"]),
+                 20, what="first tables")
+        assert read_status(state)["director"] == "d1"
         sh("ip", "addr", "add", f"{director_address(2)}/32", "dev", "lo", ns=d)
 
         env["down"].touch()
-        wait(lambda: backend(status(state), P2)["primary_share"] == 0.0, 5, "rows to move")
+        wait_for(lambda: backend(read_status(state), P2)["primary_share"] == 0.0, 5, what="rows to move")
         assert env["agent"].poll() is None
 
-        generation = status(state)["generation"]
+        swapped = read_status(state)["swapped_at"]
         env["agent"].send_signal(signal.SIGHUP)
-        wait(lambda: "reload_rejected" in env["log"].read_text(), 10, "the reload to be rejected")
+        wait_for(lambda: "reload_rejected" in env["log"].read_text(), 10, what="the reload to be rejected")
         assert "cannot tell which director this host is" in env["log"].read_text()
-        assert status(state)["generation"] == generation and env["agent"].poll() is None
+        assert read_status(state)["swapped_at"] == swapped and env["agent"].poll() is None
 
         sh("ip", "addr", "del", f"{director_address(2)}/32", "dev", "lo", ns=d)
         env["agent"].send_signal(signal.SIGHUP)
-        wait(lambda: status(state)["generation"] > generation, 10, "the reload to go through")
-        assert status(state)["director"] == "d1"
+        wait_for(lambda: "reload_applied" in env["log"].read_text(), 10, what="the reload to go through")
+        assert read_status(state)["swapped_at"] > swapped
+        assert read_status(state)["director"] == "d1"

@@ -44,6 +44,17 @@ def dpdk_unavailable() -> str | None:
     return None
 
 
+def af_xdp_unavailable() -> str | None:
+    """Why the DPDK director cannot run on an af_xdp port here (a veth in a namespace, with
+    the XDP programs that needs), or None."""
+    from tests.support.netns import bpf_unavailable
+
+    why = dpdk_unavailable() or bpf_unavailable()
+    if why is None and not (PMD_DIR / "librte_net_af_xdp.so").exists():
+        why = "the net_af_xdp PMD (librte-net-af-xdp23) is not installed"
+    return why
+
+
 def eal_args(*vdevs: str, lcores: str = "0", mem_mb: int = 128) -> list[str]:
     """EAL options for a hugepage-free, shared-state-free run (several may run at once).
 

@@ -27,8 +27,8 @@ from scapy.packet import Raw
 
 from glb_agent.lab import netns
 from tests.dataplane.conftest import DNS, SOURCE_IP, WEB, make_rows
-from tests.dpdk.harness import BINARY, PMD_DIR, Running, copy_atomic, director_args, eal_args, write_tables
-from tests.support.netns import Lab, bpf_unavailable
+from tests.dpdk.harness import BINARY, Running, copy_atomic, director_args, eal_args, write_tables
+from tests.support.netns import Lab
 
 pytestmark = [pytest.mark.dpdk, pytest.mark.netns, pytest.mark.bpf, pytest.mark.slow]
 
@@ -41,13 +41,11 @@ AF_XDP = f"net_af_xdp0,iface=d0,start_queue=0,queue_count=1,xdp_prog={STEER_OBJ}
 
 
 def _unavailable() -> str | None:
-    from tests.dpdk.harness import dpdk_unavailable
+    from tests.dpdk.harness import af_xdp_unavailable
 
-    why = dpdk_unavailable() or bpf_unavailable()
+    why = af_xdp_unavailable()
     if why:
         return why
-    if not (PMD_DIR / "librte_net_af_xdp.so").exists():
-        return "the net_af_xdp PMD (librte-net-af-xdp23) is not installed"
     if not STEER_OBJ.exists():
         return f"{STEER_OBJ} not built (make dpdk)"
     return None

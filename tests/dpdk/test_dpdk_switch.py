@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from glb_agent.agent.director import SWITCH_OWNER
+from glb_agent.agent.director import SWITCH_OWNER, read_status
 from glb_agent.bgp.state import DrainState
 from glb_agent.config import load_config
 from glb_agent.config.hosts import this_director
@@ -27,15 +27,14 @@ from glb_agent.dataplane.director import director_ready
 from glb_agent.dataplane.director_config import director_settings
 from glb_agent.dataplane.dpdk import DpdkDirector, dpdk_options
 from glb_agent.lab import netns
-from tests.dpdk.harness import PMD_DIR, dpdk_unavailable
-from tests.dpdk.test_dpdk_agent_run import AGENT, CONFIG, _status, _wait
-from tests.support.netns import Lab, bpf_unavailable
+from tests.dpdk.harness import af_xdp_unavailable
+from tests.dpdk.test_dpdk_agent_run import AGENT, config
+from tests.support.netns import Lab, wait_for
 
 pytestmark = [pytest.mark.dpdk, pytest.mark.netns, pytest.mark.bpf, pytest.mark.slow]
 
-XDP = CONFIG.replace("    dataplane: dpdk\n", "    dataplane: xdp\n")
-BROKEN_DPDK = CONFIG.replace('dpdk: {lcores: "1", memory_mb: 256}', 'dpdk: {eal_args: ["--no-such-eal-option"]}')
-assert XDP != CONFIG and BROKEN_DPDK != CONFIG
+XDP = config("xdp")
+BROKEN_DPDK = config(dpdk={"eal_args": ["--no-such-eal-option"]})
 
 
 def _apply(cfg: Path, state: Path) -> subprocess.CompletedProcess[str]:
@@ -44,11 +43,8 @@ def _apply(cfg: Path, state: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_switch_and_rollback(tmp_path: Path) -> None:
-    why = dpdk_unavailable() or bpf_unavailable()
-    if why:
+    if why := af_xdp_unavailable():
         pytest.skip(why)
-    if not (PMD_DIR / "librte_net_af_xdp.so").exists():
-        pytest.skip("the net_af_xdp PMD is not installed")
     cfg, state = tmp_path / "glb.yml", tmp_path / "state"
     cfg.write_text(XDP)
     loaded = load_config(cfg)
@@ -75,8 +71,8 @@ def test_switch_and_rollback(tmp_path: Path) -> None:
                 return director_ready("eth0", pins)[0]
 
         try:
-            _wait(lambda: (st := _status(state)) is not None and st.get("dataplane") == "xdp", 60, "XDP tables")
-            _wait(lambda: DrainState(state).current() is None, 10, "the stale switch flag cleared")
+            wait_for(lambda: (st := read_status(state)) is not None and st.get("dataplane") == "xdp", 60, what="XDP tables")
+            wait_for(lambda: DrainState(state).current() is None, 10, what="the stale switch flag cleared")
             assert xdp_ready()
 
             # The DPDK director cannot start (bad EAL option): the XDP director comes back with
@@ -85,17 +81,17 @@ def test_switch_and_rollback(tmp_path: Path) -> None:
             bad = _apply(cfg, state)
             assert bad.returncode == 1, bad.stdout + bad.stderr
             assert "data-plane switch xdp -> dpdk refused" in bad.stderr and "DPDK director exited" in bad.stderr
-            st = _status(state)
+            st = read_status(state)
             assert st["dataplane"] == "xdp" and st["switch"]["state"] == "failed", st["switch"]
             assert xdp_ready() and not dpdk.ready()[0]
             assert DrainState(state).current() is None
 
             # XDP -> DPDK.
-            cfg.write_text(CONFIG)
+            cfg.write_text(config())
             good = _apply(cfg, state)
             assert good.returncode == 0, good.stdout + good.stderr
             assert "data plane xdp -> dpdk" in good.stdout
-            st = _status(state)
+            st = read_status(state)
             assert st["dataplane"] == "dpdk" and st["switch"]["state"] == "done"
             ok, why = dpdk.ready()
             assert ok, why
@@ -109,7 +105,7 @@ def test_switch_and_rollback(tmp_path: Path) -> None:
             back = _apply(cfg, state)
             assert back.returncode == 0, back.stdout + back.stderr
             assert "left drained" in back.stdout
-            st = _status(state)
+            st = read_status(state)
             assert st["dataplane"] == "xdp" and st["switch"]["state"] == "done"
             assert xdp_ready() and not dpdk.ready()[0]
             assert DrainState(state).current()["reason"] == "maintenance"
@@ -125,10 +121,10 @@ def test_switch_and_rollback(tmp_path: Path) -> None:
             agent.terminate()
             agent.wait(timeout=30)
             assert xdp_ready()
-            cfg.write_text(CONFIG)
+            cfg.write_text(config())
             agent = lab.start(*cmd, ns=None, stdout=log, stderr=log)
-            _wait(lambda: (st := _status(state)) is not None and st.get("switch", {}).get("state") == "done"
-                  and st["dataplane"] == "dpdk", 60, "the switch at start")
+            wait_for(lambda: (st := read_status(state)) is not None and st.get("switch", {}).get("state") == "done"
+                     and st["dataplane"] == "dpdk", 60, what="the switch at start")
             ok, why = dpdk.ready()
             assert ok, why
             assert not xdp_ready() and DrainState(state).current() is None
