@@ -352,6 +352,10 @@ class ProbeEngine:
             why = exc.strerror.lower() if exc.strerror else str(exc)
             probe._part(index, ProbeResult("gue", False, plan.gue_where + why, 0.0))
             return
+        except RuntimeError as exc:  # 65,536 echoes outstanding: this slot fails, the next may not
+            echo.live = False
+            probe._part(index, ProbeResult("gue", False, f"{plan.gue_where}probe error: {exc}", 0.0))
+            return
         self.at(now + plan.timeout, echo)
 
     def cancel(self, probe: Probe) -> None:
