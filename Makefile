@@ -1,7 +1,7 @@
 # The two commands a fresh machine needs (both install what they use; run as root):
 #   make lab    build the namespace lab (router, directors, proxies, client) and demo it
 #   make test   run the whole test suite
-.PHONY: lab lab-down test lint bench setup dpdk fuzz e2e-rows
+.PHONY: lab lab-down test lint bench setup dpdk fuzz e2e-rows e2e-switch
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -34,6 +34,14 @@ E2E_CONNS ?= 1000
 e2e-rows: setup
 	GLB_E2E_CONNS=$(E2E_CONNS) flock /tmp/glb-lab.lock $(PY) -m pytest -s -p no:cacheprovider \
 		tests/e2e/test_dead_proxies.py tests/e2e/test_k_rows_churn.py tests/e2e/test_alt_hash_migration.py
+
+# Issue 16's data-plane switch at full size: 1,000 long-lived connections and a new connection
+# every 50 ms while d1 and then d2 switch XDP -> DPDK and back, drained (CI: 200 connections,
+# d1 there and back). Holds the lab lock.
+E2E_SWITCHES ?= d1:dpdk,d2:dpdk,d1:xdp,d2:xdp
+e2e-switch: setup
+	GLB_E2E_CONNS=$(E2E_CONNS) GLB_E2E_SWITCHES=$(E2E_SWITCHES) flock /tmp/glb-lab.lock \
+		$(PY) -m pytest -s -p no:cacheprovider tests/e2e/test_dataplane_switch.py
 
 lint: setup
 	$(VENV)/bin/ruff check glb_agent tests bench

@@ -119,8 +119,6 @@ GLB_MAP("array", __u32, struct glb_bind6, glb_binds6, GLB_GENERATIONS * GLB_MAX_
 GLB_MAP("array", __u32, struct glb_row, glb_rows, GLB_GENERATIONS * GLB_MAX_TABLES * GLB_TABLE_ROWS);
 /* Per-CPU counters (struct glb_stat) per (table slot | unmatched, enum glb_reason). */
 GLB_MAP("percpu_array", __u32, struct glb_stat, glb_stats, (GLB_MAX_TABLES + 1) * GLB_NR_REASONS);
-/* Agent-only bookkeeping (struct glb_meta), never read here. */
-GLB_MAP("array", __u32, struct glb_meta, glb_meta, 1);
 
 /* What parsing found: the hash input, how to match binds, and what to encapsulate. */
 struct glb_flow {

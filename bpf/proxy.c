@@ -51,8 +51,6 @@ BPF_HASH(proxy_senders, __be32, struct proxy_sender, 1024);
 BPF_LPM_TRIE(proxy_dsts, struct proxy_dst_key, struct proxy_dst, 4096);
 /* Per-CPU packet counters indexed by enum proxy_counter (glb_reasons.h); the agent sums the CPUs. */
 BPF_PERCPU_ARRAY(proxy_stats, __u64, PROXY_C_MAX);
-/* Digest of the build that is attached (struct proxy_build), for adoption on restart. */
-BPF_ARRAY(proxy_build, struct proxy_build, 1);
 
 /* The outer headers of a GUE packet addressed to this proxy, validated by proxy_gue(). */
 struct proxy_gue {

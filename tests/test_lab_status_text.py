@@ -20,7 +20,13 @@ def test_bfd_sessions_of_directors_and_router_are_listed() -> None:
 def test_no_bfd_line_when_the_speaker_is_not_running() -> None:
     text = _status_text(_doc(None, None))
     assert "BFD" not in text
-    assert "director d1: announced 203.0.113.10/32" in text
+    assert "director d1 (xdp): announced 203.0.113.10/32" in text
+
+
+def test_the_data_plane_each_director_runs_is_shown() -> None:
+    doc = _doc(None, None)
+    doc["directors"]["d1"]["agent"] = {"dataplane": "dpdk"}
+    assert "director d1 (dpdk): announced 203.0.113.10/32" in _status_text(doc).splitlines()
 
 
 def test_a_speaker_without_sessions_says_so() -> None:

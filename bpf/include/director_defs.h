@@ -75,14 +75,4 @@ struct glb_stat {
 	__u64 bytes; /* frame bytes as seen by the program (after encapsulation if forwarded) */
 };
 
-/* glb_meta[0]: agent-only bookkeeping (JSON: build signatures, slot names, row digests,
- * attach mode). Never read by the program; it lives in a map so the pinned directory alone
- * describes the running director and an agent restarted from scratch can adopt it. */
-#ifdef GLB_META_BYTES
-struct glb_meta {
-	__u32 len;                    /* bytes of JSON that follow */
-	char json[GLB_META_BYTES - 4];
-};
-#endif
-
 #endif /* DIRECTOR_DEFS_H */

@@ -55,12 +55,4 @@ struct proxy_dst {
 	__u32 kind; /* PROXY_DST_* */
 };
 
-/* proxy_build[0]: SHA-256 of the program source and build flags, written by the loader. A
- * restarted agent compares it with its own build to decide whether it can adopt the
- * program already attached to the interface (no recompile, no blip) or must replace it.
- */
-struct proxy_build {
-	__u8 digest[32];
-};
-
 #endif /* GLB_PROXY_DEFS_H */

@@ -16,7 +16,6 @@
 #define GLB_MTU (glb_dp_cur->mtu)
 #define GLB_MAX_TABLES GLB_DP_MAX_TABLES
 #define GLB_MAX_BINDS GLB_DP_MAX_BINDS
-#define GLB_META_BYTES GLB_DP_META_BYTES
 #define GLB_IPV6 1
 #define GLB_VLAN 1
 #define GLB_ICMP 1
@@ -67,12 +66,6 @@ static __always_inline struct glb_row *glb_shim_lookup_glb_rows(const __u32 *key
 static __always_inline struct glb_stat *glb_shim_lookup_glb_stats(const __u32 *key)
 {
 	return *key < GLB_DP_STAT_CELLS ? &glb_dp_stats[*key] : NULL;
-}
-
-static __always_inline struct glb_meta *glb_shim_lookup_glb_meta(const __u32 *key)
-{
-	(void)key;
-	return NULL;
 }
 
 void GLB_DP_BURST(struct xdp_md *pkt, __u8 *out, unsigned int n)

@@ -28,7 +28,6 @@
  * director matches at most GLB_DP_MAX_BINDS per family over all tables. */
 #define GLB_DP_MAX_TABLES 256
 #define GLB_DP_MAX_BINDS 1024
-#define GLB_DP_META_BYTES 64 /* director.c's agent-bookkeeping map; unused here */
 
 /* Hash-field bits, in upstream's order; a table set's `hash_variant` is their OR. */
 #define GLB_DP_HASH_SRC_ADDR 1

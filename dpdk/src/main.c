@@ -225,6 +225,16 @@ static void parse_args(int argc, char **argv)
 
 /* --- ports --- */
 
+/* Mbuf size for frames of an `mtu`-byte packet: the forwarding core reads the first segment
+ * only (as XDP without frags sees one buffer), so a frame must never be chained. The default
+ * size stays wherever it suffices: af_xdp's umem frames are mbufs and may not exceed a page. */
+static uint16_t mbuf_size(unsigned int mtu)
+{
+	unsigned int frame = mtu + RTE_ETHER_HDR_LEN + 2 * RTE_VLAN_HLEN;
+
+	return (uint16_t)(RTE_PKTMBUF_HEADROOM + RTE_MAX(frame, (unsigned int)RTE_MBUF_DEFAULT_DATAROOM));
+}
+
 static void port_init(int port, unsigned int nq, struct rte_mempool *pool, const char *role)
 {
 	struct rte_eth_conf conf = { 0 };
@@ -241,6 +251,10 @@ static void port_init(int port, unsigned int nq, struct rte_mempool *pool, const
 	if (nq > info.max_rx_queues || nq > info.max_tx_queues)
 		die("%s port %d (%s) has %u RX / %u TX queues, %u lcores forward (one queue pair each)", role, port,
 		    info.driver_name, info.max_rx_queues, info.max_tx_queues, nq);
+	/* A jumbo MTU must reach the port too (a NIC drops longer frames); within the port's
+	 * limits only: af_xdp and pcap report their own, and 1500 needs nothing. */
+	if (host.mtu > RTE_ETHER_MTU && host.mtu >= info.min_mtu && host.mtu <= info.max_mtu)
+		conf.rxmode.mtu = host.mtu;
 	if (nq > 1) {
 		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
 		conf.rx_adv_conf.rss_conf.rss_hf =
@@ -417,7 +431,7 @@ static json_t *counters_json(const struct glb_dp_tables *t)
 static void write_stats(void)
 {
 	const struct glb_dp_tables *t = live;
-	json_t *root, *ports;
+	json_t *root, *ports, *lcore_rx;
 	uint64_t rx = 0, tx = 0, txf = 0, htx = 0, htxf = 0;
 	struct timespec now;
 	char tmp[4096];
@@ -433,8 +447,12 @@ static void write_stats(void)
 		htxf += fwd[i].host_tx_failed;
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
-	ports = json_pack("{sIsIsIsIsI}", "rx", (json_int_t)rx, "tx", (json_int_t)tx, "tx_failed", (json_int_t)txf,
-			  "host_tx", (json_int_t)htx, "host_tx_failed", (json_int_t)htxf);
+	/* Per forwarding lcore (= queue) received packets: whether RSS spreads the flows. */
+	lcore_rx = json_array();
+	for (i = 0; i < nfwd; i++)
+		json_array_append_new(lcore_rx, json_integer((json_int_t)fwd[i].rx));
+	ports = json_pack("{sIsIsIsIsIso}", "rx", (json_int_t)rx, "tx", (json_int_t)tx, "tx_failed", (json_int_t)txf,
+			  "host_tx", (json_int_t)htx, "host_tx_failed", (json_int_t)htxf, "lcore_rx", lcore_rx);
 	root = json_pack("{sisIsbsfsIsIsssisosssoss}", "pid", (int)getpid(), "generation", (json_int_t)t->generation,
 			 "loaded", 1, "updated", now.tv_sec + now.tv_nsec / 1e9, "reloads", (json_int_t)reloads,
 			 "reload_errors", (json_int_t)reload_errors, "last_error", last_error, "lcores", (int)nfwd,
@@ -703,12 +721,18 @@ int main(int argc, char **argv)
 	if (!rcu || rte_rcu_qsbr_init(rcu, nfwd))
 		die("cannot set up RCU for %u lcores", nfwd);
 
-	pool = rte_pktmbuf_pool_create("glb_mbufs", 8191, POOL_CACHE, 0, RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
-	if (!pool)
-		die("cannot create the mbuf pool: %s (EAL memory: give -m or hugepages)", rte_strerror(rte_errno));
 	if (!rte_eth_dev_is_valid_port((uint16_t)opt.port))
 		die("port %d does not exist (%u ports: give them with --vdev or a PCI address)", opt.port,
 		    rte_eth_dev_count_avail());
+	if (opt.mtu)
+		host.mtu = opt.mtu;
+	else if (!rte_eth_dev_get_mtu((uint16_t)opt.port, &mtu) && mtu)
+		host.mtu = mtu;
+	else
+		host.mtu = RTE_ETHER_MTU;
+	pool = rte_pktmbuf_pool_create("glb_mbufs", 8191, POOL_CACHE, 0, mbuf_size(host.mtu), (int)rte_socket_id());
+	if (!pool)
+		die("cannot create the mbuf pool: %s (EAL memory: give -m or hugepages)", rte_strerror(rte_errno));
 	if (opt.have_src_mac) {
 		memcpy(host.src_mac, opt.src_mac, 6);
 	} else {
@@ -717,12 +741,6 @@ int main(int argc, char **argv)
 			die("port %d: cannot read its MAC (%s): give --src-mac", opt.port, rte_strerror(-rc));
 		memcpy(host.src_mac, mac.addr_bytes, 6);
 	}
-	if (opt.mtu)
-		host.mtu = opt.mtu;
-	else if (!rte_eth_dev_get_mtu((uint16_t)opt.port, &mtu) && mtu)
-		host.mtu = mtu;
-	else
-		host.mtu = RTE_ETHER_MTU;
 	host.names = opt.names;
 
 	first = glb_dp_tables_load(opt.conf, opt.table, &host, err, sizeof(err));

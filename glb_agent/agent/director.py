@@ -11,6 +11,14 @@ One process per director host (``glb-agent run``, systemd ``glb-director.service
 5. on SIGTERM: stop probing and exit, leaving the pinned program forwarding (a restart
    adopts it; ``glb-agent director stop`` detaches).
 
+A reload that changes this director's ``dataplane`` (XDP <-> DPDK) is a *switch*, done the
+way an operator would do it by hand, so no connection breaks (``_switch_dataplane``): drain
+(the BGP feed withdraws the VIPs), wait until no VIP packet has arrived for
+``switch_quiet`` seconds (the routers now send our flows to the other directors, which
+compute the same tables), stop the old data plane, start the new one with the same tables,
+wait for its readiness (what the feed checks), undrain. Any failure before the new data
+plane is ready puts the old one back and keeps the old glb.yml, as for a rejected reload.
+
 It writes ``<state dir>/director-status.json`` after every swap: generation, per-service
 backends with state/health/row share, build seconds — what ``glb-agent status`` shows.
 """
@@ -33,10 +41,11 @@ import numpy as np
 from glb_agent import logs
 from glb_agent.bgp.bfd import bfd_neighbors, peer_states
 from glb_agent.bgp.prefixes import session_prefixes
-from glb_agent.bgp.state import DRAIN_FILE
+from glb_agent.bgp.state import DRAIN_FILE, DrainState, FeedStatus, undrain_seen, withdrawal_confirmed
 from glb_agent.bgp.state import STATUS_FILE as FEED_STATUS_FILE
 from glb_agent.config import ConfigError, LoadedConfig, load_config
 from glb_agent.config.hosts import this_director
+from glb_agent.config.model import Director
 from glb_agent.dataplane.director import DirectorDataPlane
 from glb_agent.dataplane.director_config import director_settings, for_dataplane, table_rows
 from glb_agent.dataplane.dpdk import make_director
@@ -64,6 +73,9 @@ STATUS_FILE = "director-status.json"
 LIVE_TABLES_FILE = "live-tables.json"  # upstream JSON of the tables in the data plane now
 PID_FILE = "director.pid"
 DEFAULT_HEALTH_FILE = paths.HEALTH_FILE
+# The drain flag's owner while the agent switches data planes: the agent clears only its own
+# flag (also at its next start, after a crash mid-switch), never an operator's.
+SWITCH_OWNER = "glb-agent run: data-plane switch"
 
 
 def state_dir() -> Path:
@@ -81,6 +93,14 @@ class AgentOptions:
     metrics_address: str = "127.0.0.1"
     metrics_port: int | None = 9472  # None: no exporter
     state_dir: Path = field(default_factory=state_dir)
+    # Data-plane switch: no VIP packet for this long after the withdrawal means the routers
+    # have moved this director's flows away; each wait of a switch gives up after timeout.
+    switch_quiet: float = 1.0
+    switch_timeout: float = 20.0
+
+
+class SwitchError(GlbError):
+    """A data-plane switch could not go on safely; the old data plane stays (or comes back)."""
 
 
 def table_status(specs_rows, health: dict, at_risk: dict[str, int] | None = None) -> list[dict]:
@@ -139,12 +159,17 @@ class DirectorAgent:
         # swaps that follow it (which move unhealthy proxies to the end of rows, never out).
         self._risk: dict[str, int] = {}
         self._risk_config: LoadedConfig | None = None
+        # This host's entry of self.loaded, resolved at start and on each reload only: without
+        # --name that reads the host's addresses, which a table swap has no reason to redo.
+        self.me: Director | None = None
+        self._status: dict = {}  # the last status written (director-status.json)
+        self._switch: dict | None = None  # the last data-plane switch, as shown in the status
 
     # --- tables ------------------------------------------------------------------------
 
     def _build_and_swap(self, loaded: LoadedConfig, health: dict) -> None:
         """Runs in a worker thread: build every table, swap atomically, write status."""
-        assert self.director is not None
+        assert self.director is not None and self.me is not None
         t0 = time.perf_counter()
         tables = table_rows(loaded, health)
         built = time.perf_counter() - t0
@@ -160,8 +185,8 @@ class DirectorAgent:
                        first_share={b["address"]: b["primary_share"] for b in svc["backends"]})
             for svc in services
         ]
-        status = {
-            "director": this_director(loaded, self.opts.name, strict=True).name,
+        self._status = {
+            "director": self.me.name,
             "pid": os.getpid(),
             "config": str(self.opts.config),
             "generation": self.generation,
@@ -171,9 +196,20 @@ class DirectorAgent:
             "services": services,
         }
         write_atomic(self.opts.state_dir / LIVE_TABLES_FILE, upstream_json.dumps([s for s, _ in tables]))
-        write_atomic(self.opts.state_dir / STATUS_FILE, json.dumps(status, indent=2) + "\n")
+        self._write_status()
         logs.event(_log, "tables_swapped", generation=self.generation, build_seconds=round(built, 4),
                    unhealthy=sorted(f"{s}/{a}" for (s, a), ok in health.items() if not ok))
+
+    def _write_status(self) -> None:
+        """director-status.json: the last swap's status, the running data plane and the last
+        data-plane switch (``apply`` waits for a switch to finish through it)."""
+        if not self._status:
+            return
+        status = dict(self._status)
+        status["dataplane"] = self.director.dataplane if self.director is not None else None
+        if self._switch is not None:
+            status["switch"] = dict(self._switch)
+        write_atomic(self.opts.state_dir / STATUS_FILE, json.dumps(status, indent=2) + "\n")
 
     async def swap(self) -> None:
         assert self.checker is not None
@@ -189,20 +225,21 @@ class DirectorAgent:
         notify("RELOADING=1")
         try:
             new = await asyncio.to_thread(load_config, self.opts.config)
-            new_settings = director_settings(new, self.opts.name, pin_dir=self.opts.pin_dir,
+            me = this_director(new, self.opts.name, strict=True)
+            new_settings = director_settings(new, me.name, pin_dir=self.opts.pin_dir,
                                              xdp_mode=self.opts.xdp_mode)
         except (ConfigError, GlbError) as exc:
             logs.event(_log, "reload_rejected", level=logging.ERROR, error=str(exc))
             notify("READY=1")
             return
         assert self.director is not None and self.checker is not None
-        new_director = make_director(new, self.opts.name, new_settings, self.opts.state_dir)
-        if type(new_director) is not type(self.director):
+        new_director = make_director(new, me.name, new_settings, self.opts.state_dir)
+        if new_director.dataplane != self.director.dataplane:
             # directors[].dataplane changed: both want the interface's XDP hook, so the old
-            # data plane stops before the new one starts (a short gap; drain first).
-            await asyncio.to_thread(self.director.stop)
-            self.director = new_director
-            await asyncio.to_thread(self.director.start)
+            # data plane must stop before the new one starts; drained, nobody notices.
+            if not await self._switch_dataplane(new, new_director):
+                notify("READY=1")
+                return
         elif new_settings != self.director.settings:
             # Compile-time constants changed (MACs, source, hash fields): the loader swaps the
             # program in place through the pinned link (the DPDK process gets the new
@@ -210,12 +247,132 @@ class DirectorAgent:
             self.director.close()
             self.director = new_director
             await asyncio.to_thread(self.director.start)
-        self.loaded = new
-        me = this_director(new, self.opts.name, strict=True)
+        self.loaded, self.me = new, me
         await self.checker.update_targets(targets_from_config(new, me))
         await self.swap()
         logs.event(_log, "reload_applied", generation=self.generation)
         notify("READY=1")
+
+    # --- data-plane switch ---------------------------------------------------------------
+
+    async def _switch_dataplane(self, new: LoadedConfig, target: DirectorDataPlane) -> bool:
+        """Replace the running data plane by ``target`` (the other kind) under drain; see the
+        module doc. True when ``target`` forwards ``new``'s tables; False (logged, recorded in
+        the status) when the switch was refused or rolled back: the old data plane forwards
+        the old config's tables, as before the reload."""
+        assert self.director is not None and self.checker is not None
+        old, opts = self.director, self.opts
+        drain, feed = DrainState(opts.state_dir), FeedStatus(opts.state_dir)
+        flag = drain.current()
+        ours = flag is None or flag.get("owner") == SWITCH_OWNER  # an operator's drain stays
+        t0 = time.monotonic()
+        self._switch = record = {"from": old.dataplane, "to": target.dataplane, "state": "draining",
+                                 "started_at": time.time()}
+        self._write_status()
+        logs.event(_log, "dataplane_switch_started", source=old.dataplane, target=target.dataplane,
+                   drained_by_operator=not ours)
+
+        def mark(state: str, **fields: object) -> None:
+            record.update(state=state, **{k: round(v, 3) if isinstance(v, float) else v
+                                          for k, v in fields.items()})
+            self._write_status()
+
+        stopped = False
+        try:
+            if ours:
+                token = drain.drain(f"data-plane switch {old.dataplane} -> {target.dataplane}",
+                                    owner=SWITCH_OWNER)
+                if feed.running():
+                    done = await asyncio.to_thread(feed.wait, withdrawal_confirmed(token),
+                                                   opts.switch_timeout)
+                    if done is None:
+                        raise SwitchError(f"the BGP feed did not confirm the withdrawal within "
+                                          f"{opts.switch_timeout:g} s ({feed.path})")
+                else:
+                    logs.event(_log, "dataplane_switch_no_feed", level=logging.WARNING,
+                               detail="no BGP feed runs: nothing of ours is announced")
+            mark("waiting for traffic to stop", withdrawn_s=time.monotonic() - t0)
+            last_packet = await asyncio.to_thread(self._wait_quiet, old)
+            mark("switching", traffic_stopped_s=last_packet - t0, idle_s=time.monotonic() - t0)
+            async with self._swap_lock:
+                stopped = True
+                dark = time.monotonic()
+                await asyncio.to_thread(old.stop)
+                self.director = target
+                await asyncio.to_thread(target.start)
+                await asyncio.to_thread(self._build_and_swap, new, self.checker.view())
+                why = await asyncio.to_thread(self._wait_ready, target)
+                record["dark_s"] = round(time.monotonic() - dark, 3)
+        except (GlbError, OSError) as exc:
+            if stopped:
+                await self._roll_back(old, target)
+            if ours:
+                drain.undrain()
+            logs.event(_log, "dataplane_switch_failed", level=logging.ERROR, error=str(exc),
+                       source=old.dataplane, target=target.dataplane, rolled_back=stopped)
+            mark("failed", error=str(exc), seconds=time.monotonic() - t0)
+            return False
+        if ours:
+            drain.undrain()
+            mark("announcing", ready=why, ready_s=time.monotonic() - t0)
+            if feed.running():
+                seen = await asyncio.to_thread(
+                    feed.wait, lambda st: undrain_seen(st) and bool(st.get("announced")), opts.switch_timeout)
+                if seen is None:  # the feed decides; it says why in its status and log
+                    logs.event(_log, "dataplane_switch_not_announced", level=logging.WARNING,
+                               seconds=opts.switch_timeout, feed=str(feed.path))
+        record.update(ready=why, seconds=round(time.monotonic() - t0, 3),
+                      **({} if ours else {"note": "left drained: the drain flag is the operator's"}))
+        # Logged before the status says done: whoever sees "done" (apply) finds the log line.
+        logs.event(_log, "dataplane_switch_done", **{k: v for k, v in record.items() if k != "state"})
+        mark("done")
+        return True
+
+    def _wait_quiet(self, director: DirectorDataPlane) -> float:
+        """Block until no VIP packet has reached ``director`` for ``switch_quiet`` seconds and
+        return when the last one came (monotonic). Raise SwitchError when packets still arrive
+        after ``switch_timeout``: something other than our withdrawn routes sends VIP traffic
+        here (a static route, a router that kept the path), and stopping would black-hole it."""
+        opts = self.opts
+        start = last_change = time.monotonic()
+        seen = _vip_packets(director.counters())
+        while True:
+            time.sleep(min(0.1, opts.switch_quiet / 4))
+            now, count = time.monotonic(), _vip_packets(director.counters())
+            if count != seen:
+                seen, last_change = count, now
+            elif now - last_change >= opts.switch_quiet:
+                return last_change
+            if now - start > opts.switch_timeout:
+                raise SwitchError(f"VIP packets still arrive {opts.switch_timeout:g} s after the withdrawal "
+                                  "(a static route or a router that kept the path?): not stopping the "
+                                  f"{director.dataplane} data plane under traffic")
+
+    def _wait_ready(self, director: DirectorDataPlane) -> str:
+        """Block until ``director`` passes the BGP feed's readiness check; its reason."""
+        deadline = time.monotonic() + self.opts.switch_timeout
+        while True:
+            ok, why = director.ready()
+            if ok:
+                return why
+            if time.monotonic() > deadline:
+                raise SwitchError(f"the {director.dataplane} data plane is not ready after "
+                                  f"{self.opts.switch_timeout:g} s: {why}")
+            time.sleep(0.05)
+
+    async def _roll_back(self, old: DirectorDataPlane, target: DirectorDataPlane) -> None:
+        """The new data plane failed: stop it and put the old one back with the tables of the
+        config it ran (still ``self.loaded``). Caller holds the swap lock."""
+        assert self.checker is not None
+        with contextlib.suppress(GlbError, OSError):
+            await asyncio.to_thread(target.stop)
+        self.director = old
+        try:
+            await asyncio.to_thread(old.start)
+            await asyncio.to_thread(self._build_and_swap, self.loaded, self.checker.view())
+        except (GlbError, OSError) as exc:  # the feed sees it not ready and keeps the VIPs withdrawn
+            logs.event(_log, "dataplane_rollback_failed", level=logging.CRITICAL, error=str(exc),
+                       dataplane=old.dataplane)
 
     def _bgp_provider(self, me) -> BgpProvider:
         """BGP and BFD state for the exporter: the feed's status file (written by ExaBGP's
@@ -237,19 +394,35 @@ class DirectorAgent:
             loop.add_signal_handler(sig, self._stop.set)
         self.opts.state_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(self.opts.state_dir / PID_FILE, f"{os.getpid()}\n")
-        settings = director_settings(self.loaded, self.opts.name, pin_dir=self.opts.pin_dir,
+        self.me = me = this_director(self.loaded, self.opts.name, strict=True)
+        settings = director_settings(self.loaded, me.name, pin_dir=self.opts.pin_dir,
                                      xdp_mode=self.opts.xdp_mode)
-        self.director = make_director(self.loaded, self.opts.name, settings, self.opts.state_dir)
+        self.director = make_director(self.loaded, me.name, settings, self.opts.state_dir)
+        # glb.yml's dataplane may have changed while no agent ran (a restart by the role that
+        # installed the DPDK unit, a reboot with the old data plane's process left): the
+        # other kind still forwards. Adopt it, and switch drained once up, as a reload would.
+        other = make_director(self.loaded, me.name, settings, self.opts.state_dir,
+                              dataplane="xdp" if self.director.dataplane == "dpdk" else "dpdk")
+        switch_pending = (await asyncio.to_thread(other.ready))[0]
+        if switch_pending:
+            logs.event(_log, "dataplane_mismatch", running=other.dataplane,
+                       configured=self.director.dataplane)
+            self.director = other
         how = await asyncio.to_thread(self.director.start)
         logs.event(_log, "dataplane_started", how=how, interface=settings.interface,
                    pin_dir=str(settings.pin_dir))
-        me = this_director(self.loaded, self.opts.name, strict=True)
         exporter = None
         self.checker = Checker(targets_from_config(self.loaded, me), on_change=self._on_health,
                                state_file=self.opts.health_file)
         try:
             async with self.checker:
                 await self.swap()
+                flag = DrainState(self.opts.state_dir).current()
+                if flag is not None and flag.get("owner") == SWITCH_OWNER:
+                    # A switch was cut short (crash, kill) after its drain: the data plane glb.yml
+                    # names now runs with its tables, and the feed announces once it is ready.
+                    DrainState(self.opts.state_dir).undrain()
+                    logs.event(_log, "dataplane_switch_recovered", reason=flag.get("reason", ""))
                 if self.opts.metrics_port is not None:
                     exporter = Exporter(GlbCollector(
                         counters=lambda: counters_from_director(self.director.counters()),
@@ -259,6 +432,8 @@ class DirectorAgent:
                     exporter.start()
                 notify("READY=1")
                 logs.event(_log, "director_ready", generation=self.generation)
+                if switch_pending:
+                    self._reload.set()  # the reload finds the other dataplane in glb.yml: a switch
                 while not self._stop.is_set():
                     waiters = {asyncio.create_task(self._stop.wait()),
                                asyncio.create_task(self._reload.wait())}
@@ -278,6 +453,12 @@ class DirectorAgent:
                 (self.opts.state_dir / PID_FILE).unlink()
             logs.event(_log, "director_agent_stopped")
         return 0
+
+
+def _vip_packets(counters: dict[str, dict[str, int]]) -> int:
+    """Every packet a director saw for a service (any reason): VIP traffic still arriving."""
+    return sum(v for name, cells in counters.items() if name != "_unmatched"
+               for k, v in cells.items() if k.endswith("_packets"))
 
 
 def read_status(directory: Path | None = None) -> dict | None:

@@ -117,10 +117,21 @@ class Feed:
         if self.bfd is not None:
             # After the withdrawal, so a router hears the orderly withdraw before BFD falls silent.
             ready = self._last_ready or (False, "")
-            self.bfd.update(ready[0] and not self.stopping, "stopping" if self.stopping else ready[1])
+            self.bfd.update(self._bfd_wanted(ready[0]), "stopping" if self.stopping else ready[1])
             self._dirty = self._dirty or self._bfd_running != self.bfd.running
             self._bfd_running = self.bfd.running
         self._write_status(why)
+
+    def _bfd_wanted(self, ready: bool) -> bool:
+        """BFD runs while the data plane is ready, and also while the director is drained with
+        every route withdrawn: then there is no path for BFD to protect, and a data plane
+        stopped for maintenance (a switch between XDP and DPDK, a restart) must not make the
+        routers reset the BGP sessions (BIRD's "BFD session down" is a session error, retried
+        after its error wait time), which would delay the re-announcement after ``undrain``."""
+        if self.stopping:
+            return False
+        idle = self._last_drain is not None and self.announced is not None and not self.announced
+        return ready or idle
 
     def _commands(self, verb: str, prefix: Prefix) -> list[str]:
         route = f"{verb} route {prefix} next-hop self"

@@ -49,6 +49,28 @@ def resolve(mode: str, interface: str, pin_dir: Path | None = None) -> tuple[Rea
     return partial(director_ready, interface, pin_dir), "dataplane"
 
 
+def first_ready(*checks: Readiness) -> Readiness:
+    """Ready when any of ``checks`` is (its reason); otherwise the first one's reason.
+
+    A director's feed asks both of its data planes, its configured one first: ExaBGP starts
+    the feed once with the glb.yml of that moment, and a later change of ``dataplane`` makes
+    the agent switch from one data plane to the other while the feed runs on (drained, see
+    ``glb_agent.agent.director``). Either one forwarding with its tables loaded may be
+    announced; both claim the interface's XDP hook, so they never forward side by side.
+    """
+
+    def run() -> tuple[bool, str]:
+        results = []
+        for check in checks:
+            ok, why = check()
+            if ok:
+                return True, why
+            results.append(why)
+        return False, results[0] if results else "no readiness check"
+
+    return run
+
+
 def guarded(check: Readiness) -> Readiness:
     """A check that raised is a check that failed: never announce on an exception."""
 

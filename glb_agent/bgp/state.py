@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,10 +54,16 @@ class DrainState:
     def path(self) -> Path:
         return self.directory / DRAIN_FILE
 
-    def drain(self, reason: str = "") -> str:
-        """Set the flag; returns a fresh token the feed echoes once it has acted on it."""
+    def drain(self, reason: str = "", owner: str | None = None) -> str:
+        """Set the flag; returns a fresh token the feed echoes once it has acted on it.
+
+        ``owner`` marks a flag a program set for itself (the agent's data-plane switch), so
+        that program can tell its own flag from an operator's and clear only its own."""
         token = secrets.token_hex(8)
-        write_json_atomic(self.path, {"token": token, "since": time.time(), "reason": reason})
+        flag: dict[str, object] = {"token": token, "since": time.time(), "reason": reason}
+        if owner is not None:
+            flag["owner"] = owner
+        write_json_atomic(self.path, flag)
         return token
 
     def undrain(self) -> bool:
@@ -89,6 +96,32 @@ class FeedStatus:
 
     def read(self) -> dict | None:
         return read_json(self.path)
+
+    def running(self) -> bool:
+        """A feed wrote this status and its process lives (else nobody announces for us)."""
+        current = self.read()
+        return current is not None and pid_alive(current.get("pid"))
+
+    def wait(self, done: Callable[[dict], bool], seconds: float, poll: float = 0.05) -> dict | None:
+        """The first status ``done`` accepts within ``seconds``, else None."""
+        deadline = time.monotonic() + seconds
+        while True:
+            current = self.read()
+            if current is not None and done(current):
+                return current
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(poll)
+
+
+def withdrawal_confirmed(token: str) -> Callable[[dict], bool]:
+    """Feed status test: the feed honoured drain ``token`` and ExaBGP holds no route of ours."""
+    return lambda s: s.get("drain_token") == token and bool(s.get("confirmed")) and not s.get("announced")
+
+
+def undrain_seen(status: dict) -> bool:
+    """Feed status test: the feed saw the drain flag cleared."""
+    return status.get("drain_token") is None
 
 
 def pid_alive(pid: object) -> bool:

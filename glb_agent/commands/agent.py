@@ -53,9 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "apply", help="validate glb.yml, show the table diff, and make it live",
         description="Validate the YAML and print how the tables change; unless --dry-run, tell the "
         "running agent to reload (SIGHUP) and wait until the new tables are live. A bad YAML "
-        "changes nothing (exit 2).")
+        "changes nothing (exit 2); an edit that puts rows at risk is refused (exit 1) unless "
+        "--force, by --dry-run too.")
     add_config_argument(apply)
-    apply.add_argument("--dry-run", action="store_true", help="only print the diff")
+    apply.add_argument("--dry-run", action="store_true",
+                       help="only print the diff; exit 1 if apply would refuse the edit")
     apply.add_argument("--force", action="store_true",
                        help="apply even if the edit puts rows at risk (a proxy holding connections "
                             "leaves their row: those connections may break)")
@@ -117,32 +119,62 @@ def _apply(args: argparse.Namespace) -> int:
         diff = {"text": f"(no diff: {exc})", "json": None}
     if not args.json:
         print(diff["text"])
-    if args.dry_run:
-        if args.json:
-            print(json.dumps({"dry_run": True, "diff": diff["json"]}, indent=2))
-        return 0
+    refusal = None
     if diff.get("rows_at_risk") and not args.force:
-        raise GlbError(f"refused: the edit puts {diff['rows_at_risk']} rows at risk (see the diff); "
-                       "split it into steps (drain first, then remove) or pass --force")
+        refusal = (f"refused: the edit puts {diff['rows_at_risk']} rows at risk (see the diff); "
+                   "split it into steps (drain first, then remove) or pass --force")
+    # A dry run answers "would apply go through?" (exit 1 and the same message if not), so a
+    # rollout (playbooks/apply-config.yml) can ask each director before changing anything.
+    if args.dry_run and args.json:
+        print(json.dumps({"dry_run": True, "refused": refusal, "diff": diff["json"]}, indent=2))
+        return 1 if refusal else 0
+    if refusal:
+        raise GlbError(refusal)
+    if args.dry_run:
+        return 0
     pid = running_pid(directory)
     if pid is None:
         raise GlbError(f"no running director agent (no live pid in {directory}); start glb-director.service")
     before = (read_status(directory) or {}).get("swapped_at", 0)
-    t0 = time.monotonic()
+    t0, sent_at = time.monotonic(), time.time()
     os.kill(pid, signal.SIGHUP)
     while time.monotonic() - t0 < args.timeout:
         status = read_status(directory) or {}
+        switch = status.get("switch") or {}
+        if switch.get("started_at", 0) >= sent_at:
+            # This reload changed the data plane: done only when the agent has re-announced.
+            if switch.get("state") == "failed":
+                raise GlbError(f"data-plane switch {switch.get('from')} -> {switch.get('to')} refused, "
+                               f"the {switch.get('from')} data plane keeps forwarding the old glb.yml: "
+                               f"{switch.get('error')}")
+            if switch.get("state") != "done":
+                time.sleep(0.05)
+                continue
         if status.get("swapped_at", 0) > before:
             took = time.monotonic() - t0
             if args.json:
                 print(json.dumps({"applied": True, "generation": status["generation"], "seconds": took,
-                                  "diff": diff["json"]}, indent=2))
+                                  "switch": switch or None, "diff": diff["json"]}, indent=2))
             else:
                 print(f"applied: generation {status['generation']} live after {took:.2f}s")
+                if switch.get("started_at", 0) >= sent_at:
+                    print(_switch_text(switch))
             return 0
         time.sleep(0.05)
     raise GlbError(f"the agent did not swap new tables within {args.timeout}s (see its log: a rejected "
                    "YAML keeps the old tables)")
+
+
+def _switch_text(sw: dict) -> str:
+    """One line for a finished data-plane switch (the agent's record in director-status.json);
+    seconds from the start of the switch."""
+    def t(key: str) -> str:
+        return f"{sw.get(key, 0):.2f}s"
+
+    note = f" ({sw['note']})" if sw.get("note") else ""
+    return (f"data plane {sw.get('from')} -> {sw.get('to')}: VIPs withdrawn at {t('withdrawn_s')}, "
+            f"last VIP packet at {t('traffic_stopped_s')}, old stopped at {t('idle_s')}, {sw.get('to')} "
+            f"ready after {t('dark_s')} more, announced again at {t('seconds')}{note}")
 
 
 def _status(args: argparse.Namespace) -> int:

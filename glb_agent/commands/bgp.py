@@ -19,9 +19,16 @@ from glb_agent.bgp.bfd import sessions as bfd_sessions
 from glb_agent.bgp.events import EventLog
 from glb_agent.bgp.feed import Feed, FeedSettings, stop_on_signals
 from glb_agent.bgp.prefixes import session_prefixes
-from glb_agent.bgp.readiness import MODES, guarded, resolve
+from glb_agent.bgp.readiness import MODES, first_ready, guarded, resolve
 from glb_agent.bgp.render import director_sessions, render_exabgp_conf
-from glb_agent.bgp.state import DrainState, FeedStatus, pid_alive, state_dir
+from glb_agent.bgp.state import (
+    DrainState,
+    FeedStatus,
+    pid_alive,
+    state_dir,
+    undrain_seen,
+    withdrawal_confirmed,
+)
 from glb_agent.commands import (
     add_config_argument,
     add_name_argument,
@@ -141,13 +148,16 @@ def run_feed(args: argparse.Namespace) -> int:
     director = this_director(loaded, args.name, strict=True)  # never announce as someone else
     check, kind = resolve(args.readiness, director.interface, args.pin_dir)
     directory = state_dir(args.state_dir)
-    if director.dataplane == "dpdk" and args.readiness in ("auto", "dataplane"):
-        # The DPDK director's readiness: its process runs with a loaded table (stats file).
+    if args.readiness in ("auto", "dataplane"):
+        # Either data plane of this director, the configured one first (first_ready says
+        # why): the DPDK director is ready while its process runs with a loaded table.
         from glb_agent.dataplane.director_config import director_settings
         from glb_agent.dataplane.dpdk import DpdkDirector, dpdk_options
 
         settings = director_settings(loaded, director.name, resolve=False)
-        check, kind = DpdkDirector(settings, dpdk_options(director, directory)).ready, "dpdk"
+        dpdk = DpdkDirector(settings, dpdk_options(director, directory)).ready
+        check = first_ready(dpdk, check) if director.dataplane == "dpdk" else first_ready(check, dpdk)
+        kind = f"dataplane ({director.dataplane}, else {'xdp' if director.dataplane == 'dpdk' else 'dpdk'})"
     log = EventLog(director.name)
     log("readiness", check=kind, interface=director.interface)
     prefixes, skipped = session_prefixes(loaded.config, director)
@@ -183,17 +193,6 @@ def run_feed(args: argparse.Namespace) -> int:
     return feed.run(stop)
 
 
-def _wait_for(status: FeedStatus, done, seconds: float) -> dict | None:
-    deadline = time.monotonic() + seconds
-    while True:
-        current = status.read()
-        if current is not None and done(current):
-            return current
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(WAIT_POLL)
-
-
 def run_drain(args: argparse.Namespace) -> int:
     directory = state_dir(args.state_dir)
     token = DrainState(directory).drain(args.reason)
@@ -201,8 +200,7 @@ def run_drain(args: argparse.Namespace) -> int:
         print(f"drained (flag {DrainState(directory).path}); the feed withdraws within a second")
         return 0
     started = time.monotonic()
-    confirmed = _wait_for(FeedStatus(directory), lambda s: s.get("drain_token") == token
-                          and s.get("confirmed") and not s.get("announced"), args.wait)
+    confirmed = FeedStatus(directory).wait(withdrawal_confirmed(token), args.wait, poll=WAIT_POLL)
     if confirmed is None:
         raise GlbError(f"drain flag set, but no feed confirmed the withdrawal within {args.wait:g}s "
                        f"(is ExaBGP running? see {FeedStatus(directory).path})")
@@ -215,7 +213,7 @@ def run_undrain(args: argparse.Namespace) -> int:
     directory = state_dir(args.state_dir)
     was = DrainState(directory).undrain()
     if args.wait is not None:
-        seen = _wait_for(FeedStatus(directory), lambda s: s.get("drain_token") is None, args.wait)
+        seen = FeedStatus(directory).wait(undrain_seen, args.wait, poll=WAIT_POLL)
         if seen is None:
             raise GlbError(f"drain flag cleared, but no feed confirmed it within {args.wait:g}s")
         print(f"undrained: feed state {seen.get('state')!r}, announcing {len(seen.get('announced', []))}")

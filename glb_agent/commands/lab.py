@@ -1,4 +1,4 @@
-"""``glb-agent lab up|down|status|demo``: the namespace lab (see glb_agent/lab/run.py)."""
+"""``glb-agent lab up|down|status|demo|switch``: the namespace lab (see glb_agent/lab/run.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         if name in ("status", "demo"):
             a.add_argument("--json", action="store_true")
         a.set_defaults(func=func)
+    sw = actions.add_parser(
+        "switch", help="switch one director between the XDP and DPDK data planes, drained",
+        description="Edit the running lab's glb.yml (/run/glb-lab/glb.yml) so DIRECTOR runs DATAPLANE and "
+                    "run `glb-agent apply` for it, as on a real host: its agent withdraws the VIPs, waits "
+                    "until no VIP packet arrives, stops the old data plane, starts the new one with the "
+                    "same tables and re-announces once it is ready. Connections keep going through the "
+                    "other directors meanwhile.")
+    sw.add_argument("director", help="a director of the lab, e.g. d1")
+    sw.add_argument("dataplane", choices=("xdp", "dpdk"))
+    sw.add_argument("--timeout", type=float, default=60.0, help="seconds apply waits for the switch")
+    sw.set_defaults(func=_switch)
+
+
+def _switch(args: argparse.Namespace) -> int:
+    print(lab.switch_dataplane(args.director, args.dataplane, timeout=args.timeout), end="")
+    return 0
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -46,7 +62,9 @@ def _status_text(doc: dict) -> str:
     lines = [f"namespaces: {', '.join(doc['namespaces']) or 'none'}"]
     lines += [f"route {vip} via {', '.join(h) or 'NOTHING'}" for vip, h in doc["routes"].items()]
     for name, d in doc["directors"].items():
-        lines.append(f"director {name}: announced {', '.join(d['bgp'].get('announced', [])) or 'nothing'}")
+        plane = (d.get("agent") or {}).get("dataplane") or "xdp"  # older agents wrote none: XDP
+        lines.append(f"director {name} ({plane}): announced "
+                     f"{', '.join(d['bgp'].get('announced', [])) or 'nothing'}")
         if d.get("bfd") is not None:
             lines.append(f"director {name}: BFD {_sessions_text(d['bfd'])}")
     if doc.get("router_bfd") is not None:

@@ -6,16 +6,19 @@ Callers choose the policy explicitly, because a wrong guess has different costs:
 * ``strict=True`` (the data planes, the BGP feed): exactly one match or an InputError.
   Forwarding with another director's source address or interface black-holes traffic.
 * ``strict=False`` (``health check`` from an operator's workstation): with no local match,
-  fall back to the first entry; HTTP/TCP checks still work and GUE probes fail visibly
+  fall back to the first entry, with a warning naming it (and, for a director, the source
+  address GUE probes then use); HTTP/TCP checks still work and GUE probes fail visibly
   (wrong source address). Several local matches are still an error: that is a broken config,
   not a workstation.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from glb_agent import logs
 from glb_agent.config.load import LoadedConfig
 from glb_agent.config.model import Director, GlbConfig, Proxy
 from glb_agent.errors import InputError
@@ -23,6 +26,7 @@ from glb_agent.util.net import IPAddress, any_local, local_addresses
 
 H = TypeVar("H", Director, Proxy)
 ConfigLike = GlbConfig | LoadedConfig
+_log = logs.get("config.hosts")
 
 
 def _config(cfg: ConfigLike) -> GlbConfig:
@@ -35,7 +39,7 @@ def _where(cfg: ConfigLike) -> str:
 
 def _resolve(cfg: ConfigLike, role: str, plural: str, hosts: Sequence[H],
              addresses: Callable[[H], Sequence[IPAddress | None]], name: str | None, strict: bool,
-             local: frozenset[IPAddress] | None) -> H:
+             local: frozenset[IPAddress] | None, uses: Callable[[H], str] = lambda h: "") -> H:
     if name is not None:
         for h in hosts:
             if h.name == name:
@@ -49,7 +53,11 @@ def _resolve(cfg: ConfigLike, role: str, plural: str, hosts: Sequence[H],
     if len(matches) == 1:
         return matches[0]
     if not matches and not strict:
-        return hosts[0]
+        first = hosts[0]
+        logs.event(_log, "host_not_in_config", logging.WARNING, role=role, using=first.name,
+                   detail=f"none of the {plural}' addresses{_where(cfg)} is local: acting as the first, "
+                          f"{first.name!r}{uses(first)} (pass --name to choose)")
+        return first
     raise InputError(f"cannot tell which {role} this host is "
                      f"({'none' if not matches else len(matches)} of the {plural}' addresses are local); "
                      "pass --name")
@@ -63,7 +71,8 @@ def this_director(cfg: ConfigLike, name: str | None = None, *, strict: bool,
     """
     c = _config(cfg)
     return _resolve(cfg, "director", "directors", c.directors,
-                    lambda d: (d.address, d.outer_source, d.address6), name, strict, local)
+                    lambda d: (d.address, d.outer_source, d.address6), name, strict, local,
+                    uses=lambda d: f"; GUE probes come from its source address {d.outer_source}")
 
 
 def this_proxy(cfg: ConfigLike, name: str | None = None, *, strict: bool,

@@ -393,7 +393,9 @@ class Director(Strict):
     router_id: ipaddress.IPv4Address | None = Field(None, description="BGP router id; defaults to address")
     bgp_peers: list[Name] | None = Field(None, description="names from bgp.peers; default all")
     dataplane: Literal["xdp", "dpdk"] = Field(
-        "xdp", description="xdp: the XDP program on the interface; dpdk: the DPDK director process"
+        "xdp", description="xdp: the XDP program on the interface; dpdk: the DPDK director process. "
+        "Changed on a running director, `apply` switches it drained (withdraw, wait for the traffic "
+        "to stop, switch with the same tables, re-announce)"
     )
     dpdk: DirectorDpdk = Field(default_factory=DirectorDpdk, description="settings when dataplane is dpdk")
 

@@ -66,9 +66,10 @@ from glb_agent.errors import GlbError, InputError
 from glb_agent.table.spec import TABLE_ROWS, TableSpec
 from glb_agent.util import paths
 
-# Maps of director.c the loader uses, each pinned as <pin_dir>/<name> (bcc pins them while
-# loading, at the GLB_PIN_DIR compiled into the program). director.c also declares a
-# glb_meta map from before the shared ``meta``; nothing reads it any more.
+# Maps of director.c, each pinned as <pin_dir>/<name> (bcc pins them while loading, at the
+# GLB_PIN_DIR compiled into the program). Releases before the shared ``meta`` kept the
+# bookkeeping in a glb_meta map of director.c: legacy adoption reads that pin, and loading
+# a program here unpins it.
 MAP_NAMES = ("glb_ctl", "glb_binds4", "glb_binds6", "glb_rows", "glb_stats")
 LEGACY_META = "glb_meta"
 PROG_FUNC = "xdp_glb_director"
@@ -90,21 +91,25 @@ def _legacy_meta(pin_dir: Path) -> dict:
 
 @runtime_checkable
 class DirectorDataPlane(Protocol):
-    """What the director agent needs from a director data plane (XDP here, DPDK later).
+    """What the director agent needs from a director data plane (XDP, or DPDK in dpdk.py).
 
     ``start`` attaches or adopts and says which; ``update_tables`` makes exactly the given
     tables live at once and returns the generation; ``counters`` are per service (and
-    ``_unmatched``) ``<reason>_packets``/``<reason>_bytes``; ``close`` lets go without
+    ``_unmatched``) ``<reason>_packets``/``<reason>_bytes``; ``ready`` is the BGP feed's
+    question (forwarding with tables loaded?) with its reason; ``close`` lets go without
     stopping the forwarding, ``stop`` stops it.
     """
 
     settings: DirectorSettings
+    dataplane: str  # its directors[].dataplane value: "xdp" or "dpdk"
 
     def start(self) -> str: ...
 
     def update_tables(self, tables: Tables) -> int: ...
 
     def counters(self) -> dict[str, dict[str, int]]: ...
+
+    def ready(self) -> tuple[bool, str]: ...
 
     def close(self) -> None: ...
 
@@ -341,6 +346,8 @@ class XdpDirector:
     """One interface's XDP director: ``start`` (or adopt), ``update_tables``, ``counters``,
     ``stop``; a ``DirectorDataPlane``."""
 
+    dataplane = "xdp"  # directors[].dataplane
+
     def __init__(self, settings: DirectorSettings) -> None:
         self.settings = settings
         self.pinned = PinnedXdp("director", settings.interface, settings.pin_dir, legacy_meta=_legacy_meta)
@@ -403,8 +410,9 @@ class XdpDirector:
         if not maps_ok:
             # Another layout: the running program (if any) keeps its maps through its own
             # references; the new program gets fresh ones at the same paths.
-            pinned.unpin((*MAP_NAMES, LEGACY_META))
+            pinned.unpin(MAP_NAMES)
             meta = {k: meta[k] for k in ("mode",) if k in meta}
+        pinned.unpin((LEGACY_META,))  # an older program's; its content is in meta by now
         program = DirectorProgram(opts, pin)
         self._program = program
         self._open_pinned(opts)
@@ -483,6 +491,10 @@ class XdpDirector:
 
     def counters(self) -> dict[str, dict[str, int]]:
         return self._require_state().counters()
+
+    def ready(self) -> tuple[bool, str]:
+        """The BGP feed's check (``director_ready``) for this director's interface and pins."""
+        return director_ready(self.settings.interface, self.pin_dir)
 
     @_locked
     def stop(self) -> bool:

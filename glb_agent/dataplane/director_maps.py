@@ -29,7 +29,6 @@ DIRECTOR_C = BPF_DIR / "director.c"
 INCLUDE_DIR = BPF_DIR / "include"
 
 MAPS_VERSION = 3  # GLB_DIRECTOR_MAPS_VERSION in director_defs.h
-META_BYTES = 32768
 HASH_FIELDS = ("src_addr", "dst_addr", "src_port", "dst_port")  # upstream's fixed order
 GUE_BASE = 36  # outer IPv4 + UDP + GUE base + GLB private data, before the hop list
 GUE_OVERHEAD = GUE_BASE + 4  # ... with one hop (upstream's packet)
@@ -121,7 +120,6 @@ class BuildOptions:
             f"-DGLB_MTU={self.mtu}",
             f"-DGLB_MAX_TABLES={self.max_tables}",
             f"-DGLB_MAX_BINDS={self.max_binds}",
-            f"-DGLB_META_BYTES={META_BYTES}",
             f"-DGLB_IPV6={int(self.ipv6)}",
             f"-DGLB_VLAN={int(self.vlan)}",
             f"-DGLB_ICMP={int(self.icmp)}",
@@ -136,8 +134,10 @@ class BuildOptions:
         return flags
 
     def maps_signature(self) -> str:
-        """Changes only when the maps' shapes change (then pinned maps cannot be reused)."""
-        return _digest(f"maps-v{MAPS_VERSION}/{self.max_tables}/{self.max_binds}/{META_BYTES}/"
+        """Changes only when the maps' shapes change (then pinned maps cannot be reused).
+        The 32768 was the size of director.c's glb_meta map, dropped unused (the bookkeeping
+        is the loader's ``meta``); it stays in the string so running directors are adopted."""
+        return _digest(f"maps-v{MAPS_VERSION}/{self.max_tables}/{self.max_binds}/32768/"
                        f"{self.row_width}")
 
     def program_signature(self, pin_dir: Path | None) -> str:

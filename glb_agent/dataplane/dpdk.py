@@ -163,6 +163,8 @@ def render_files(settings: DirectorSettings, tables: Tables) -> tuple[str, bytes
 class DpdkDirector:
     """One DPDK director process for one forwarding port."""
 
+    dataplane = "dpdk"  # directors[].dataplane
+
     def __init__(self, settings: DirectorSettings, options: DpdkOptions) -> None:
         self.settings = settings
         self.options = options
@@ -385,9 +387,10 @@ def installed_unit(unit_dir: Path = Path("/etc/systemd/system")) -> str | None:
 
 
 def make_director(loaded: LoadedConfig, name: str | None, settings: DirectorSettings,
-                  state_dir: Path) -> DirectorDataPlane:
-    """The data plane ``directors[].dataplane`` asks for on this host."""
+                  state_dir: Path, dataplane: str | None = None) -> DirectorDataPlane:
+    """The data plane ``directors[].dataplane`` asks for on this host, or the one named by
+    ``dataplane`` (the agent looks for the other kind still forwarding at its start)."""
     d = this_director(loaded, name, strict=True)
-    if d.dataplane == "dpdk":
+    if (dataplane or d.dataplane) == "dpdk":
         return DpdkDirector(settings, dpdk_options(d, state_dir))
     return XdpDirector(settings)

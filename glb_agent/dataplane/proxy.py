@@ -42,8 +42,8 @@ CFLAGS = ("-Wno-compare-distinct-pointer-types",)
 PROG_NAME = "xdp_glb_proxy"
 GUE_PORT = 19523
 
-# Map names in proxy.c the loader fills; each is pinned as <pin_dir>/<name>. (proxy.c's
-# proxy_build held the build digest for releases before ``meta``; legacy adoption reads it.)
+# Map names in proxy.c the loader fills; each is pinned as <pin_dir>/<name>. (Releases
+# before ``meta`` kept the build digest in a proxy_build map; legacy adoption reads that pin.)
 MAPS = ("proxy_cfg", "proxy_senders", "proxy_dsts", "proxy_stats")
 LEGACY_BUILD = "proxy_build"
 

@@ -1,12 +1,13 @@
-"""The health checker: every backend probed concurrently on one asyncio loop.
+"""The health checker: every backend probed on one asyncio loop by one probe engine.
 
-One task per (service, backend) sleeps until its next slot, probes, and feeds the result
-to that backend's rise/fall state machine (``state.py``). Slots are fixed-rate
-(``start + n * interval``) with a random initial phase, so hundreds of backends spread
-evenly over the interval instead of firing together, and a slow probe delays only its own
-backend. Verdict changes are coalesced by a single notifier task that persists the state
-file and then calls ``on_change(view, changes)`` -- never concurrently, always with the
-full view, so the receiver (the table swap) can rebuild from scratch and stay idempotent.
+Each (service, backend) has fixed-rate slots (``start + n * interval``) with a random
+initial phase, so hundreds of backends spread evenly over the interval instead of firing
+together; the slots are entries in the engine's single timer heap (``engine.py``), not a
+sleeping task per backend, and a slow probe delays only its own backend. Results feed that
+backend's rise/fall state machine (``state.py``) strictly in launch order. Verdict changes
+are coalesced by a single notifier task that persists the state file and then calls
+``on_change(view, changes)`` -- never concurrently, always with the full view, so the
+receiver (the table swap) can rebuild from scratch and stay idempotent.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from pathlib import Path
 
 from glb_agent import logs
 from glb_agent.health import persist
+from glb_agent.health.engine import Plan, Probe, ProbeEngine
 from glb_agent.health.gue import GueProber
 from glb_agent.health.probes import ProbeResult
 from glb_agent.health.state import BackendState, Damping
-from glb_agent.health.target import Key, Target, probe_target
+from glb_agent.health.target import Key, Target
 
 HealthView = Mapping[tuple[str, ipaddress.IPv4Address], bool]
 _log = logs.get("health")
@@ -54,7 +56,7 @@ class ProbeStats:
 
     probes: int = 0
     late: int = 0  # slots that started more than 10% of an interval late
-    overruns: int = 0  # probes that took longer than the interval (next slot skipped)
+    overruns: int = 0  # slots skipped (the loop was a slot behind) or refused (in-flight limit)
     max_lag: float = 0.0  # seconds, worst slot start delay
     last_results: dict[Key, tuple[ProbeResult, ...]] = field(default_factory=dict)
     per_backend: dict[Key, int] = field(default_factory=dict)  # probes run per backend
@@ -64,8 +66,76 @@ async def check_once(targets: Iterable[Target], gue: GueProber | None = None
                      ) -> dict[Key, tuple[ProbeResult, ...]]:
     """Probe every target once, all concurrently (``glb-agent health check --once``)."""
     targets = list(targets)
-    results = await asyncio.gather(*(probe_target(t, gue) for t in targets))
+    loop = asyncio.get_running_loop()
+    engine = ProbeEngine(gue)
+    try:
+        waits = []
+        for t in targets:
+            fut: asyncio.Future[tuple[ProbeResult, ...]] = loop.create_future()
+            engine.launch(Plan(t), Probe(lambda p, f=fut: f.done() or f.set_result(p.results)))
+            waits.append(fut)
+        results = await asyncio.gather(*waits)
+    finally:
+        engine.close()
     return {t.key: r for t, r in zip(targets, results, strict=True)}
+
+
+class _Backend:
+    """One (service, backend): its slots and its probes in flight, oldest first.
+
+    A probe starts in every slot without waiting for the previous one: with a 100 ms
+    interval and a 200 ms timeout a black-holed backend still fails once per slot, so
+    ``fall`` failures take ``fall x interval + timeout``, not ``fall x timeout``. Results
+    are observed strictly in launch order (the rise/fall counts are about consecutive
+    probes), each as soon as it and every earlier one has finished.
+    """
+
+    __slots__ = ("checker", "interval", "limit", "live", "pending", "plan", "target")
+
+    def __init__(self, checker: Checker, target: Target) -> None:
+        self.checker, self.target, self.plan = checker, target, Plan(target)
+        self.interval = target.check.interval
+        # Probes a backend may have in flight: every slot of one timeout, plus the current.
+        self.limit = int(target.check.timeout / self.interval) + 2
+        self.pending: deque[Probe] = deque()
+        self.live = True
+
+    def fire(self, when: float, now: float) -> None:
+        """Slot ``when`` is due (``now`` is the batch's time): launch, then book the next slot."""
+        checker = self.checker
+        stats, engine = checker.stats, checker._engine
+        assert engine is not None
+        lag = now - when
+        if lag > self.interval * 0.1:
+            stats.late += 1
+        if lag > stats.max_lag:
+            stats.max_lag = lag
+        if len(self.pending) < self.limit:
+            probe = Probe(self._collect)
+            self.pending.append(probe)
+            engine.launch(self.plan, probe)
+        else:  # probes are not finishing even within their timeout: the loop is starved
+            stats.overruns += 1
+        when += self.interval
+        if when < now:  # the loop was late past a whole slot: skip ahead, never burst
+            stats.overruns += 1
+            when = now
+        engine.at(when, self)
+
+    def _collect(self, _done: Probe) -> None:
+        """Feed every finished probe at the head of ``pending`` to the state machine, in order."""
+        pending = self.pending
+        while pending and pending[0].results is not None:
+            results = pending.popleft().results
+            assert results is not None
+            self.checker._observe(self.target, results)
+
+    def stop(self, engine: ProbeEngine | None) -> None:
+        self.live = False
+        if engine is not None:
+            for probe in self.pending:
+                engine.cancel(probe)
+        self.pending.clear()
 
 
 class Checker:
@@ -96,7 +166,8 @@ class Checker:
         self._gue = gue
         self._own_gue = False
         self._states: dict[Key, BackendState] = {}
-        self._tasks: dict[Key, asyncio.Task[None]] = {}
+        self._backends: dict[Key, _Backend] = {}
+        self._engine: ProbeEngine | None = None
         self._notifier: asyncio.Task[None] | None = None
         self._dirty = asyncio.Event()
         self._changes: list[HealthChange] = []
@@ -111,6 +182,7 @@ class Checker:
             self._gue, self._own_gue = GueProber(), True
         if self._gue is not None:
             self._gue.open()
+        self._engine = ProbeEngine(self._gue)
         for target in self._targets.values():
             self._add(target)
         self._notifier = asyncio.create_task(self._notify_loop(), name="health-notify")
@@ -118,13 +190,16 @@ class Checker:
                    restored=sum(k in self._saved for k in self._targets), state_file=self.state_file)
 
     async def stop(self) -> None:
-        tasks = [*self._tasks.values(), *([self._notifier] if self._notifier else [])]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
+        for backend in self._backends.values():
+            backend.stop(None)  # the engine's close drops every probe in flight at once
+        self._backends.clear()
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+        if self._notifier is not None:
+            self._notifier.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+                await self._notifier
         self._notifier = None
         self._changes.clear()  # undelivered changes are still in the states persisted now
         self._persist(self._snapshot())
@@ -144,10 +219,7 @@ class Checker:
         """Switch to a new target list (config reload): unchanged backends keep their state."""
         new = {t.key: t for t in targets}
         for key in [k for k in self._targets if k not in new or new[k] != self._targets[k]]:
-            task = self._tasks.pop(key)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._backends.pop(key).stop(self._engine)
             del self._targets[key]
             if key not in new:
                 self._states.pop(key, None)
@@ -159,6 +231,8 @@ class Checker:
         if self._gue is None and any(t.check.gue for t in new.values()):
             self._gue, self._own_gue = GueProber(), True
             self._gue.open()
+            if self._engine is not None:
+                self._engine.gue = self._gue
         for key, target in new.items():
             if key not in self._targets:
                 self._targets[key] = target
@@ -187,61 +261,16 @@ class Checker:
                 st.changes = deque(t + to_mono for t in saved.changes)
                 st.last_error = saved.detail
             self._states[key] = st
-        self._tasks[key] = asyncio.create_task(self._run(target), name=f"health-{key[0]}-{key[1]}")
-
-    async def _run(self, target: Target) -> None:
-        """Start one probe per slot without waiting for the previous one: with a 100 ms
-        interval and a 200 ms timeout a black-holed backend still fails once per slot, so
-        ``fall`` failures take ``fall x interval + timeout``, not ``fall x timeout``. Results
-        are observed strictly in launch order (the rise/fall counts are about consecutive
-        probes), each as soon as it and every earlier one has finished."""
-        interval = target.check.interval
-        # Probes a backend may have in flight: every slot of one timeout, plus the current.
-        limit = int(target.check.timeout / interval) + 2
-        pending: deque[asyncio.Task] = deque()
-        next_at = self.clock() + random.uniform(0, interval)
-        try:
-            while True:
-                delay = next_at - self.clock()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                lag = self.clock() - next_at
-                if lag > interval * 0.1:
-                    self.stats.late += 1
-                self.stats.max_lag = max(self.stats.max_lag, lag)
-                if len(pending) < limit:
-                    task = asyncio.create_task(probe_target(target, self._gue))
-                    pending.append(task)
-                    task.add_done_callback(lambda _t: self._collect(target, pending))
-                else:  # probes are not finishing even within their timeout: the loop is starved
-                    self.stats.overruns += 1
-                next_at += interval
-                now = self.clock()
-                if next_at < now:  # the loop was late past a whole slot: skip ahead, never burst
-                    self.stats.overruns += 1
-                    next_at = now
-        finally:
-            for task in pending:
-                task.cancel()
-
-    def _collect(self, target: Target, pending: deque[asyncio.Task]) -> None:
-        """Feed every finished probe at the head of ``pending`` to the state machine, in order."""
-        key = target.key
-        while pending and pending[0].done():
-            task = pending.popleft()
-            if task.cancelled() or key not in self._states:
-                continue
-            exc = task.exception()
-            if exc is not None:  # probe_target bounds and reports its own errors; never lose a slot
-                results: tuple[ProbeResult, ...] = (ProbeResult("probe", False, repr(exc), 0.0),)
-            else:
-                results = task.result()
-            self.stats.probes += 1
-            self.stats.last_results[key] = results
-            self.stats.per_backend[key] = self.stats.per_backend.get(key, 0) + 1
-            self._observe(target, results)
+        assert self._engine is not None, "start() first"
+        backend = self._backends[key] = _Backend(self, target)
+        self._engine.at(self._engine.time() + random.uniform(0, hc.interval), backend)
 
     def _observe(self, target: Target, results: tuple[ProbeResult, ...]) -> None:
+        key = target.key
+        stats = self.stats
+        stats.probes += 1
+        stats.last_results[key] = results
+        stats.per_backend[key] = stats.per_backend.get(key, 0) + 1
         ok = all(r.ok for r in results)
         detail = "; ".join(r.detail for r in results if not r.ok) if not ok else ""
         st, now = self._states[target.key], self.clock()

@@ -28,6 +28,7 @@ import secrets
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from glb_agent.health.probes import ProbeResult
@@ -36,6 +37,8 @@ GUE_PROTO_IPV4 = 4
 IPV4_TTL = 64
 IP_DF = 0x4000
 ICMP_ECHO_REPLY, ICMP_DEST_UNREACH, ICMP_ECHO_REQUEST = 0, 3, 8
+RECV_BUFFER = 4 << 20  # bytes of queued ICMP replies (see open())
+SO_RCVBUFFORCE = 33  # <asm-generic/socket.h>; Python's socket module does not export it
 SPORT_BASE = 0xC000  # UDP source ports 49152-65535 carry the low 14 bits of the sequence
 _PAYLOAD_MAGIC = b"glb-hc"
 
@@ -125,7 +128,8 @@ class GueProber:
     def __init__(self, ident: int | None = None) -> None:
         self.ident = secrets.randbelow(0x10000) if ident is None else ident
         self._seq = secrets.randbelow(0x10000)
-        self._pending: dict[int, tuple[asyncio.Future[str], ipaddress.IPv4Address]] = {}
+        # seq -> (called with None on the echo reply or the reason on an ICMP error, inner dst)
+        self._pending: dict[int, tuple[Callable[[str | None], None], ipaddress.IPv4Address]] = {}
         # seq -> (outer destination, UDP source port), to map ICMP errors back to a probe
         self._targets: dict[int, tuple[ipaddress.IPv4Address, int]] = {}
         self._send: socket.socket | None = None
@@ -141,8 +145,14 @@ class GueProber:
         recv = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         send.setblocking(False)
         recv.setblocking(False)
+        # Thousands of replies a second: a loop that stalls for a few hundred ms (a busy host)
+        # must find them queued, not dropped by a full 208 KiB default buffer.
+        try:
+            recv.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECV_BUFFER)
+        except OSError:  # no CAP_NET_ADMIN: as much as net.core.rmem_max allows
+            recv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
         self._send, self._recv = send, recv
-        self._loop.add_reader(recv.fileno(), self._on_readable)
+        self._loop.add_reader(recv.fileno(), self.drain)
 
     def close(self) -> None:
         if self._recv is not None and self._loop is not None:
@@ -152,10 +162,7 @@ class GueProber:
             if sock is not None:
                 sock.close()
         self._send = self._recv = None
-        for fut, _ in self._pending.values():
-            if not fut.done():
-                fut.cancel()
-        self._pending.clear()
+        self._pending.clear()  # nobody is called back: the probes' owners drop them too
         self._targets.clear()
 
     def _next_seq(self) -> int:
@@ -165,9 +172,12 @@ class GueProber:
                 return self._seq
         raise RuntimeError("65536 GUE probes outstanding")
 
-    def _on_readable(self) -> None:
-        assert self._recv is not None
-        for _ in range(256):  # drain what is queued, but never starve the loop
+    def drain(self) -> None:
+        """Handle every queued ICMP message (the loop calls this when the socket is readable;
+        the probe engine also calls it before deciding that any echo timed out)."""
+        if self._recv is None:
+            return
+        for _ in range(4096):  # drain what is queued, but never starve the loop
             try:
                 data = self._recv.recv(65535)
             except (BlockingIOError, InterruptedError):
@@ -179,43 +189,70 @@ class GueProber:
                 continue
             if msg.type == ICMP_ECHO_REPLY and msg.ident == self.ident:
                 entry = self._pending.get(msg.seq)
-                if entry and entry[1] == msg.src and not entry[0].done():
-                    entry[0].set_result("echo reply")
+                if entry and entry[1] == msg.src:
+                    self.forget(msg.seq)
+                    entry[0](None)
             elif msg.type == ICMP_DEST_UNREACH:
                 for seq, want in list(self._targets.items()):
-                    fut = self._pending[seq][0]
-                    if want == (msg.orig_dst, msg.orig_sport) and not fut.done():
-                        fut.set_exception(ConnectionRefusedError(
-                            f"ICMP unreachable from {msg.src}: nothing decapsulates GUE"))
+                    if want == (msg.orig_dst, msg.orig_sport) and seq in self._pending:
+                        done = self._pending[seq][0]
+                        self.forget(seq)
+                        done(f"ICMP unreachable from {msg.src}: nothing decapsulates GUE")
+
+    def send(self, source: ipaddress.IPv4Address, backend: ipaddress.IPv4Address, gue_port: int,
+             inner_dst: ipaddress.IPv4Address | None, done: Callable[[str | None], None]) -> int:
+        """Send one GUE echo through ``backend``; returns its sequence number.
+
+        ``done(None)`` runs on the matching echo reply, ``done(reason)`` on an ICMP error for
+        it; a failed send raises OSError. Nothing here times out: the caller owns the deadline
+        and calls ``forget(seq)`` when it gives up (the probe engine keeps every deadline of a
+        checker in one heap, so a probe costs no task or timer of its own).
+        """
+        if self._send is None:
+            self.open()
+        assert self._send is not None
+        inner = inner_dst or backend
+        seq = self._next_seq()
+        packet = probe_packet(source, backend, inner, gue_port, self.ident, seq)
+        self._send.sendto(packet, (str(backend), 0))
+        self._pending[seq] = (done, inner)
+        self._targets[seq] = (backend, SPORT_BASE | (seq & 0x3FFF))
+        return seq
+
+    def forget(self, seq: int) -> None:
+        self._pending.pop(seq, None)
+        self._targets.pop(seq, None)
 
     async def probe(self, source: ipaddress.IPv4Address, backend: ipaddress.IPv4Address,
                     gue_port: int, timeout: float,
                     inner_dst: ipaddress.IPv4Address | None = None) -> ProbeResult:
-        """One GUE echo through ``backend``; ok when the reply comes back within ``timeout``."""
+        """One GUE echo through ``backend`` on its own (``send`` with a future and a timeout)."""
         if self._send is None:
             self.open()
-        assert self._send is not None and self._loop is not None
-        inner = inner_dst or backend
-        seq = self._next_seq()
-        fut: asyncio.Future[str] = self._loop.create_future()
-        self._pending[seq] = (fut, inner)
-        self._targets[seq] = (backend, SPORT_BASE | (seq & 0x3FFF))
+        assert self._loop is not None
+        fut: asyncio.Future[str | None] = self._loop.create_future()
         start = time.monotonic()
-        where = f"gue {source}->{backend}:{gue_port} echo {inner}"
+        where = describe(source, backend, gue_port, inner_dst)
+        seq = None
         try:
-            self._send.sendto(probe_packet(source, backend, inner, gue_port, self.ident, seq),
-                              (str(backend), 0))
+            seq = self.send(source, backend, gue_port, inner_dst,
+                            lambda why: fut.done() or fut.set_result(why))
             async with asyncio.timeout(timeout):
-                await fut
+                why = await fut
         except TimeoutError:
-            return ProbeResult("gue", False, f"{where}: timeout", time.monotonic() - start)
+            why = "timeout"
         except OSError as exc:
-            detail = exc.strerror.lower() if exc.strerror else str(exc)
-            return ProbeResult("gue", False, f"{where}: {detail}", time.monotonic() - start)
+            why = exc.strerror.lower() if exc.strerror else str(exc)
         finally:
-            self._pending.pop(seq, None)
-            self._targets.pop(seq, None)
-        return ProbeResult("gue", True, f"{where}: echo reply", time.monotonic() - start)
+            if seq is not None:
+                self.forget(seq)
+        return ProbeResult("gue", why is None, f"{where}: {why or 'echo reply'}", time.monotonic() - start)
+
+
+def describe(source: ipaddress.IPv4Address, backend: ipaddress.IPv4Address, gue_port: int,
+             inner_dst: ipaddress.IPv4Address | None) -> str:
+    """How a GUE probe is named in results and logs."""
+    return f"gue {source}->{backend}:{gue_port} echo {inner_dst or backend}"
 
 
 def can_probe() -> str | None:

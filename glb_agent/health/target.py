@@ -6,16 +6,12 @@ A backend listed in two services is two targets: the services may check it diffe
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-from collections.abc import Coroutine
 from dataclasses import dataclass
 
 from glb_agent.config.hosts import this_director
 from glb_agent.config.load import LoadedConfig
 from glb_agent.config.model import Director, HealthCheck
-from glb_agent.health.gue import GueProber
-from glb_agent.health.probes import ProbeResult, http_probe, tcp_probe
 
 Key = tuple[str, ipaddress.IPv4Address]
 
@@ -55,39 +51,3 @@ def targets_from_config(loaded: LoadedConfig, director: Director | None = None) 
         for svc in loaded.config.services
         for b in svc.backends
     ]
-
-
-async def _unavailable(kind: str, why: str) -> ProbeResult:
-    return ProbeResult(kind, False, f"{kind} probe unavailable: {why}", 0.0)
-
-
-async def probe_target(target: Target, gue: GueProber | None) -> tuple[ProbeResult, ...]:
-    """Run every configured check of ``target`` concurrently; each is bounded by the timeout.
-
-    A target with no checks configured has nothing that could fail and counts as healthy.
-    """
-    hc, timeout = target.check, target.check.timeout
-    probes: list[Coroutine[object, object, ProbeResult]] = []
-    if hc.http is not None:
-        probes.append(http_probe(target.address, hc.http.port, hc.http.path, hc.http.status, timeout))
-    if hc.tcp is not None:
-        probes.append(tcp_probe(target.address, hc.tcp.port, timeout))
-    if hc.gue is not None:
-        if target.source is None:
-            probes.append(_unavailable("gue", "no director source address"))
-        elif gue is None:
-            probes.append(_unavailable("gue", "no raw socket (needs root)"))
-        else:
-            probes.append(gue.probe(target.source, target.address, hc.gue.port, timeout, target.inner))
-    if not probes:
-        return ()
-    results = await asyncio.gather(*probes, return_exceptions=True)
-    out = []
-    for kind, res in zip(target.kinds, results, strict=True):
-        if isinstance(res, asyncio.CancelledError):
-            raise res
-        if isinstance(res, BaseException):
-            out.append(ProbeResult(kind, False, f"probe error: {res!r}", 0.0))
-        else:
-            out.append(res)
-    return tuple(out)

@@ -8,6 +8,11 @@ different client source addresses so the director's source hash spreads them ove
 The report (JSON, rewritten atomically every ``--report-every`` seconds and at exit) has, per
 connection: the proxy that served it, exchanges done, the longest gap between successful
 exchanges, and the error that broke it, if any. Stop with SIGTERM/SIGINT or ``--duration``.
+
+With ``--requests-every S`` it also opens a new connection every S seconds (one GET, then
+close), from ``--request-sources`` in turn, so a fleet change is also seen by clients that
+arrive during it; the report's ``requests`` has how many succeeded and failed, the slowest,
+and the first errors.
 """
 
 from __future__ import annotations
@@ -89,7 +94,58 @@ async def keep(state: ConnState, vip: str, port: int, interval: float, timeout: 
         state.failed_at = time.monotonic()
 
 
-def _write_report(path: str, states: list[ConnState], started: float) -> None:
+@dataclass
+class Requests:
+    """New connections opened during the run (``--requests-every``)."""
+
+    ok: int = 0
+    failed: int = 0
+    slowest: float = 0.0
+    errors: list[str] = field(default_factory=list)  # the first few, with when they happened
+
+    def report(self) -> dict:
+        return {"ok": self.ok, "failed": self.failed, "slowest": round(self.slowest, 3),
+                "errors": self.errors[:20]}
+
+
+async def _one_request(vip: str, port: int, source: str, timeout: float, out: Requests,
+                       started: float) -> None:
+    t0 = time.monotonic()
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(vip, port, local_addr=(source, 0)),
+                                                timeout)
+        try:
+            body = await asyncio.wait_for(_exchange(reader, writer, vip, "GET", "/", b""), timeout)
+            if "proxy" not in json.loads(body):  # a real answer from a proxy
+                raise ValueError(f"unexpected answer {body[:60]!r}")
+        finally:
+            writer.close()
+        out.ok += 1
+        out.slowest = max(out.slowest, time.monotonic() - t0)
+    except (TimeoutError, OSError, ConnectionError, asyncio.IncompleteReadError, ValueError) as exc:
+        out.failed += 1
+        out.errors.append(f"t={t0 - started:.2f}s {source}: {type(exc).__name__}: {exc}"[:200])
+
+
+async def requester(vip: str, port: int, sources: list[str], every: float, timeout: float,
+                    stop: asyncio.Event, out: Requests, started: float) -> None:
+    """A new connection every ``every`` seconds until stopped; each runs on its own so a slow
+    one does not hold the next back."""
+    pending: set[asyncio.Task] = set()
+    i = 0
+    while not stop.is_set():
+        task = asyncio.create_task(_one_request(vip, port, sources[i % len(sources)], timeout, out, started))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        i += 1
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+    if pending:
+        await asyncio.gather(*pending)
+
+
+def _write_report(path: str, states: list[ConnState], started: float,
+                  requests: Requests | None = None) -> None:
     now = time.monotonic()
     conns = []
     for s in states:
@@ -104,6 +160,8 @@ def _write_report(path: str, states: list[ConnState], started: float) -> None:
         "closed": sum(1 for s in states if s.closed),
         "connections": conns,
     }
+    if requests is not None:
+        report["requests"] = requests.report()
     write_atomic(path, json.dumps(report))
 
 
@@ -120,14 +178,20 @@ async def run(args: argparse.Namespace) -> None:
         tasks.append(asyncio.create_task(keep(state, args.vip, args.port, args.interval, args.timeout, stop,
                                                args.close_file)))
         await asyncio.sleep(0.005)  # do not SYN-flood the lab
+    requests = None
+    if args.requests_every:
+        requests = Requests()
+        tasks.append(asyncio.create_task(requester(
+            args.vip, args.port, (args.request_sources or args.sources).split(","), args.requests_every,
+            args.timeout, stop, requests, started)))
     deadline = started + args.duration
     while not stop.is_set() and time.monotonic() < deadline:
-        _write_report(args.report, states, started)
+        _write_report(args.report, states, started, requests)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), args.report_every)
     stop.set()
     await asyncio.gather(*tasks)
-    _write_report(args.report, states, started)
+    _write_report(args.report, states, started, requests)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -142,6 +206,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--report", required=True)
     ap.add_argument("--report-every", type=float, default=0.5)
     ap.add_argument("--close-file", help="file listing proxy names whose connections should end cleanly")
+    ap.add_argument("--requests-every", type=float, default=0.0, metavar="SECONDS",
+                    help="also open a new connection (one GET) this often; 0: never")
+    ap.add_argument("--request-sources", help="their source addresses, in turn (default: --sources)")
     asyncio.run(run(ap.parse_args(argv)))
 
 

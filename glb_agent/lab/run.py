@@ -10,6 +10,7 @@ Logs and state live in /run/glb-lab/<node>/.
 from __future__ import annotations
 
 import contextlib
+import io
 import ipaddress
 import json
 import os
@@ -25,6 +26,7 @@ from glb_agent.config.load import LoadedConfig
 from glb_agent.errors import GlbError, InputError
 from glb_agent.lab import netns, network
 from glb_agent.lab.topology import CLIENT_NS, PREFIX, Plan, ns_name, plan
+from glb_agent.util.files import write_atomic
 
 RUN_DIR = Path(os.environ.get("GLB_LAB_DIR", "/run/glb-lab"))
 DPDK_ENV = "GLB_LAB_DPDK"  # directors to run on the DPDK data plane (lab_config)
@@ -163,8 +165,12 @@ def stop_director(name: str, how: str = "term") -> None:
                 os.waitpid(pid, 0)
             wait_for(lambda p=pid: not Path(f"/proc/{p}").exists(), 15, f"{name} {proc} to exit")
     if how != "kill":
-        subprocess.run(_nsenter(ns_name(name)) + [_bin("glb-agent"), "director", "stop", str(DEFAULT_CONFIG),
-                       "--name", name, "--pin-dir", str(PIN_ROOT / name)], capture_output=True, timeout=60)
+        # The running lab's YAML and the director's state directory: a director on DPDK
+        # (GLB_LAB_DPDK, lab switch) has its process there.
+        subprocess.run(_nsenter(ns_name(name)) + [
+            _bin("glb-agent"), "director", "stop", str(_lab_yaml()), "--name", name,
+            "--pin-dir", str(PIN_ROOT / name)], capture_output=True, timeout=60,
+            env={**os.environ, "GLB_STATE_DIR": str(RUN_DIR / name)})
 
 
 def up(config: Path = DEFAULT_CONFIG, directors: list[str] | None = None,
@@ -210,12 +216,13 @@ def lab_config(config: Path) -> Path:
 
     The inventory's glb.yml is also what Ansible, Molecule and the appliance image run on
     IPv4-only fabrics, so it has IPv6 VIPs but no IPv6 BGP session (``validate`` warns). The
-    namespace lab is dual stack: for such a config it runs a copy that adds the router's
-    IPv6 entry to bgp.peers (``<router>v6``, the router's fabric IPv6 address, same ASN) and
-    an ``address6`` to every director without one (topology.fabric_address6). Nothing else
-    changes, so the forwarding tables are the ones the inventory's fleet computes. A config
-    that already has IPv6 sessions runs as it is. With ``$GLB_LAB_DPDK`` (director names) the
-    copy also gives those directors ``dataplane: dpdk`` (a mixed fleet; same tables).
+    namespace lab is dual stack: for such a config its copy adds the router's IPv6 entry to
+    bgp.peers (``<router>v6``, the router's fabric IPv6 address, same ASN) and an
+    ``address6`` to every director without one (topology.fabric_address6). Nothing else
+    changes, so the forwarding tables are the ones the inventory's fleet computes. With
+    ``$GLB_LAB_DPDK`` (director names) the copy also gives those directors ``dataplane:
+    dpdk`` (a mixed fleet; same tables). The lab always runs a copy, even of a config that
+    needs no change, so ``lab switch`` edits the lab's file, never the source.
     """
     from ruamel.yaml import YAML
 
@@ -223,8 +230,6 @@ def lab_config(config: Path) -> Path:
     loaded = load_config(config)
     dpdk = dpdk_directors()
     needs_v6 = _needs_ipv6_sessions(loaded)
-    if not needs_v6 and not dpdk:
-        return config
     yaml = YAML()
     data = yaml.load(config.read_text(encoding="utf-8"))
     unknown = sorted(set(dpdk) - {d["name"] for d in data["directors"]})
@@ -232,19 +237,57 @@ def lab_config(config: Path) -> Path:
         raise InputError(f"{DPDK_ENV}: no director named {', '.join(unknown)} in {config}")
     for director in data["directors"]:
         if director["name"] in dpdk:
-            # The DPDK director on af_xdp over the director's veth, no hugepages (lab).
-            director["dataplane"] = "dpdk"
-            director.setdefault("dpdk", {"lcores": "0", "memory_mb": 256})
+            _set_dataplane(director, "dpdk")
     if needs_v6:
         _add_ipv6_sessions(loaded, data, config)
     out = RUN_DIR / "glb.yml"
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as fh:
         fh.write(f"# {config} for the namespace lab, by glb_agent.lab.run.lab_config: IPv6 BGP\n"
-                 "# sessions (router entry <name>v6, director address6) and/or $GLB_LAB_DPDK.\n")
+                 "# sessions (router entry <name>v6, director address6), $GLB_LAB_DPDK, lab switch.\n")
         yaml.dump(data, fh)
     (RUN_DIR / "glb.yml.source").write_text(f"{config}\n")
     return out
+
+
+def _set_dataplane(director: dict, dataplane: str) -> None:
+    """``dataplane`` for one director entry of the lab's YAML; the DPDK director runs on
+    af_xdp over the director's veth, without hugepages, on CPU 0 (lab settings)."""
+    director["dataplane"] = dataplane
+    if dataplane == "dpdk":
+        director.setdefault("dpdk", {"lcores": "0", "memory_mb": 256})
+
+
+def switch_dataplane(name: str, dataplane: str, timeout: float = 60.0) -> str:
+    """``glb-agent lab switch NAME xdp|dpdk``: what an operator does on one director host.
+
+    Edits the running lab's glb.yml (its copy, RUN_DIR/glb.yml) so director ``name`` runs
+    ``dataplane``, then runs ``glb-agent apply`` for that director, which makes its agent
+    drain, wait for its VIP traffic to stop, switch data planes with the same tables and
+    re-announce (glb_agent.agent.director). The other directors read the same file at their
+    next reload and find nothing changed for them. Returns apply's output; a refused switch
+    raises (exit 1) and the agent keeps the old data plane, the file keeps the edit.
+    """
+    from ruamel.yaml import YAML
+
+    if dataplane not in ("xdp", "dpdk"):
+        raise InputError(f"data plane {dataplane!r}: expected xdp or dpdk")
+    config = RUN_DIR / "glb.yml"
+    if not (RUN_DIR / "glb.yml.source").exists() or not config.exists():
+        raise GlbError("the lab is not up: run `glb-agent lab up`")
+    yaml = YAML()
+    data = yaml.load(config.read_text(encoding="utf-8"))
+    entry = next((d for d in data["directors"] if d["name"] == name), None)
+    if entry is None:
+        raise InputError(f"no director named {name!r} in {config}")
+    _set_dataplane(entry, dataplane)
+    body = io.StringIO()
+    yaml.dump(data, body)  # round trip: comments and order stay
+    write_atomic(config, body.getvalue())
+    load_config(config)  # the edit is valid, or exit 2 before any agent hears of it
+    return _check(_nsenter(ns_name(name)) + [
+        _bin("glb-agent"), "apply", "--config", str(config), "--state-dir", str(RUN_DIR / name),
+        "--timeout", str(timeout)], f"glb-agent apply on {name} (switch to {dataplane})")
 
 
 def _add_ipv6_sessions(loaded: LoadedConfig, data: dict, config: Path) -> None:
@@ -272,6 +315,12 @@ def dpdk_directors() -> list[str]:
     """Directors the lab runs on the DPDK data plane: $GLB_LAB_DPDK, comma-separated names
     (e.g. ``d2``: a mixed fleet, d1 XDP and d2 DPDK on af_xdp over its veth)."""
     return [n.strip() for n in os.environ.get(DPDK_ENV, "").split(",") if n.strip()]
+
+
+def _lab_yaml() -> Path:
+    """The YAML the running lab's directors read (its copy), else the inventory's."""
+    copy = RUN_DIR / "glb.yml"
+    return copy if copy.exists() else DEFAULT_CONFIG
 
 
 def running_config(config: Path) -> Path:
@@ -362,13 +411,13 @@ def demo(config: Path = DEFAULT_CONFIG, requests: int = 64) -> dict:
     vips = announced_vips(loaded, p)
     vip = next(str(v) for v in vips if v.version == 4)
     vip6 = next((str(v) for v in vips if v.version == 6), None)
-    before = _director_counters(p)
+    before = _director_counters(p, config)
     served, failures, wrong = _requests(vip, [str(a) for a in p.client_addresses[:requests]])
     ipv6 = None
     if vip6 is not None:
         served6, failures6, wrong6 = _requests(vip6, [str(a) for a in p.client_addresses6[:requests]])
         ipv6 = {"vip": vip6, "requests": requests, "failures": failures6 + wrong6, "proxies": dict(served6)}
-    after = _director_counters(p)
+    after = _director_counters(p, config)
     per_director = {d: after.get(d, 0) - before.get(d, 0) for d in after}
     st = status(config)
     # "failures" counts both families, so a caller checking it alone misses no IPv6 failure.
@@ -381,13 +430,15 @@ def demo(config: Path = DEFAULT_CONFIG, requests: int = 64) -> dict:
     return report
 
 
-def _director_counters(p: Plan) -> dict[str, int]:
-    """Packets each director forwarded (from its own pinned counters, via the CLI)."""
+def _director_counters(p: Plan, config: Path) -> dict[str, int]:
+    """Packets each director forwarded (from its own data plane's counters, via the CLI, with
+    the running lab's YAML: XDP pins or the DPDK process's stats, whichever it runs)."""
     out = {}
     for node in p.directors:
-        r = subprocess.run(_nsenter(node.ns) + [_bin("glb-agent"), "director", "status", str(DEFAULT_CONFIG),
+        r = subprocess.run(_nsenter(node.ns) + [_bin("glb-agent"), "director", "status", str(config),
                                                 "--name", node.name, "--pin-dir", str(PIN_ROOT / node.name),
-                                                "--json"], capture_output=True, text=True, timeout=30)
+                                                "--json"], capture_output=True, text=True, timeout=30,
+                           env={**os.environ, "GLB_STATE_DIR": str(RUN_DIR / node.name)})
         try:
             counters = json.loads(r.stdout).get("counters", {})
         except json.JSONDecodeError:

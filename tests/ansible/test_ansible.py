@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.ansible.birdcheck import assert_bird_parses
+from tests.support.fleet import SECRET, live_state, proxy_address, write_fleet
 
 pytest.importorskip("ansible", reason="Ansible is not installed: pip install -e '.[ops]' (scripts/setup.sh does)")
 yaml = pytest.importorskip("yaml", reason="PyYAML (an Ansible dependency) is not installed")
@@ -203,15 +204,16 @@ def test_site_stops_on_a_typo_before_touching_hosts(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_site_passes_a_valid_file_on_to_the_hosts(tmp_path: Path) -> None:
-    """The counterpart of the typo test: the same run with the lab's file reaches the hosts."""
+    """The counterpart of the typo test: the same run with the lab's file reaches the hosts
+    (first the directors, for the rows-at-risk check of check-config.yml)."""
     inv = _unreachable_inventory(tmp_path, LAB_GLB.read_text())
     result = _run([_tool("ansible-playbook"), "-i", str(inv / "hosts.yml"), "playbooks/site.yml",
                    "--skip-tags", "wheels"], tmp_path)
     out = result.stdout + result.stderr
     assert "Validate the fleet YAML on the controller" in out
-    assert "Configure the lab routers" in out, out
-    assert re.search(r"^r1 +: ok=0 +changed=0 +unreachable=1 +failed=0", out, re.M), out
-    assert re.search(r"^d1 +: ok=1 +changed=0 +unreachable=0 +failed=0", out, re.M), out
+    assert "TASK [glb_director : Check for the installed agent]" in out, out
+    assert re.search(r"^d1 +: ok=1 +changed=0 +unreachable=1 +failed=0", out, re.M), out
+    assert re.search(r"^d2 +: ok=0 +changed=0 +unreachable=1 +failed=0", out, re.M), out
     assert result.returncode != 0, out
 
 
@@ -284,3 +286,97 @@ def test_roles_in_check_mode_on_this_machine(tmp_path: Path, agent_wheel: Path) 
     assert re.findall(r"neighbor (\S+) as 65100;", bird_conf) == ["198.18.0.11", "198.18.0.12"]
     assert "local 198.18.0.1 as 65000;" in bird_conf
     assert_bird_parses(bird_conf, tmp_path)
+
+
+def _snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="the roles install files owned by root")
+def test_apply_config_refuses_rows_at_risk_unless_forced(tmp_path: Path) -> None:
+    """playbooks/apply-config.yml for real on this machine (director d1 over the local
+    connection, this venv as its agent, the agent's live tables in a scratch state dir):
+    an edit that puts rows at risk stops the run with the agent's diff and message before
+    any host changes; a safe one is installed and reloads; a second run changes nothing;
+    the force variable rolls a risky edit out."""
+    inv = tmp_path / "inv"
+    controller = inv / "group_vars" / "all"
+    controller.mkdir(parents=True)
+    # The relative secret and password files are staged with glb.yml on the host (the
+    # secret one directory up, as glb_common installs it: /etc/secrets/glb.secret).
+    (inv / "group_vars" / "secrets").mkdir()
+    (inv / "group_vars" / "secrets" / "glb.secret").write_text(SECRET + "\n")
+    (controller / "bgp-r1.md5").write_text("s3cret-md5\n")
+    for path in (inv / "group_vars" / "secrets" / "glb.secret", controller / "bgp-r1.md5"):
+        path.chmod(0o600)
+    glb = controller / "glb.yml"
+    host = tmp_path / "host"
+    state, render, tmp = host / "run/glb/director", host / "etc/glb/director", host / "tmp"
+    tmp.mkdir(parents=True)
+    (host / "etc/secrets").mkdir(parents=True)  # glb_common copies into it, as to /etc/secrets
+    paths = {"glb_common_config_dir": str(host / "etc/glb"), "glb_common_venv": str(BIN.parent),
+             "glb_director_venv": str(BIN.parent), "glb_director_config": str(host / "etc/glb/glb.yml"),
+             "glb_director_render_dir": str(render),
+             # No systemd unit runs here: the reload handler is notified, then skipped.
+             "glb_director_was_active": False}
+    (inv / "hosts.yml").write_text(yaml.safe_dump({"all": {"vars": paths, "children": {
+        "directors": {"hosts": {"d1": {"ansible_connection": "local", "glb_name": "d1"}}},
+        # Never contacted: the run either stops before the proxies' play or is --limit d1.
+        "proxies": {"hosts": {"p1": {"ansible_host": "127.0.0.1", "ansible_port": 1, "glb_name": "p1"}}},
+    }}}))
+    p1, p2, p3 = (proxy_address(i) for i in (1, 2, 3))
+    every = {p1: "active", p2: "active", p3: "active"}
+
+    def edit(backends: dict[str, str]) -> str:
+        return write_fleet(glb, backends, proxies=3, fleet={"secret": None, "secret_file": "../secrets/glb.secret"},
+                           peer={"password_file": "bgp-r1.md5"}).read_text()
+
+    def play(*extra: str) -> tuple[int, str]:
+        result = _run([_tool("ansible-playbook"), "-i", str(inv / "hosts.yml"), "playbooks/apply-config.yml",
+                       *extra], tmp_path, GLB_STATE_DIR=str(state), TMPDIR=str(tmp))
+        out = result.stdout + result.stderr
+        assert not list(tmp.glob("glb-check.*")), "the scratch directory was left behind"
+        return result.returncode, out
+
+    # The fleet as deployed: installed by a first (safe) run, served by the agent.
+    deployed = edit(every)
+    live_state(state, glb)
+    rc, out = play("--limit", "d1")
+    assert rc == 0, out[-4000:]
+    assert (host / "etc/glb/glb.yml").read_text() == deployed
+    before = _snapshot(host / "etc")
+
+    # Risky: p3 leaves the service while active. The run stops at the check, on the
+    # controller's side of every change: no host got the file, no handler ran, p1 (an
+    # unreachable proxy) was never contacted.
+    edit({p1: "active", p2: "active"})
+    rc, out = play()
+    assert rc != 0, out[-4000:]
+    at_risk = re.search(r"refused: the edit puts (\d+) rows at risk", out)
+    assert at_risk and int(at_risk.group(1)) > 0, out[-4000:]
+    assert f"rows at risk: {at_risk.group(1)} of 65536" in out  # the agent's diff is shown
+    assert "-e glb_director_force_rows_at_risk=true" in out
+    assert "Install glb.yml" not in out and "RUNNING HANDLER" not in out and "UNREACHABLE" not in out, out[-4000:]
+    assert _snapshot(host / "etc") == before
+
+    # Safe: p3 drains instead. Installed, re-rendered, the reload handler notified.
+    drained = edit({p1: "active", p2: "active", p3: "draining"})
+    rc, out = play("--limit", "d1")
+    assert rc == 0, out[-4000:]
+    assert (host / "etc/glb/glb.yml").read_text() == drained
+    assert "RUNNING HANDLER [glb_director : Apply the changed fleet YAML to the running director]" in out
+    live_state(state, glb)  # what the agent's reload (SIGHUP) leaves
+
+    # The same file again: the check passes and nothing changes.
+    rc, out = play("--limit", "d1")
+    assert rc == 0, out[-4000:]
+    assert re.search(r"^d1 +: ok=\d+ +changed=0 +unreachable=0 +failed=0", out, re.M), out[-4000:]
+
+    # Risky again (p1 removed while active), rolled out with the force variable: the diff
+    # with its rows at risk is printed and the file goes out.
+    forced = edit({p2: "active", p3: "draining"})
+    rc, out = play("--limit", "d1", "-e", "glb_director_force_rows_at_risk=true")
+    assert rc == 0, out[-4000:]
+    assert re.search(r"rows at risk: [1-9]\d* of 65536", out), out[-4000:]
+    assert (host / "etc/glb/glb.yml").read_text() == forced

@@ -14,15 +14,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from glb_agent.bgp.render import render_exabgp_conf
 from glb_agent.bgp.router import render_bird_conf, render_frr_conf
 from glb_agent.config import load_config
-from tests.support.netns import Lab, sh
+from tests.support.netns import Lab, sh, wait_for
 
 HERE = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
@@ -80,18 +78,6 @@ EXABGP_ENV = {
     "exabgp.daemon.user": "root",
     "exabgp.api.cli": "false",
 }
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.05,
-               what: str = "condition") -> float:
-    """Seconds until ``predicate()`` is truthy; AssertionError after ``timeout``."""
-    start = time.monotonic()
-    while True:
-        if predicate():
-            return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def nexthops(ns: str, prefix: str) -> set[str]:
@@ -219,7 +205,7 @@ class BgpLab:
         log = open(self.tmp / "frr.log", "w")  # noqa: SIM115
         self.lab.start(f"{FRR}/zebra", *common, "-i", str(run / "zebra.pid"),
                        "-f", str(run / "zebra.conf"), ns=self.router, stdout=log, stderr=log)
-        wait_until(lambda: (run / "zserv.api").exists(), 10, what="zebra's socket")
+        wait_for(lambda: (run / "zserv.api").exists(), 10, what="zebra's socket")
         # bfdd runs the sessions bgpd asks for with "neighbor ... bfd".
         self.lab.start(f"{FRR}/bfdd", *common, "-i", str(run / "bfdd.pid"), "-f", str(run / "bfdd.conf"),
                        "--bfdctl", str(run / "bfdd.sock"), ns=self.router, stdout=log, stderr=log)
@@ -264,7 +250,7 @@ class BgpLab:
         return nexthops(self.router, prefix)
 
     def wait_nexthops(self, expected: set[str], prefix: str = VIP, timeout: float = 20) -> float:
-        return wait_until(lambda: self.nexthops(prefix) == expected, timeout,
+        return wait_for(lambda: self.nexthops(prefix) == expected, timeout, interval=0.05,
                           what=f"{prefix} via {sorted(expected)} (now {sorted(self.nexthops(prefix))})")
 
     def all_directors(self, version: int = 4) -> set[str]:

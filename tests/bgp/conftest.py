@@ -53,7 +53,7 @@ def bgplab(request: pytest.FixtureRequest, netlab: Lab, tmp_path: Path) -> Itera
     try:
         lab.wait_nexthops(lab.all_directors())
         lab.wait_nexthops(lab.all_directors(6), prefix=VIP6)
-    except AssertionError:
+    except TimeoutError:
         print(lab.logs())
         raise
     yield lab

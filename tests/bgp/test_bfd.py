@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.bgp.bgplab import DIRECTOR_IPS, DIRECTOR_IPS6, FRR, VIP, VIP6, BgpLab, wait_until
-from tests.support.netns import Lab, sh
+from tests.bgp.bgplab import DIRECTOR_IPS, DIRECTOR_IPS6, FRR, VIP, VIP6, BgpLab
+from tests.support.netns import Lab, sh, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.bpf, pytest.mark.slow]
 
@@ -40,7 +40,7 @@ def _up(netlab: Lab, tmp_path: Path, router: str = "bird", routes: bool = True, 
         try:
             lab.wait_nexthops(lab.all_directors(), timeout=30)
             lab.wait_nexthops(lab.all_directors(6), prefix=VIP6, timeout=30)
-        except AssertionError:
+        except TimeoutError:
             print(lab.logs())
             raise
     return lab
@@ -62,12 +62,12 @@ def lab_factory(netlab: Lab, tmp_path: Path) -> Iterator:
 
 
 def _bfd_up(lab: BgpLab, addresses: set[str], timeout: float = 15) -> None:
-    wait_until(lambda: all(lab.router_bfd().get(a, "").lower() == "up" for a in addresses), timeout,
+    wait_for(lambda: all(lab.router_bfd().get(a, "").lower() == "up" for a in addresses), timeout,
                what=f"router BFD sessions up to {sorted(addresses)} (now {lab.router_bfd()})")
 
 
 def _route_gone(lab: BgpLab, started: float, timeout: float) -> float:
-    wait_until(lambda: lab.nexthops(VIP) == {D2}, timeout, interval=0.02,
+    wait_for(lambda: lab.nexthops(VIP) == {D2}, timeout, interval=0.02,
                what=f"{VIP} via {D2} only (now {sorted(lab.nexthops(VIP))})")
     return time.monotonic() - started
 
@@ -79,7 +79,7 @@ def test_power_loss_removes_the_path_within_bfd_detection(lab_factory, router: s
     started = time.monotonic()
     lab.power_off("d1")
     took = _route_gone(lab, started, timeout=5)
-    six = wait_until(lambda: lab.nexthops(VIP6) == {D2_6}, 2, interval=0.02, what="IPv6 path gone")
+    six = wait_for(lambda: lab.nexthops(VIP6) == {D2_6}, 2, interval=0.02, what="IPv6 path gone")
     print(f"\nMEASURED {router}: director power loss (bridge drop) -> router route without it: "
           f"{took:.3f}s (IPv6 +{six:.3f}s); BFD 100 ms x 3")
     assert took < 1.0
@@ -113,11 +113,11 @@ def test_xdp_detached_takes_bfd_and_bgp_down(lab_factory, router: str) -> None:
     started = time.monotonic()
     lab.detach_xdp("d1")
     took = _route_gone(lab, started, timeout=5)
-    wait_until(lambda: lab.router_bfd().get(D1, "").lower() != "up", 2, interval=0.02, what="BFD to d1 down")
+    wait_for(lambda: lab.router_bfd().get(D1, "").lower() != "up", 2, interval=0.02, what="BFD to d1 down")
     bfd_down = time.monotonic() - started
     # The router resets the BGP session because BFD failed (FRR may re-open it at once: ExaBGP
     # reconnects, and without BFD a router may keep it, but nothing is announced on it).
-    wait_until(lambda: lab.bgp_resets(D1)[0] > resets, 3, interval=0.05, what="router's BGP session to d1 reset")
+    wait_for(lambda: lab.bgp_resets(D1)[0] > resets, 3, interval=0.05, what="router's BGP session to d1 reset")
     bgp_down = time.monotonic() - started
     reason = lab.bgp_resets(D1)[1]
     print(f"\nMEASURED {router}: XDP detached -> route withdrawn {took:.3f}s, router BFD down {bfd_down:.3f}s, "
@@ -135,6 +135,32 @@ def test_xdp_detached_takes_bfd_and_bgp_down(lab_factory, router: str) -> None:
     _bfd_up(lab, {D1})
 
 
+def test_drained_director_keeps_bfd_and_bgp_through_a_data_plane_stop(lab_factory) -> None:
+    """Maintenance of a drained director's data plane (the agent's XDP <-> DPDK switch): with
+    every route withdrawn BFD stays up, so the router keeps the BGP session and the
+    re-announcement after undrain is one UPDATE, not a new session (compare the test above:
+    the same detach without a drain resets the session)."""
+    lab = lab_factory()
+    _bfd_up(lab, {D1, D2})
+    drained = lab.agent("d1", "drain", "--wait", "10")
+    assert drained.returncode == 0, drained.stdout + drained.stderr
+    _route_gone(lab, time.monotonic(), timeout=5)
+    lab.detach_xdp("d1")
+    time.sleep(1.5)  # five times BFD's detection time (100 ms x 3)
+    assert lab.router_bfd().get(D1, "").lower() == "up"
+    assert lab.bgp_established(D1) and lab.bgp_resets(D1)[0] == 0, lab.bgp_resets(D1)
+    lab.attach_xdp("d1")
+    started = time.monotonic()
+    undrained = lab.agent("d1", "undrain", "--wait", "10")
+    assert undrained.returncode == 0, undrained.stdout + undrained.stderr
+    took = lab.wait_nexthops({D1, D2}, timeout=5)
+    print(f"\nMEASURED undrain -> route back {time.monotonic() - started:.3f}s (wait {took:.3f}s)")
+    assert lab.bgp_resets(D1)[0] == 0 and "bfd-stop" not in [e["event"] for e in lab.feed_events("d1")]
+    # Undrained with no data plane: BFD goes silent again, as for any wedged director.
+    lab.detach_xdp("d1")
+    wait_for(lambda: lab.router_bfd().get(D1, "").lower() != "up", 3, interval=0.05, what="BFD to d1 down")
+
+
 @pytest.mark.parametrize("router", ["bird", "frr"])
 def test_md5_and_gtsm_right_password_routes(lab_factory, router: str) -> None:
     lab = lab_factory(router=router, password=PASSWORD, ttl_security=True)
@@ -149,7 +175,7 @@ def test_md5_and_gtsm_right_password_routes(lab_factory, router: str) -> None:
 def test_md5_wrong_password_never_comes_up(lab_factory, router: str) -> None:
     lab = lab_factory(router=router, routes=False, password=PASSWORD, router_password="not-the-password",
                       feed_args={d: ["--readiness", "xdp", "--session-warn", "3"] for d in DIRECTOR_IPS})
-    wait_until(lambda: any(e["event"] == "session-not-established" for e in lab.feed_events("d1")), 20,
+    wait_for(lambda: any(e["event"] == "session-not-established" for e in lab.feed_events("d1")), 20,
                what="the feed's session-not-established warning")
     assert lab.nexthops(VIP) == set() and lab.nexthops(VIP6) == set()
     assert not lab.bgp_established(D1)

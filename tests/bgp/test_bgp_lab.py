@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from tests.bgp.bgplab import CIDR, DIRECTOR_IPS, DIRECTOR_IPS6, VIP, VIP6, BgpLab, wait_until
+from tests.bgp.bgplab import CIDR, DIRECTOR_IPS, DIRECTOR_IPS6, VIP, VIP6, BgpLab
+from tests.support.netns import wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.bpf, pytest.mark.slow]
 
@@ -48,7 +49,7 @@ def test_drain_withdraws_and_undrain_restores(bgplab: BgpLab) -> None:
     bgplab.signal_exabgp("d1", signal.SIGKILL)
     bgplab.directors["d1"].proc.wait(timeout=5)
     bgplab.start_exabgp("d1")
-    wait_until(lambda: len(bgplab.feed_events("d1")) > len(events) + 2, 10, what="restarted feed")
+    wait_for(lambda: len(bgplab.feed_events("d1")) > len(events) + 2, 10, what="restarted feed")
     time.sleep(1.0)  # several poll intervals: long enough for a wrong announcement to show
     assert bgplab.nexthops(VIP) == {D2} and bgplab.nexthops(VIP6) == {D2_6}
     assert bgplab.agent("d1", "undrain", "--wait", "5").returncode == 0
@@ -106,7 +107,7 @@ def test_sigkill_of_exabgp_drops_its_path_and_the_feed(bgplab: BgpLab) -> None:
     took = time.monotonic() - started
     print(f"\nMEASURED SIGKILL of ExaBGP -> router route change: {took:.2f}s")
     assert took < 3 + 1  # never longer than the hold time
-    wait_until(lambda: not bgplab.feed_pids("d1"), 5, what="the orphaned feed to exit")
+    wait_for(lambda: not bgplab.feed_pids("d1"), 5, what="the orphaned feed to exit")
     bgplab.start_exabgp("d1")
     bgplab.wait_nexthops({D1, D2}, timeout=10)
 

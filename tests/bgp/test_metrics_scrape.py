@@ -13,7 +13,8 @@ import pytest
 from glb_agent.agent.director import AgentOptions, DirectorAgent
 from glb_agent.config.hosts import this_director
 from glb_agent.metrics import Exporter, GlbCollector
-from tests.bgp.bgplab import DIRECTOR_IPS, VIP, BgpLab, wait_until
+from tests.bgp.bgplab import DIRECTOR_IPS, VIP, BgpLab
+from tests.support.netns import wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.bpf, pytest.mark.slow]
 
@@ -53,7 +54,7 @@ def test_bgp_and_bfd_state_are_exported(bgplab: BgpLab) -> None:
             'glb_bfd_session_state{peer="r1",state="Up"}': 1.0,
             'glb_exporter_provider_up{provider="bgp"}': 1.0,
         }
-        wait_until(lambda: all(_scrape(port).get(k) == v for k, v in want.items()), 15,
+        wait_for(lambda: all(_scrape(port).get(k) == v for k, v in want.items()), 15,
                    what=f"metrics {want} (scraped {_scrape(port)})")
         # `glb-agent status` shows the same per-peer BFD and BGP session state.
         shown = json.loads(bgplab.agent("d1", "status", "--json", "--state-dir", str(d1.state_dir)).stdout)
@@ -68,7 +69,7 @@ def test_bgp_and_bfd_state_are_exported(bgplab: BgpLab) -> None:
             "glb_bfd_running": 0.0,
             'glb_bfd_session_up{peer="r1"}': 0.0,
         }
-        wait_until(lambda: all(_scrape(port).get(k) == v for k, v in gone.items()), 10,
+        wait_for(lambda: all(_scrape(port).get(k) == v for k, v in gone.items()), 10,
                    what=f"metrics {gone} (scraped {_scrape(port)})")
     finally:
         exporter.stop()

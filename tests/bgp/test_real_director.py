@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from glb_agent.config import load_config
-from tests.bgp.bgplab import DIRECTOR_IPS, BgpLab, wait_until
-from tests.support.netns import Lab
+from tests.bgp.bgplab import DIRECTOR_IPS, BgpLab
+from tests.support.netns import Lab, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.bpf, pytest.mark.slow]
 
@@ -61,7 +61,7 @@ def test_real_director_readiness_gates_the_announcement(real_lab) -> None:
         director = XdpDirector(settings)
         director.start()
     # Program attached but no tables yet: the data plane says not ready, nothing announced.
-    wait_until(lambda: any("no tables loaded" in e.get("reason", "") for e in lab.feed_events("d1")
+    wait_for(lambda: any("no tables loaded" in e.get("reason", "") for e in lab.feed_events("d1")
                            if e["event"] == "not-ready"), 5, what="the feed to see the program without tables")
     assert lab.nexthops() == {D2}
     with netns(lab.directors["d1"].ns):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import json
+import logging
 import secrets
 import subprocess
 import sys
@@ -11,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from glb_agent import logs
 from glb_agent.config import load_config
 from glb_agent.config.hosts import this_director, this_proxy
 from glb_agent.errors import InputError
 from glb_agent.util.net import local_addresses
 from tests.config.test_broken_yaml import replace
+from tests.support.fleet import director_address, write_fleet
 from tests.support.netns import can_run
 
 TWO_DIRECTORS = replace("""    gateway_mac: "02:00:00:00:00:01"
@@ -101,3 +105,53 @@ def test_nonlocal_bind_does_not_make_another_hosts_address_ours(tmp_path: Path) 
         assert out.stdout.strip() == "d2"
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+class _Records(logging.Handler):
+    """Keeps the log records it is given (the resolver's warnings)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_lenient_fallback_warns_which_director_and_source_it_uses(cfg) -> None:
+    log = logs.get("config.hosts")
+    seen = _Records()
+    log.addHandler(seen)
+    try:
+        this_director(cfg, strict=False, local=ips("198.18.0.12"))  # d2 is local: no guess
+        this_director(cfg, "d2", strict=False, local=frozenset())  # named: no guess
+        assert seen.records == []
+        assert this_director(cfg, strict=False, local=ips("192.0.2.1")).name == "d1"
+    finally:
+        log.removeHandler(seen)
+    [record] = seen.records
+    assert record.getMessage() == "host_not_in_config"
+    detail = logs.JsonFormatter().format(record)
+    assert "acting as the first, 'd1'" in detail and "source address 198.18.0.11" in detail, detail
+    assert "pass --name" in detail
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(can_run() is not None, reason=str(can_run()))
+def test_health_check_from_a_workstation_says_which_director_it_probes_as(tmp_path: Path) -> None:
+    """`glb-agent health check` on a host that is no director (a namespace with only lo, so
+    no probe leaves it) still runs, as the first director, and says so on stderr."""
+    path = write_fleet(tmp_path / "glb.yml", 1, directors=2, healthcheck={"tcp": {"port": 80}})
+    ns = f"glb-t-hosts-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        out = subprocess.run(["ip", "netns", "exec", ns, str(Path(sys.executable).with_name("glb-agent")),
+                              "health", "check", str(path), "--once", "--json"],
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    assert out.returncode == 1, out.stdout + out.stderr  # the backend is unreachable from there
+    assert json.loads(out.stdout)["director"] == "d1"
+    warning = json.loads(next(ln for ln in out.stderr.splitlines() if "host_not_in_config" in ln))
+    assert warning["level"] == "warning" and warning["using"] == "d1"
+    assert f"GUE probes come from its source address {director_address(1)}" in warning["detail"]

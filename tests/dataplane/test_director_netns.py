@@ -266,8 +266,8 @@ def test_director_pinned_by_an_older_release_is_taken_over_without_a_gap(
     and the new loader must move it to /sys/fs/bpf/glb/director/<if> and swap its program
     through the same link while traffic flows, losing nothing."""
     from glb_agent.dataplane.bpfcore import binding
-    from glb_agent.dataplane.bpfcore.maps import encode_meta
-    from glb_agent.dataplane.director import XdpDirector, director_ready
+    from glb_agent.dataplane.bpfcore.maps import META_BYTES, encode_meta
+    from glb_agent.dataplane.director import MAP_NAMES, XdpDirector, director_ready
 
     legacy = pin_layout / "glb" / "eth0"
     rows = make_rows(2, 9)
@@ -276,8 +276,10 @@ def test_director_pinned_by_an_older_release_is_taken_over_without_a_gap(
         old.start()
         old.update_tables([(SPEC_A, rows)])
         link = binding.link_info(old.link_fd)
-        meta_fd = binding.obj_get(legacy / "glb_meta")  # the old release's bookkeeping map
+        # The old release's bookkeeping map (a map of its director.c, pinned with the others).
+        meta_fd = binding.map_create_array("glb_meta", META_BYTES)
         binding.map_update(meta_fd, b"\0" * 4, encode_meta(old.pinned.read_meta()))
+        binding.obj_pin(meta_fd, legacy / "glb_meta")
         binding.close(meta_fd)
         (legacy / "meta").unlink()
         old.close()
@@ -295,6 +297,8 @@ def test_director_pinned_by_an_older_release_is_taken_over_without_a_gap(
             assert info.id == link.id and info.prog_id != link.prog_id
             assert not legacy.exists()
             assert new.pinned.read_meta()["slots"] == {"dns": 0}
+            # The old release's glb_meta pin went with the takeover: only today's pins remain.
+            assert sorted(p.name for p in new.pin_dir.iterdir()) == sorted([*MAP_NAMES, "link", "meta"])
             ok, why = director_ready("eth0")
             assert ok, why
             new.close()

@@ -40,7 +40,7 @@ CLIENT_MAC = "02:00:00:00:aa:01"
 VIP, VIP6 = "203.0.113.10", "2001:db8:100::10"
 DNS4, DNS6 = "203.0.113.53", "2001:db8:100::53"
 RANGE4, RANGE6 = "203.0.113.5", "2001:db8:300::99"
-MAX_FRAME = 1800  # net_pcap hands larger frames over as chained mbufs; the director reads one segment
+MAX_FRAME = 1800  # at MTU 1500 net_pcap hands longer frames over chained; the core reads one segment
 
 
 def _eth() -> Ether:

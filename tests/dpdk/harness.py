@@ -44,9 +44,24 @@ def dpdk_unavailable() -> str | None:
     return None
 
 
+def af_xdp_unavailable() -> str | None:
+    """Why the DPDK director cannot run on an af_xdp port here (a veth in a namespace, with
+    the XDP programs that needs), or None."""
+    from tests.support.netns import bpf_unavailable
+
+    why = dpdk_unavailable() or bpf_unavailable()
+    if why is None and not (PMD_DIR / "librte_net_af_xdp.so").exists():
+        why = "the net_af_xdp PMD (librte-net-af-xdp23) is not installed"
+    return why
+
+
 def eal_args(*vdevs: str, lcores: str = "0", mem_mb: int = 128) -> list[str]:
-    """EAL options for a hugepage-free, shared-state-free run (several may run at once)."""
-    args = ["--no-huge", "--no-shconf", "-m", str(mem_mb), "--no-pci", "-l", lcores, "--log-level=error"]
+    """EAL options for a hugepage-free, shared-state-free run (several may run at once).
+
+    ``lcores`` is an lcore list ("0,1") or, with "@", an lcore-to-CPU map ("0@0,1@0,2@1"):
+    more lcores than this host's two CPUs."""
+    cores = ["--lcores", lcores] if "@" in lcores else ["-l", lcores]
+    args = ["--no-huge", "--no-shconf", "-m", str(mem_mb), "--no-pci", *cores, "--log-level=error"]
     for v in vdevs:
         args += ["--vdev", v]
     return args
@@ -153,6 +168,9 @@ class Running:
 
     def __init__(self, cmd: Sequence[str], stats: Path, prefix: Sequence[str] = ()) -> None:
         self.stats_path = stats
+        # A stats file left by an earlier process (a previous round) must not pass for ours:
+        # wait_stats would signal this one before it has installed its handlers, killing it.
+        stats.unlink(missing_ok=True)
         self.proc = subprocess.Popen([*prefix, *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def stats(self) -> dict:
@@ -167,7 +185,7 @@ class Running:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"director exited {self.proc.returncode}: {self.proc.stderr.read()}")
-            if self.stats_path.exists():  # the handlers are installed once it has written one
+            if self.stats().get("pid") == self.proc.pid:  # handlers are installed once it has written one
                 self.proc.send_signal(signal.SIGUSR1)
             time.sleep(0.05)
             st = self.stats()

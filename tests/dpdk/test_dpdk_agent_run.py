@@ -14,74 +14,35 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from glb_agent.agent.director import read_status
 from glb_agent.config import load_config
 from glb_agent.config.hosts import this_director
 from glb_agent.dataplane.director_config import director_settings
 from glb_agent.dataplane.dpdk import DpdkDirector, dpdk_options
 from glb_agent.lab import netns
-from tests.dpdk.harness import PMD_DIR, dpdk_unavailable
-from tests.support.netns import Lab, bpf_unavailable
+from tests.dpdk.harness import af_xdp_unavailable
+from tests.support.fleet import fleet_yaml
+from tests.support.netns import Lab, wait_for
 
 pytestmark = [pytest.mark.dpdk, pytest.mark.netns, pytest.mark.bpf, pytest.mark.slow]
 AGENT = str(Path(sys.executable).with_name("glb-agent"))
 
-CONFIG = """\
-fleet:
-  name: t
-  secret: 0123456789abcdef-secret
-bgp:
-  local_asn: 65100
-  peers: [{name: r1, address: 198.18.0.1, asn: 65000}]
-directors:
-  - name: d1
-    address: 198.18.0.11
-    interface: eth0
-    gateway_mac: "02:00:00:00:00:01"
-    dataplane: dpdk
-    dpdk: {lcores: "1", memory_mb: 256}
-proxies:
-  - {name: p1, address: 198.18.0.21, interface: eth0}
-  - {name: p2, address: 198.18.0.22, interface: eth0}
-services:
-  - name: web
-    vips: [203.0.113.10]
-    ports: [80]
-    healthcheck: {http: {port: 80, path: /healthz}}
-    backends:
-      - {address: 198.18.0.21}
-      - {address: 198.18.0.22}
-"""
-
-
-def _status(state: Path) -> dict | None:
-    try:
-        return json.loads((state / "director-status.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+def config(dataplane: str = "dpdk", dpdk: dict | None = None) -> str:
+    """d1 on ``dataplane`` (DPDK settings ``dpdk``, by default one lcore and 256 MB, no
+    hugepages needed) in front of p1 and p2, checked over HTTP."""
+    return fleet_yaml(2, director={"dataplane": dataplane, "dpdk": dpdk or {"lcores": "1", "memory_mb": 256}},
+                      healthcheck={"http": {"port": 80, "path": "/healthz"}})
 
 
 def test_agent_runs_the_dpdk_director(tmp_path: Path) -> None:
-    why = dpdk_unavailable() or bpf_unavailable()
-    if why:
+    if why := af_xdp_unavailable():
         pytest.skip(why)
-    if not (PMD_DIR / "librte_net_af_xdp.so").exists():
-        pytest.skip("the net_af_xdp PMD is not installed")
     cfg = tmp_path / "glb.yml"
-    cfg.write_text(CONFIG)
+    cfg.write_text(config())
     state = tmp_path / "state"
     loaded = load_config(cfg)
     me = this_director(loaded, "d1", strict=True)
@@ -99,8 +60,8 @@ def test_agent_runs_the_dpdk_director(tmp_path: Path) -> None:
                "--state-dir", str(state)]
         agent = lab.start(*cmd, ns=None, stdout=log, stderr=log)
         try:
-            _wait(lambda: (st := _status(state)) is not None
-                  and all(b["healthy"] for b in st["services"][0]["backends"]), 60, "first tables, all healthy")
+            wait_for(lambda: (st := read_status(state)) is not None
+                     and all(b["healthy"] for b in st["services"][0]["backends"]), 60, what="first tables, all healthy")
             first = dpdk.stats()
             assert first["loaded"] and first["generation"] >= 1 and set(first["counters"]) == {"web", "_unmatched"}
             ok, why = dpdk.ready()
@@ -109,7 +70,7 @@ def test_agent_runs_the_dpdk_director(tmp_path: Path) -> None:
 
             # A backend fails: the agent swaps the tables, the DPDK director loads them.
             down.touch()
-            _wait(lambda: dpdk.stats().get("generation", 0) > first["generation"], 20, "a reload")
+            wait_for(lambda: dpdk.stats().get("generation", 0) > first["generation"], 20, what="a reload")
 
             # VIP traffic from the router side is forwarded by DPDK.
             before = dpdk.stats()["counters"]["web"]["forwarded_packets"]
@@ -124,14 +85,14 @@ def test_agent_runs_the_dpdk_director(tmp_path: Path) -> None:
                         pass
                     finally:
                         s.close()
-            _wait(lambda: dpdk.stats()["counters"]["web"]["forwarded_packets"] >= before + 10, 10, "forwarding")
+            wait_for(lambda: dpdk.stats()["counters"]["web"]["forwarded_packets"] >= before + 10, 10, what="forwarding")
 
             # The agent restarts: the process keeps forwarding and is adopted.
             agent.terminate()
             agent.wait(timeout=30)
             pid = dpdk.stats()["pid"]
             agent = lab.start(*cmd, ns=None, stdout=log, stderr=log)
-            _wait(lambda: "adopted" in (tmp_path / "agent.log").read_text(), 30, "adoption")
+            wait_for(lambda: "adopted" in (tmp_path / "agent.log").read_text(), 30, what="adoption")
             assert dpdk.stats()["pid"] == pid
 
             # The CLI's director verbs drive the same process.

@@ -27,44 +27,19 @@ from glb_agent.dataplane.director_config import director_settings
 from glb_agent.dataplane.dpdk import DpdkDirector, dpdk_options
 from glb_agent.systemd import DPDK_UNIT
 from tests.dpdk.harness import BINARY, dpdk_unavailable, write_pcap
+from tests.support.fleet import write_fleet
 
 pytestmark = pytest.mark.dpdk
 AGENT = str(Path(sys.executable).with_name("glb-agent"))
-
-CONFIG = """\
-fleet:
-  name: t
-  secret: 0123456789abcdef-secret
-bgp:
-  local_asn: 65100
-  peers: [{{name: r1, address: 198.18.0.1, asn: 65000}}]
-directors:
-  - name: d1
-    address: 198.18.0.11
-    interface: eth0
-    gateway_mac: "02:00:00:00:00:01"
-    dataplane: {dataplane}
-    dpdk:
-      eal_args: [--no-huge, --no-shconf, -m, "128", --no-pci, -l, "0", --log-level=error,
-                 --vdev, "net_pcap0,rx_pcap={pcap},infinite_rx=1"]
-proxies:
-  - {{name: p1, address: 198.18.0.21, interface: eth0}}
-services:
-  - name: web
-    vips: [203.0.113.10]
-    ports: [80]
-    backends:
-      - {{address: 198.18.0.21}}
-"""
 
 
 def _config(tmp_path: Path, dataplane: str) -> Path:
     pcap = tmp_path / "in.pcap"
     write_pcap(pcap, [bytes(Ether() / IP(src=f"198.51.100.{i}", dst="203.0.113.10") / TCP(dport=80))
                       for i in range(1, 9)])
-    cfg = tmp_path / "glb.yml"
-    cfg.write_text(CONFIG.format(dataplane=dataplane, pcap=pcap))
-    return cfg
+    eal = ["--no-huge", "--no-shconf", "-m", "128", "--no-pci", "-l", "0", "--log-level=error",
+           "--vdev", f"net_pcap0,rx_pcap={pcap},infinite_rx=1"]
+    return write_fleet(tmp_path / "glb.yml", 1, director={"dataplane": dataplane, "dpdk": {"eal_args": eal}})
 
 
 @pytest.mark.parametrize(("dataplane", "with_unit"), [("dpdk", True), ("xdp", False)])

@@ -89,14 +89,14 @@ class Run:
     def write(self, text: str) -> None:
         self.cfg.write_text(text)
 
-    def start_keeper(self) -> None:
+    def start_keeper(self, count: int = N_CONNS, extra: tuple[str, ...] = ()) -> None:
         self.keeper = subprocess.Popen(
             ["nsenter", f"--net=/run/netns/{CLIENT_NS}", sys.executable, "-m", "glb_agent.lab.conns",
-             "--vip", VIP, "--sources", ",".join(self.sources[:48]), "--count", str(N_CONNS),
+             "--vip", VIP, "--sources", ",".join(self.sources[:48]), "--count", str(count),
              "--interval", "0.3", "--timeout", "9", "--duration", "900", "--report", str(self.report),
-             "--close-file", str(self.close_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        lab.wait_for(lambda: (r := self.read()) is not None and r["alive"] == N_CONNS, 60,
-                     f"{N_CONNS} connections up")
+             "--close-file", str(self.close_file), *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        lab.wait_for(lambda: (r := self.read()) is not None and r["alive"] == count, 60 + count / 10,
+                     f"{count} connections up")
 
     def read(self) -> dict | None:
         try:

@@ -3,35 +3,57 @@
 Usage: python -m tests.health.listeners FIRST_ADDRESS COUNT PORT
 Prints "ready" once every socket listens; then reads commands on stdin:
 "close I J ..." closes those listeners (prints "closed"), EOF exits.
+
+Accepts with bare sockets and one selector (accept, close): at ten probes a second per
+backend the listeners must cost far less than the checker they serve, or the test would
+measure them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
+import os
+import selectors
+import socket
 import sys
 
 
-async def main(first: str, count: int, port: int) -> None:
+def main(first: str, count: int, port: int) -> None:
     base = ipaddress.IPv4Address(first)
-
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.close()
-
-    servers = [await asyncio.start_server(accept, str(base + i), port, backlog=64) for i in range(count)]
+    sel = selectors.DefaultSelector()
+    listeners = []
+    for i in range(count):
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind((str(base + i), port))
+        srv.listen(256)
+        srv.setblocking(False)
+        sel.register(srv, selectors.EVENT_READ)
+        listeners.append(srv)
+    sel.register(sys.stdin, selectors.EVENT_READ)
     print("ready", flush=True)
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while line := await reader.readline():
-        words = line.decode().split()
-        if words and words[0] == "close":
-            for i in map(int, words[1:]):
-                servers[i].close()
-            print("closed", flush=True)
-    for s in servers:
-        s.close()
+    while True:
+        for key, _ in sel.select():
+            if key.fileobj is sys.stdin:
+                line = os.read(sys.stdin.fileno(), 65536).decode()
+                if not line:
+                    return
+                words = line.split()
+                if words and words[0] == "close":
+                    for i in map(int, words[1:]):
+                        sel.unregister(listeners[i])
+                        listeners[i].close()
+                    print("closed", flush=True)
+                continue
+            srv = key.fileobj
+            assert isinstance(srv, socket.socket)
+            while True:
+                try:
+                    conn, _ = srv.accept()
+                except (BlockingIOError, ConnectionError):
+                    break
+                conn.close()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))

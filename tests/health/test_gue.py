@@ -8,6 +8,7 @@ it answers the inner echo as a proxy kernel would.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import json
 import socket
@@ -18,8 +19,8 @@ import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 
 from glb_agent.config.model import GueCheck, HealthCheck
-from glb_agent.health import Checker, GueProber, Target
-from glb_agent.health.gue import SPORT_BASE, checksum, gue_header, parse_icmp, probe_packet
+from glb_agent.health import Checker, GueProber, Target, check_once
+from glb_agent.health.gue import RECV_BUFFER, SPORT_BASE, checksum, gue_header, parse_icmp, probe_packet
 from tests.health.conftest import DIRECTOR, PORT, PROXY, VIP, start_decap
 from tests.health.nsthread import run_in_netns
 
@@ -111,6 +112,21 @@ def test_checker_with_gue_probes_sees_the_decap_go_away(gue_lab) -> None:
         async with Checker([target], on_change=on_change) as checker:
             await asyncio.sleep(1.0)
             healthy_before = checker.view()[target.key] and checker.stats.last_results[target.key][0].ok
+            # through the engine (callbacks, deadline in its heap): an unserved inner address
+            # is never answered, so that probe fails at its timeout
+            unserved = dataclasses.replace(target, inner=ipaddress.IPv4Address("203.0.113.99"))
+            prober = GueProber()
+            prober.open()
+            try:
+                start = time.monotonic()
+                (lost,) = (await check_once([unserved], prober))[unserved.key]
+                assert time.monotonic() - start >= 0.19 and not lost.ok, lost
+                assert lost.detail.endswith("echo 203.0.113.99: timeout"), lost
+                assert not prober._pending, "a timed-out echo must be forgotten"
+                # room for a few hundred ms of replies at thousands a second (the kernel doubles it)
+                assert prober._recv.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= RECV_BUFFER
+            finally:
+                prober.close()
             decap.kill()
             killed = time.monotonic()
             async with asyncio.timeout(3):

@@ -1,4 +1,5 @@
-"""Hundreds of backends on one loop: every probe slot kept, failures still seen on time."""
+"""Hundreds of backends on one loop at the default 0.1 s: every probe slot kept, failures
+still seen within the 0.5 s goal (plus slack for a loaded 2-core CI host)."""
 
 from __future__ import annotations
 
@@ -28,9 +29,9 @@ def test_300_backends_keep_their_interval() -> None:
         assert proc.stdout is not None and proc.stdin is not None
         assert proc.stdout.readline().strip() == "ready"
         base = ipaddress.IPv4Address(FIRST)
-        # 0.3 s (the pre-BFD default), fall 3: what one loop sustains for 300 backends on a
-        # loaded 2-core CI box; at the 0.1 s default it falls behind here (docs/health.md).
-        targets = [tcp_target(str(base + i), port, interval=0.3, timeout=0.25) for i in range(COUNT)]
+        # the defaults (0.1 s / 0.2 s / fall 3): 3,000 connects a second on one loop
+        targets = [tcp_target(str(base + i), port) for i in range(COUNT)]
+        interval, timeout, fall = 0.1, 0.2, 3
         victims = list(range(0, COUNT, 10))
         down_at: dict[Key, float] = {}
 
@@ -39,10 +40,14 @@ def test_300_backends_keep_their_interval() -> None:
                 if not c.healthy:
                     down_at[(c.service, c.address)] = time.monotonic()
 
-        async def scenario() -> tuple[Checker, float, float]:
+        async def scenario() -> tuple[Checker, int, float, float]:
             async with Checker(targets, on_change=on_change) as checker:
+                await asyncio.sleep(0.5)  # every backend past its random first phase
+                start, probes0 = time.monotonic(), checker.stats.probes
                 await asyncio.sleep(3.0)
-                steady = checker.stats.probes
+                due = round(COUNT * (time.monotonic() - start) / interval)
+                steady = checker.stats.probes - probes0
+                assert all(checker.stats.last_results[t.key][0].ok for t in targets)
                 proc.stdin.write("close " + " ".join(map(str, victims)) + "\n")
                 proc.stdin.flush()
                 assert await asyncio.to_thread(proc.stdout.readline) == "closed\n"
@@ -51,22 +56,23 @@ def test_300_backends_keep_their_interval() -> None:
                     while len(down_at) < len(victims):
                         await asyncio.sleep(0.05)
                 await asyncio.sleep(0.5)
-                return checker, steady, closed
+                return checker, due, steady, closed
 
-        checker, steady, closed = asyncio.run(scenario())
+        checker, due, steady, closed = asyncio.run(scenario())
         stats = checker.stats
-        # 3 s at 0.3 s: each backend has had 9 or 10 slots (random first phase in [0, 0.3)).
-        assert steady >= COUNT * 9, f"only {steady} probes in 3 s for {COUNT} backends"
-        # A late slot is skipped, not queued; on a loaded 2-core CI box some are. What must not
-        # happen is the checker falling behind wholesale (then steady/overruns above fail too).
-        assert stats.late <= stats.probes * 0.25, f"{stats.late} of {stats.probes} slots late"
-        assert stats.overruns == 0
+        # A late slot is skipped, not queued; on a loaded 2-core CI box a few are. What must not
+        # happen is the checker falling behind wholesale (the old task-per-backend checker
+        # kept 22-67 % of its slots here at 0.1 s).
+        assert steady >= due * 0.95, f"only {steady} of {due} due probes in 3 s for {COUNT} backends"
+        assert stats.late <= stats.probes * 0.1, f"{stats.late} of {stats.probes} slots late"
+        assert stats.overruns <= stats.probes * 0.01, f"{stats.overruns} overruns"
         worst = max(down_at.values()) - closed
         view = checker.view()
         assert {k for k, ok in view.items() if not ok} == {targets[i].key for i in victims}
-        print(f"\n{COUNT} backends: {stats.probes} probes, {stats.late} late slots, max lag "
-              f"{stats.max_lag * 1000:.1f} ms; {len(victims)} closed -> all reported in {worst:.2f} s")
-        assert worst <= 3 * 0.3 + 0.25 + 0.5
+        print(f"\n{COUNT} backends at {interval} s: {steady} of {due} due probes in 3 s, "
+              f"{stats.late} late slots, max lag {stats.max_lag * 1000:.1f} ms; "
+              f"{len(victims)} closed -> all reported in {worst:.2f} s")
+        assert worst <= fall * interval + timeout + 0.3
     finally:
         if proc.stdin:
             proc.stdin.close()

@@ -289,13 +289,15 @@ def legacy_install(s: ProxySettings, legacy: Path, digest: bytes) -> int:
     bpf = BPF(src_file=str(SOURCE).encode(), cflags=[f"-I{BPF_DIR / 'include'}", *CFLAGS])
     fn = bpf.load_func(b"xdp_glb_proxy", BPF.XDP)
     legacy.mkdir(parents=True)
-    for name in (*MAPS, "proxy_build"):
+    for name in MAPS:
         m = Map(os.dup(bpf.get_table(name.encode()).map_fd), percpu=name == "proxy_stats")
         with m:
             sync_map(m, desired_maps(s).get(name, {}), array=True)
             binding.obj_pin(m.fd, legacy / name)
-    with Map.open(legacy / "proxy_build") as build:
+    # That release's proxy.c also had a proxy_build map: one entry, the 32-byte digest.
+    with Map(binding.map_create_array("proxy_build", 32)) as build:
         build.update(b"\0" * 4, digest)
+        binding.obj_pin(build.fd, legacy / "proxy_build")
     binding.obj_pin(fn.fd, legacy / "prog")
     bpf.attach_xdp(s.interface.encode(), fn, BPF.XDP_FLAGS_DRV_MODE)
     prog_id = binding.prog_info(fn.fd).id

@@ -20,6 +20,7 @@ from glb_agent.lab import netns
 
 sh = netns.run
 popen = netns.popen
+wait_for = netns.wait_for  # (predicate, timeout, interval=0.1, what=...): seconds, or TimeoutError
 
 
 def can_run() -> str | None:

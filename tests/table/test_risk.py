@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from glb_agent.cli import main
-from glb_agent.config import load_config
-from glb_agent.table import upstream_json
 from glb_agent.table.diff import diff_table, render_text, to_json
 from glb_agent.table.diff import diff_tables as diff_all
 from glb_agent.table.rendezvous import build_rows
 from glb_agent.table.spec import TABLE_ROWS, Backend, TableSpec
+from tests.support.fleet import live_state, proxy_address, write_fleet
 
 from .factories import spec, v4
 
@@ -106,47 +104,13 @@ def test_semantics_change_is_reported() -> None:
 
 # --- through the CLI ----------------------------------------------------------------------
 
-YAML = """\
-fleet:
-  name: t
-  secret: 0123456789abcdef-secret
-bgp:
-  local_asn: 65100
-  peers: [{name: r1, address: 198.18.0.1, asn: 65000}]
-directors:
-  - {name: d1, address: 198.18.0.11, interface: eth0, gateway_mac: "02:00:00:00:00:01"}
-proxies:
-  - {name: p1, address: 198.18.0.21, interface: eth0}
-  - {name: p2, address: 198.18.0.22, interface: eth0}
-  - {name: p3, address: 198.18.0.23, interface: eth0}
-services:
-  - name: web
-    vips: [203.0.113.10]
-    ports: [80]
-    backends:
-BACKENDS"""
-
-
-def write_yaml(path: Path, backends: str) -> Path:
-    path.write_text(YAML.replace("BACKENDS", textwrap.indent(textwrap.dedent(backends), "      ")))
-    return path
-
-
-def live_state(directory: Path, config: Path) -> None:
-    """What a running agent leaves in its state dir: the live tables and their semantics."""
-    from glb_agent.agent.director import LIVE_TABLES_FILE, STATUS_FILE, table_status
-    from glb_agent.dataplane.director_config import table_rows
-
-    tables = table_rows(load_config(config))
-    directory.mkdir(exist_ok=True)
-    (directory / LIVE_TABLES_FILE).write_text(upstream_json.dumps([s for s, _ in tables]))
-    (directory / STATUS_FILE).write_text(json.dumps({"services": table_status(tables, {})}))
+P1, P2, P3 = (proxy_address(i) for i in (1, 2, 3))
+ALL = {P1: "active", P2: "active", P3: "active"}
 
 
 def test_table_diff_shows_rows_at_risk(tmp_path: Path, capsys) -> None:
-    old = write_yaml(tmp_path / "old.yml", "- address: 198.18.0.21\n- address: 198.18.0.22\n"
-                                           "- address: 198.18.0.23\n")
-    new = write_yaml(tmp_path / "new.yml", "- address: 198.18.0.21\n- address: 198.18.0.22\n")
+    old = write_fleet(tmp_path / "old.yml", ALL)
+    new = write_fleet(tmp_path / "new.yml", {P1: "active", P2: "active"}, proxies=3)
     assert main(["table", "diff", str(old), str(new)]) == 0
     out = capsys.readouterr().out
     assert "table 0 'web'" in out and "rows at risk: " in out and "rows at risk: 0 " not in out
@@ -157,22 +121,26 @@ def test_table_diff_shows_rows_at_risk(tmp_path: Path, capsys) -> None:
 
 def test_apply_refuses_rows_at_risk_unless_forced(tmp_path: Path, capsys) -> None:
     state = tmp_path / "state"
-    cfg = write_yaml(tmp_path / "glb.yml", "- address: 198.18.0.21\n- address: 198.18.0.22\n"
-                                           "- address: 198.18.0.23\n")
+    cfg = write_fleet(tmp_path / "glb.yml", ALL)
     live_state(state, cfg)
     # Safe: two proxies start draining at once (no one-at-a-time rule any more).
-    write_yaml(cfg, "- address: 198.18.0.21\n- {address: 198.18.0.22, state: draining}\n"
-                    "- {address: 198.18.0.23, state: draining}\n")
+    write_fleet(cfg, {P1: "active", P2: "draining", P3: "draining"})
     assert main(["apply", "--config", str(cfg), "--state-dir", str(state), "--dry-run"]) == 0
     assert "rows at risk: 0 of 65536" in capsys.readouterr().out
     # Risky: p3 removed while active.
-    write_yaml(cfg, "- address: 198.18.0.21\n- address: 198.18.0.22\n")
-    assert main(["apply", "--config", str(cfg), "--state-dir", str(state), "--dry-run", "--json"]) == 0
+    write_fleet(cfg, {P1: "active", P2: "active"}, proxies=3)
+    # The dry run says apply would refuse it: the same message and exit status, nothing signalled.
+    assert main(["apply", "--config", str(cfg), "--state-dir", str(state), "--dry-run", "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["dry_run"] and doc["diff"]["rows_at_risk"] > 0
+    assert main(["apply", "--config", str(cfg), "--state-dir", str(state), "--dry-run"]) == 1
+    dry_err = capsys.readouterr().err
+    assert "refused" in dry_err and "rows at risk" in dry_err and "--force" in dry_err
+    assert f"glb-agent: error: {doc['refused']}" in dry_err
     assert main(["apply", "--config", str(cfg), "--state-dir", str(state)]) == 1
-    err = capsys.readouterr().err
-    assert "refused" in err and "rows at risk" in err and "--force" in err
+    assert capsys.readouterr().err == dry_err
+    assert main(["apply", "--config", str(cfg), "--state-dir", str(state), "--dry-run", "--force"]) == 0
+    assert "rows at risk: " in capsys.readouterr().out
     # --force passes the check and goes on to signal the agent (none runs here).
     assert main(["apply", "--config", str(cfg), "--state-dir", str(state), "--force"]) == 1
     err = capsys.readouterr().err
@@ -183,11 +151,8 @@ def test_apply_diffs_against_the_live_semantics(tmp_path: Path, capsys) -> None:
     # The agent runs upstream rows; the edit switches to candidates rows and drains p1:
     # the diff must build the old side the upstream way, or it would compare K rows with K rows.
     state = tmp_path / "state"
-    cfg = write_yaml(tmp_path / "glb.yml", "- address: 198.18.0.21\n- address: 198.18.0.22\n"
-                                           "- address: 198.18.0.23\n")
-    cfg.write_text(cfg.read_text().replace("  name: t\n", "  name: t\n  table_semantics: upstream\n"))
-    live_state(state, cfg)
-    write_yaml(cfg, "- address: 198.18.0.21\n- address: 198.18.0.22\n- address: 198.18.0.23\n")
+    live_state(state, write_fleet(tmp_path / "old.yml", ALL, fleet={"table_semantics": "upstream"}))
+    cfg = write_fleet(tmp_path / "glb.yml", ALL)
     assert main(["apply", "--config", str(cfg), "--state-dir", str(state), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "row semantics: upstream -> candidates K=4" in out
