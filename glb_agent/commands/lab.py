@@ -1,4 +1,4 @@
-"""``glb-agent lab up|down|status|demo|switch``: the namespace lab (see glb_agent/lab/run.py)."""
+"""``glb-agent lab up|down|status|demo|apply|switch``: the namespace lab (see glb_agent/lab/run.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         if name in ("status", "demo"):
             a.add_argument("--json", action="store_true")
         a.set_defaults(func=func)
+    ap = actions.add_parser(
+        "apply", help="make an edit of the lab's glb.yml live on its directors",
+        description="Derive the running lab's own glb.yml (/run/glb-lab/glb.yml) again from CONFIG (default: "
+                    "the file the lab was started from), keeping `lab switch` choices, and run `glb-agent "
+                    "apply` for every running director (or --director ones): table diff, rows-at-risk "
+                    "guard, reload. Editing the source file alone changes nothing in a running lab.")
+    add_config_argument(ap)
+    ap.add_argument("--director", action="append", dest="directors", metavar="NAME",
+                    help="only this director (repeatable)")
+    ap.add_argument("--force", action="store_true", help="apply even if the edit puts rows at risk")
+    ap.add_argument("--timeout", type=float, default=60.0, help="seconds each apply waits")
+    ap.set_defaults(func=_apply)
     sw = actions.add_parser(
         "switch", help="switch one director between the XDP and DPDK data planes, drained",
         description="Edit the running lab's glb.yml (/run/glb-lab/glb.yml) so DIRECTOR runs DATAPLANE and "
@@ -35,6 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     sw.add_argument("dataplane", choices=("xdp", "dpdk"))
     sw.add_argument("--timeout", type=float, default=60.0, help="seconds apply waits for the switch")
     sw.set_defaults(func=_switch)
+
+
+def _apply(args: argparse.Namespace) -> int:
+    print(lab.apply(Path(args.config) if args.config else None, args.directors,
+                    *(["--force"] if args.force else []), timeout=args.timeout), end="")
+    return 0
 
 
 def _switch(args: argparse.Namespace) -> int:

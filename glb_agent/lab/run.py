@@ -10,7 +10,6 @@ Logs and state live in /run/glb-lab/<node>/.
 from __future__ import annotations
 
 import contextlib
-import io
 import ipaddress
 import json
 import os
@@ -221,8 +220,12 @@ def lab_config(config: Path) -> Path:
     ``address6`` to every director without one (topology.fabric_address6). Nothing else
     changes, so the forwarding tables are the ones the inventory's fleet computes. With
     ``$GLB_LAB_DPDK`` (director names) the copy also gives those directors ``dataplane:
-    dpdk`` (a mixed fleet; same tables). The lab always runs a copy, even of a config that
-    needs no change, so ``lab switch`` edits the lab's file, never the source.
+    dpdk`` (a mixed fleet; same tables), and ``lab switch`` records its choices in
+    RUN_DIR/dataplanes.json, which every later derivation keeps. The lab always runs a copy,
+    even of a config that needs no change, so ``lab switch`` never edits the source; hence
+    an edit of the source reaches the lab through ``apply`` (``glb-agent lab apply``), which
+    derives the copy again. Relative ``secret_file`` / ``password_file`` names are made
+    absolute: the copy lives elsewhere.
     """
     from ruamel.yaml import YAML
 
@@ -235,9 +238,13 @@ def lab_config(config: Path) -> Path:
     unknown = sorted(set(dpdk) - {d["name"] for d in data["directors"]})
     if unknown:
         raise InputError(f"{DPDK_ENV}: no director named {', '.join(unknown)} in {config}")
+    switched = _switched()
     for director in data["directors"]:
         if director["name"] in dpdk:
             _set_dataplane(director, "dpdk")
+        if director["name"] in switched:
+            _set_dataplane(director, switched[director["name"]])
+    _absolute_files(data, config)
     if needs_v6:
         _add_ipv6_sessions(loaded, data, config)
     out = RUN_DIR / "glb.yml"
@@ -248,6 +255,59 @@ def lab_config(config: Path) -> Path:
         yaml.dump(data, fh)
     (RUN_DIR / "glb.yml.source").write_text(f"{config}\n")
     return out
+
+
+def _absolute_files(data: dict, config: Path) -> None:
+    """The copy lives in RUN_DIR: files named relative to the original YAML stay findable."""
+    fleet = data.get("fleet") or {}
+    if fleet.get("secret_file") and not Path(fleet["secret_file"]).is_absolute():
+        fleet["secret_file"] = str(config.parent / fleet["secret_file"])
+    for peer in (data.get("bgp") or {}).get("peers") or []:
+        if peer.get("password_file") and not Path(peer["password_file"]).is_absolute():
+            peer["password_file"] = str(config.parent / peer["password_file"])
+
+
+def _switched() -> dict[str, str]:
+    """Data planes chosen by ``lab switch`` since ``lab up`` (director name -> xdp|dpdk)."""
+    try:
+        return json.loads((RUN_DIR / "dataplanes.json").read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def _source() -> Path:
+    """The YAML the running lab was derived from (lab up, lab apply)."""
+    try:
+        return Path((RUN_DIR / "glb.yml.source").read_text().strip())
+    except FileNotFoundError:
+        raise GlbError("the lab is not up: run `glb-agent lab up`") from None
+
+
+def apply(config: Path | None = None, directors: list[str] | None = None, *extra: str,
+          timeout: float = 60.0) -> str:
+    """``glb-agent lab apply [CONFIG]``: make an edit of the lab's YAML live, as on real hosts.
+
+    Derives the lab's copy again from ``config`` (default: the YAML the lab was started
+    from), keeping ``lab switch`` choices, and runs ``glb-agent apply`` (with ``extra``,
+    e.g. --force) for each of ``directors`` (default: every director whose agent runs).
+    Returns the applies' output; a refused or failed apply raises with its message, and the
+    directors after it are not touched."""
+    source = config.resolve() if config is not None else _source()
+    load_config(source)  # exit 2 on a bad edit, before the lab's copy changes
+    copy = lab_config(source)
+    if directors is None:
+        names = [d.name for d in plan(load_config(copy)).directors]
+        directors = [n for n in names if _alive(RUN_DIR / n / "agent.pid")]
+    return "".join(_check(_nsenter(ns_name(name)) + [
+        _bin("glb-agent"), "apply", "--config", str(copy), "--state-dir", str(RUN_DIR / name),
+        "--timeout", str(timeout), *extra], f"glb-agent apply on {name}") for name in directors)
+
+
+def _alive(pid_file: Path) -> bool:
+    try:
+        return Path(f"/proc/{int(pid_file.read_text())}").exists()
+    except (FileNotFoundError, ValueError):
+        return False
 
 
 def _set_dataplane(director: dict, dataplane: str) -> None:
@@ -261,33 +321,20 @@ def _set_dataplane(director: dict, dataplane: str) -> None:
 def switch_dataplane(name: str, dataplane: str, timeout: float = 60.0) -> str:
     """``glb-agent lab switch NAME xdp|dpdk``: what an operator does on one director host.
 
-    Edits the running lab's glb.yml (its copy, RUN_DIR/glb.yml) so director ``name`` runs
-    ``dataplane``, then runs ``glb-agent apply`` for that director, which makes its agent
-    drain, wait for its VIP traffic to stop, switch data planes with the same tables and
-    re-announce (glb_agent.agent.director). The other directors read the same file at their
-    next reload and find nothing changed for them. Returns apply's output; a refused switch
-    raises (exit 1) and the agent keeps the old data plane, the file keeps the edit.
+    Records the choice (RUN_DIR/dataplanes.json), derives the lab's glb.yml again so director
+    ``name`` runs ``dataplane``, then runs ``glb-agent apply`` for that director, which makes
+    its agent drain, wait for its VIP traffic to stop, switch data planes with the same tables
+    and re-announce (glb_agent.agent.director). The other directors read the same file at
+    their next reload and find nothing changed for them. Returns apply's output; a refused
+    switch raises (exit 1) and the agent keeps the old data plane, the file keeps the edit.
     """
-    from ruamel.yaml import YAML
-
     if dataplane not in ("xdp", "dpdk"):
         raise InputError(f"data plane {dataplane!r}: expected xdp or dpdk")
-    config = RUN_DIR / "glb.yml"
-    if not (RUN_DIR / "glb.yml.source").exists() or not config.exists():
-        raise GlbError("the lab is not up: run `glb-agent lab up`")
-    yaml = YAML()
-    data = yaml.load(config.read_text(encoding="utf-8"))
-    entry = next((d for d in data["directors"] if d["name"] == name), None)
-    if entry is None:
-        raise InputError(f"no director named {name!r} in {config}")
-    _set_dataplane(entry, dataplane)
-    body = io.StringIO()
-    yaml.dump(data, body)  # round trip: comments and order stay
-    write_atomic(config, body.getvalue())
-    load_config(config)  # the edit is valid, or exit 2 before any agent hears of it
-    return _check(_nsenter(ns_name(name)) + [
-        _bin("glb-agent"), "apply", "--config", str(config), "--state-dir", str(RUN_DIR / name),
-        "--timeout", str(timeout)], f"glb-agent apply on {name} (switch to {dataplane})")
+    source = _source()
+    if name not in {d.name for d in load_config(RUN_DIR / "glb.yml").config.directors}:
+        raise InputError(f"no director named {name!r} in {RUN_DIR / 'glb.yml'}")
+    write_atomic(RUN_DIR / "dataplanes.json", json.dumps({**_switched(), name: dataplane}))
+    return apply(source, [name], timeout=timeout)
 
 
 def _add_ipv6_sessions(loaded: LoadedConfig, data: dict, config: Path) -> None:
@@ -295,10 +342,6 @@ def _add_ipv6_sessions(loaded: LoadedConfig, data: dict, config: Path) -> None:
     from glb_agent.lab.topology import fabric_address6
 
     router = loaded.config.bgp.peers[0]
-    for peer in data["bgp"]["peers"]:
-        # The copy lives in RUN_DIR: a password file relative to the original YAML stays findable.
-        if peer.get("password_file") and not Path(peer["password_file"]).is_absolute():
-            peer["password_file"] = str(config.parent / peer["password_file"])
     v6 = {"name": f"{router.name}v6", "address": str(fabric_address6(router.address)), "asn": router.asn}
     # The IPv6 end of the same router: same password, GTSM and BFD settings as its IPv4 end.
     first = data["bgp"]["peers"][0]

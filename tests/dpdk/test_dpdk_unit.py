@@ -101,3 +101,25 @@ def test_lab_config_puts_the_named_directors_on_dpdk(tmp_path: Path, monkeypatch
     monkeypatch.setenv(lab.DPDK_ENV, "d1,d9")
     with pytest.raises(InputError, match="GLB_LAB_DPDK: no director named d9"):
         lab.lab_config(inventory)
+
+
+def test_lab_config_keeps_lab_switch_choices_and_finds_relative_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lab's copy is derived again on every `lab apply`: `lab switch` choices stay, and
+    files named relative to the source YAML (secret, BGP password) still resolve from the copy."""
+    from glb_agent.errors import GlbError
+    from glb_agent.lab import run as lab
+
+    monkeypatch.setattr(lab, "RUN_DIR", tmp_path / "lab")
+    monkeypatch.delenv(lab.DPDK_ENV, raising=False)
+    with pytest.raises(GlbError, match="the lab is not up"):
+        lab.apply()
+    inventory = Path(__file__).resolve().parents[2] / "inventories/lab/group_vars/all/glb.yml"
+    copy = lab.lab_config(inventory)
+    (tmp_path / "lab" / "dataplanes.json").write_text('{"d1": "dpdk"}')
+    derived = load_config(lab.lab_config(inventory))
+    assert {d.name: d.dataplane for d in derived.config.directors} == {"d1": "dpdk", "d2": "xdp"}
+    for name in [derived.config.fleet.secret_file, *(p.password_file for p in derived.config.bgp.peers)]:
+        if name is not None:
+            assert Path(name).is_absolute() and Path(name).exists(), name
+    assert copy == tmp_path / "lab" / "glb.yml"
