@@ -11,17 +11,14 @@ import pytest
 from glb_agent.cli import main
 from glb_agent.config import load_config
 from glb_agent.dataplane.director_config import director_settings
+from tests.support.fleet import write_fleet
 
-from .test_risk import write_yaml
-
-MIGRATING = "  name: t\n  hash_fields: [src_addr, src_port]\n  alt_hash_fields: [src_addr]\n"
+MIGRATING = {"hash_fields": ["src_addr", "src_port"], "alt_hash_fields": ["src_addr"]}
 
 
 @pytest.fixture
 def migrating(tmp_path: Path) -> Path:
-    cfg = write_yaml(tmp_path / "glb.yml", "- address: 198.18.0.21\n- address: 198.18.0.22\n")
-    cfg.write_text(cfg.read_text().replace("  name: t\n", MIGRATING))
-    return cfg
+    return write_fleet(tmp_path / "glb.yml", 2, fleet=MIGRATING)
 
 
 def test_settings_carry_both_field_sets(migrating: Path) -> None:

@@ -10,14 +10,13 @@ import numpy as np
 from glb_agent.config import load_config
 from glb_agent.dataplane.director_config import director_tables, row_width, table_rows
 from glb_agent.table.spec import TABLE_ROWS
+from tests.support.fleet import proxy_address, write_fleet
 
-from .test_risk import write_yaml
-
-THREE = "- address: 198.18.0.21\n- {address: 198.18.0.22, state: draining}\n- address: 198.18.0.23\n"
+THREE = {proxy_address(1): "active", proxy_address(2): "draining", proxy_address(3): "active"}
 
 
 def test_the_loader_gets_whole_send_orders(tmp_path: Path) -> None:
-    loaded = load_config(write_yaml(tmp_path / "glb.yml", THREE))
+    loaded = load_config(write_fleet(tmp_path / "glb.yml", THREE))
     ((_, rows),) = director_tables(loaded)
     ((_, full),) = table_rows(loaded)
     assert rows.shape == (TABLE_ROWS, 3) and np.array_equal(rows, full)  # K=4 capped at 3
@@ -27,8 +26,6 @@ def test_the_loader_gets_whole_send_orders(tmp_path: Path) -> None:
 
 
 def test_upstream_fleets_get_two_columns(tmp_path: Path) -> None:
-    cfg = write_yaml(tmp_path / "glb.yml", THREE)
-    cfg.write_text(cfg.read_text().replace("  name: t\n", "  name: t\n  table_semantics: upstream\n"))
-    loaded = load_config(cfg)
+    loaded = load_config(write_fleet(tmp_path / "glb.yml", THREE, fleet={"table_semantics": "upstream"}))
     ((_, rows),) = director_tables(loaded)
     assert rows.shape == (TABLE_ROWS, 2) and row_width(loaded) == 2
