@@ -28,10 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "apply", help="make an edit of the lab's glb.yml live on its directors",
         description="Derive the running lab's own glb.yml (/run/glb-lab/glb.yml) again from CONFIG (default: "
                     "the file the lab was started from), keeping `lab switch` choices, and run `glb-agent "
-                    "apply` for every running director (or --director ones): table diff, rows-at-risk "
+                    "apply` for every running director (or the --name ones): table diff, rows-at-risk "
                     "guard, reload. Editing the source file alone changes nothing in a running lab.")
     add_config_argument(ap)
-    ap.add_argument("--director", action="append", dest="directors", metavar="NAME",
+    ap.add_argument("--name", action="append", dest="directors", metavar="NAME",
                     help="only this director (repeatable)")
     ap.add_argument("--force", action="store_true", help="apply even if the edit puts rows at risk")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds each apply waits")
