@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from glb_agent.bgp.state import pid_alive
 from glb_agent.config import load_config
 from glb_agent.config.load import LoadedConfig
 from glb_agent.errors import GlbError, InputError
@@ -304,8 +305,9 @@ def apply(config: Path | None = None, directors: list[str] | None = None, *extra
 
 
 def _alive(pid_file: Path) -> bool:
+    """Whether the process a lab pid file names runs (bgp.state's liveness test)."""
     try:
-        return Path(f"/proc/{int(pid_file.read_text())}").exists()
+        return pid_alive(int(pid_file.read_text()))
     except (FileNotFoundError, ValueError):
         return False
 
