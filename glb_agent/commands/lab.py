@@ -26,11 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         a.set_defaults(func=func)
     ap = actions.add_parser(
         "apply", help="make an edit of the lab's glb.yml live on its directors",
-        description="Derive the running lab's own glb.yml (/run/glb-lab/glb.yml) again from CONFIG (default: "
-                    "the file the lab was started from), keeping `lab switch` choices, and run `glb-agent "
-                    "apply` for every running director (or the --name ones): table diff, rows-at-risk "
-                    "guard, reload. Editing the source file alone changes nothing in a running lab.")
-    add_config_argument(ap)
+        description="Derive the running lab's own glb.yml (/run/glb-lab/glb.yml) again from CONFIG "
+                    "(default: the lab inventory's, as for lab up), keeping `lab switch` choices, and "
+                    "run `glb-agent apply` for every running director (or the --name ones): table diff, "
+                    "rows-at-risk guard, reload. Editing the source file alone changes nothing in a "
+                    "running lab.")
+    add_config_argument(ap, default=Path(lab.DEFAULT_CONFIG))  # as lab up's default
     ap.add_argument("--name", action="append", dest="directors", metavar="NAME",
                     help="only this director (repeatable)")
     ap.add_argument("--force", action="store_true", help="apply even if the edit puts rows at risk")

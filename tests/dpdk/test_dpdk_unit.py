@@ -123,3 +123,11 @@ def test_lab_config_keeps_lab_switch_choices_and_finds_relative_files(
         if name is not None:
             assert Path(name).is_absolute() and Path(name).exists(), name
     assert copy == tmp_path / "lab" / "glb.yml"
+
+
+def test_lab_apply_defaults_to_the_lab_inventory_like_lab_up() -> None:
+    from glb_agent.cli import parse_args
+    from glb_agent.lab import run as lab
+
+    assert Path(parse_args(["lab", "apply"]).config) == Path(lab.DEFAULT_CONFIG)
+    assert parse_args(["lab", "apply", "--name", "d1", "--name", "d2"]).directors == ["d1", "d2"]
